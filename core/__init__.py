@@ -1,0 +1,1 @@
+"""SLM Selector core: all logic, no Streamlit."""

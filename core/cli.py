@@ -1,0 +1,49 @@
+"""`python -m core <command>`: the headless face of the app.
+
+Each feature module exposes `register(subparsers)`, adding its commands with a `func(args) -> int`.
+A `UserError` (bad input, unreachable endpoint, ...) becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core.errors import UserError
+
+# Feature modules that add commands (each has register(subparsers)).
+COMMAND_MODULES = [
+    "core.models_cli",
+    "core.starter",
+    "core.bench_cli",
+    "core.quality_cli",
+    "core.decide_cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="SLM Selector, headless.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # feature not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
