@@ -1,0 +1,252 @@
+"""Models: every candidate in one list; register, endpoints, load/unload, try a prompt, execution providers."""
+import threading
+
+import pandas as pd
+import streamlit as st
+
+from core import endpoints
+from core.errors import UserError
+from core.loaded import LoadedModels
+from core.models import MODEL_FIELDS, list_models
+
+
+@st.cache_resource
+def loaded_models() -> LoadedModels:
+    return LoadedModels()
+
+
+@st.cache_data(ttl=60, show_spinner="Listing models…")
+def cached_models(loaded: frozenset, refresh: int):
+    result = list_models(loaded_ids=set(loaded))
+    return result.models, result.endpoints, result.notices
+
+
+def render_list(models, eps, notices) -> list[dict]:
+    for notice in notices:
+        st.caption(f":material/info: {notice}")
+    for ep in eps:
+        if ep["status"] != "ok":
+            st.caption(f":material/cloud_off: endpoint {ep['name']}: unreachable ({ep['message']})")
+    if not models:
+        st.info("No models yet. Run `make run` (it builds the starter models) or add an endpoint below.")
+        return []
+    df = pd.DataFrame(models)[list(MODEL_FIELDS)]
+    c1, c2, c3 = st.columns(3)
+    sources = c1.multiselect("Source", sorted(df["source"].unique()), key="models_f_source")
+    licenses = c2.multiselect("License", sorted(df["license"].fillna("unknown").unique()), key="models_f_license")
+    max_mb = float(df["disk_mb"].max() or 0) if df["disk_mb"].notna().any() else 0.0
+    limit = c3.number_input("Max disk MB (0 = any)", min_value=0.0, value=0.0, step=100.0, key="models_f_size",
+                            help=f"largest listed: {max_mb:,.0f} MB")
+    mask = pd.Series(True, index=df.index)
+    if sources:
+        mask &= df["source"].isin(sources)
+    if licenses:
+        mask &= df["license"].fillna("unknown").isin(licenses)
+    if limit:
+        mask &= df["disk_mb"].fillna(float("inf")) <= limit
+    shown = df[mask].copy()
+    shown["capabilities"] = shown["capabilities"].map(lambda c: ", ".join(c or []))
+    st.dataframe(shown, hide_index=True, width="stretch",
+                 column_config={"disk_mb": st.column_config.NumberColumn("disk MB", format="%.1f")})
+    return [models[i] for i in shown.index]
+
+
+def render_try(models: list[dict], pool: LoadedModels) -> None:
+    from core.tryprompt import stream_answer
+
+    runnable = [m for m in models if m["backend"] in ("foundry", "openai", "llamacpp") and m.get("cached") is not False]
+    if not runnable:
+        st.caption("No runnable model in the list.")
+        return
+    labels = {f"{m['alias'] or m['id']}  ·  {m['source']}": m for m in runnable}
+    with st.form("models_try_form"):
+        choice = st.selectbox("Model", list(labels), key="models_try_model")
+        prompt = st.text_area("Prompt", "List three benefits of local inference.", key="models_try_prompt")
+        max_tokens = st.number_input("Max tokens", 8, 2048, 128, key="models_try_max")
+        go = st.form_submit_button("Run", type="primary")
+    if not go:
+        return
+    stats: dict = {}
+    box = st.empty()
+    text = ""
+    try:
+        for piece in stream_answer(labels[choice], prompt, pool=pool, max_tokens=int(max_tokens), stats=stats):
+            text += piece
+            box.text(text)  # plain text, never markdown
+    except UserError as exc:
+        st.error(exc.one_line())
+        return
+    cols = st.columns(3)
+    cols[0].metric("Time to first token", f"{stats['ttft_ms']:.0f} ms" if stats.get("ttft_ms") is not None else "–")
+    cols[1].metric("Decode tokens/s", f"{stats['decode_tok_s']:.1f}" if stats.get("decode_tok_s") else "–")
+    cols[2].metric("Output tokens", f"{stats.get('completion_tokens') or '–'} ({stats.get('token_count_source', '?')})")
+
+
+def render_load(models: list[dict], pool: LoadedModels) -> None:
+    local = [m for m in models if m["backend"] == "foundry" and m.get("cached")]
+    if not local:
+        st.caption("No cached Foundry Local model.")
+        return
+    loaded = pool.ids()
+    for m in local:
+        c1, c2, c3 = st.columns([4, 3, 1])
+        c1.text(m["display_name"] or m["id"])
+        info = pool.info(m["id"]) if m["id"] in loaded else None
+        c2.caption(f"loaded in {info['load_s']:.2f} s, RSS {info['rss_after_load_mb']:.0f} MB" if info else "not loaded")
+        if m["id"] in loaded:
+            if c3.button("Unload", key=f"models_unload_{m['id']}"):
+                pool.unload(m["id"])
+                st.rerun()
+        elif c3.button("Load", key=f"models_load_{m['id']}"):
+            try:
+                with st.spinner(f"Loading {m['id']}…"):
+                    pool.load(m["id"])
+                st.rerun()
+            except UserError as exc:
+                st.error(exc.one_line())
+
+
+def render_register() -> None:
+    from core import foundry
+
+    with st.form("models_register_form"):
+        folder = st.text_input("ONNX Runtime GenAI folder", key="models_reg_folder")
+        c1, c2 = st.columns(2)
+        model_id = c1.text_input("Model id", placeholder="my-model-generic-cpu:1", key="models_reg_id")
+        display = c2.text_input("Display name", key="models_reg_display")
+        publisher = c1.text_input("Publisher", "local", key="models_reg_pub")
+        license_id = c2.text_input("License id", "unknown", key="models_reg_license")
+        params = c1.text_input("Parameters", placeholder="135M", key="models_reg_params")
+        quant = c2.text_input("Quantization", placeholder="int4", key="models_reg_quant")
+        go = st.form_submit_button("Validate and register")
+    if go:
+        problems = foundry.validate_model_folder(folder) if folder else ["no folder given"]
+        if problems:
+            st.error("Cannot register: " + "; ".join(problems))
+            return
+        try:
+            registered = foundry.register_local_model(folder, model_id.strip(), display_name=display or model_id,
+                                                      publisher=publisher, license=license_id,
+                                                      parameters=params or None, quantization=quant or None)
+        except UserError as exc:
+            st.error(exc.one_line())
+            return
+        st.success(f"Registered {registered}")
+        cached_models.clear()
+
+
+def render_endpoints(eps) -> None:
+    if eps:
+        st.dataframe(pd.DataFrame(eps)[["name", "base_url", "api_key_env", "status", "n_models", "message"]],
+                     hide_index=True, width="stretch")
+    with st.form("models_ep_form", clear_on_submit=True):
+        c1, c2, c3 = st.columns([2, 4, 2])
+        name = c1.text_input("Name", key="models_ep_name")
+        url = c2.text_input("Base URL", placeholder="http://127.0.0.1:8080/v1", key="models_ep_url")
+        key_env = c3.text_input("API key env var (name only)", placeholder="OPENAI_API_KEY", key="models_ep_key")
+        add = st.form_submit_button("Add endpoint")
+    if add:
+        try:
+            endpoints.add(name, url, key_env or None)
+            cached_models.clear()
+            st.rerun()
+        except UserError as exc:
+            st.error(exc.one_line())
+    names = [e["name"] for e in eps]
+    if names:
+        c1, c2 = st.columns([4, 1])
+        target = c1.selectbox("Remove endpoint", names, key="models_ep_remove", label_visibility="collapsed")
+        if c2.button("Remove", key="models_ep_remove_btn"):
+            endpoints.remove(target)
+            cached_models.clear()
+            st.rerun()
+
+
+def render_download(models: list[dict]) -> None:
+    from core import foundry
+
+    remote = [m for m in models if m["source"] == "foundry-catalog" and not m.get("cached")]
+    state = st.session_state.setdefault("models_dl", {})
+    if not remote and not state:
+        st.caption("Public catalog not reachable or nothing to download (offline is normal).")
+        return
+    if remote and not state.get("thread"):
+        choice = st.selectbox("Model to download", [m["id"] for m in remote], key="models_dl_choice")
+        if st.button("Download", key="models_dl_go"):
+            cancel = threading.Event()
+            state.update(model=choice, pct=0.0, error=None, done=False, cancel=cancel)
+
+            def work():
+                try:
+                    foundry.download_model(choice, progress=lambda p: state.update(pct=float(p)), cancel=cancel)
+                except UserError as exc:
+                    state["error"] = exc.one_line()
+                state["done"] = True
+
+            state["thread"] = threading.Thread(target=work, daemon=True)
+            state["thread"].start()
+            st.rerun()
+
+    @st.fragment(run_every=1.0)
+    def progress():
+        if not state.get("thread"):
+            return
+        st.progress(min(state["pct"], 100.0) / 100, text=f"{state['model']}: {state['pct']:.0f}%")
+        if state["done"]:
+            if state["error"]:
+                st.error(state["error"])
+            else:
+                st.success(f"Downloaded {state['model']}")
+            state.clear()
+            cached_models.clear()
+        elif st.button("Cancel download", key="models_dl_cancel"):
+            state["cancel"].set()
+
+    progress()
+
+
+def render_eps() -> None:
+    from core import foundry
+
+    try:
+        eps = foundry.execution_providers()
+    except UserError as exc:
+        st.caption(exc.one_line())
+        return
+    if eps:
+        st.dataframe(pd.DataFrame(eps), hide_index=True, width="stretch")
+    else:
+        st.caption("Foundry Local discovered no extra execution providers on this machine (CPU only).")
+    st.caption("Compare a model with and without acceleration: benchmark it once per execution provider.")
+    if eps and st.button("Download and register execution providers", key="models_eps_register"):
+        try:
+            with st.spinner("Registering execution providers…"):
+                foundry.register_execution_providers()
+            st.success("Execution providers registered.")
+        except UserError as exc:
+            st.error(exc.one_line())
+
+
+st.title("Models")
+st.caption("Every candidate from Foundry Local, the llama.cpp engine and your OpenAI-compatible endpoints.")
+pool = loaded_models()
+refresh = st.session_state.setdefault("models_refresh", 0)
+if st.button("Refresh list", icon=":material/refresh:", key="models_refresh_btn"):
+    st.session_state["models_refresh"] += 1
+    cached_models.clear()
+models, eps, notices = cached_models(frozenset(pool.ids()), st.session_state["models_refresh"])
+shown = render_list(models, eps, notices)
+
+tabs = st.tabs(["Try a prompt", "Load / unload", "Register a folder", "Endpoints", "Download", "Execution providers"])
+with tabs[0]:
+    render_try(shown or models, pool)
+with tabs[1]:
+    render_load(models, pool)
+with tabs[2]:
+    render_register()
+with tabs[3]:
+    render_endpoints(eps)
+with tabs[4]:
+    render_download(models)
+with tabs[5]:
+    render_eps()
