@@ -1,59 +1,63 @@
-"""Models loaded for interactive use (Models page): one Foundry Local worker process per model.
+"""Models loaded for interactive use (Models page), each in its own process.
 
-Loading in a worker keeps the app's own process small (Foundry Local does not return memory on
-unload), and unloading ends the worker, which returns its memory to the system.
+A Foundry Local model runs in a worker process (Foundry Local does not return memory on unload;
+ending the worker does); the llama.cpp engine runs its own server process. Both are benchmark
+engines (`core.engines`), opened once and kept until unloaded.
 """
 from __future__ import annotations
 
 import threading
 
+from core.engines import Engine, LoadInfo, make_engine
 from core.errors import UserError
+
+LOADABLE_BACKENDS = ("foundry", "llamacpp")
 
 
 class LoadedModels:
     def __init__(self) -> None:
-        self._workers: dict[str, object] = {}
-        self._info: dict[str, dict] = {}
+        self._engines: dict[str, Engine] = {}
+        self._info: dict[str, LoadInfo] = {}
         self._lock = threading.Lock()
 
     def ids(self) -> set[str]:
         with self._lock:
-            return {k for k, w in self._workers.items() if getattr(w, "alive", lambda: True)()}
+            return set(self._engines)
 
-    def info(self, model_id: str) -> dict | None:
+    def info(self, model_id: str) -> LoadInfo | None:
         return self._info.get(model_id)
 
-    def load(self, model_id: str) -> dict:
-        from core.foundry_worker import FoundryWorker
-
+    def load(self, model: dict) -> LoadInfo:
+        """Open the engine of a model row (from core.models.list_models) and keep it."""
+        if model["backend"] not in LOADABLE_BACKENDS:
+            raise UserError(f"{model['id']}: models served by an endpoint are loaded by their server")
         with self._lock:
-            if model_id in self._workers:
-                return self._info[model_id]
-            worker = FoundryWorker(model_id)
+            if model["id"] in self._engines:
+                return self._info[model["id"]]
+            engine = make_engine(model["backend"], model["id"], model_row=model)
             try:
-                worker.start()
-                info = worker.load()
+                info = engine.open()
             except UserError:
-                worker.close()
+                engine.close()
                 raise
             except Exception as exc:
-                worker.close()
-                raise UserError(f"model {model_id} did not load: {' '.join(str(exc).split())}") from exc
-            self._workers[model_id] = worker
-            self._info[model_id] = info
+                engine.close()
+                raise UserError(f"model {model['id']} did not load: {' '.join(str(exc).split())}") from exc
+            self._engines[model["id"]] = engine
+            self._info[model["id"]] = info
             return info
 
-    def get(self, model_id: str):
+    def get(self, model_id: str) -> Engine | None:
         with self._lock:
-            return self._workers.get(model_id)
+            return self._engines.get(model_id)
 
     def unload(self, model_id: str) -> None:
         with self._lock:
-            worker = self._workers.pop(model_id, None)
+            engine = self._engines.pop(model_id, None)
             self._info.pop(model_id, None)
-        if worker is not None:
-            worker.close()
+        if engine is not None:
+            engine.close()
 
     def close_all(self) -> None:
-        for model_id in list(self._workers):
+        for model_id in list(self._engines):
             self.unload(model_id)

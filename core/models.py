@@ -74,7 +74,7 @@ def _foundry_rows(include_catalog: bool, loaded_ids: set[str], out: ModelList) -
                 out.models.append(_row(**{**m, "loaded": bool(m.get("loaded")) or m["id"] in loaded_ids}))
 
 
-def _llamacpp_rows(out: ModelList) -> None:
+def _llamacpp_rows(out: ModelList, loaded_ids: set[str]) -> None:
     try:
         from core.starter import starter_gguf_path
     except Exception:
@@ -85,7 +85,7 @@ def _llamacpp_rows(out: ModelList) -> None:
             id=Path(gguf).name, alias="smollm2-135m-instruct-gguf", display_name="SmolLM2-135M-Instruct Q4_1 (llama.cpp)",
             source="llama.cpp", backend="llamacpp", version="Q4_1", disk_mb=disk_mb(gguf), license="apache-2.0",
             publisher="HuggingFaceTB", parameters="135M", quantization="Q4_1", context_length=8192,
-            execution_provider="llama.cpp CPU", capabilities=["chat-completion"], cached=True, loaded=False,
+            execution_provider="llama.cpp CPU", capabilities=["chat-completion"], cached=True, loaded=Path(gguf).name in loaded_ids,
             path=str(gguf),
         ))
 
@@ -112,7 +112,7 @@ def list_models(*, include_catalog: bool = True, include_endpoints: bool = True,
     starter GGUF, and the models of each configured endpoint (unreachable ones listed as such)."""
     out = ModelList()
     _foundry_rows(include_catalog, loaded_ids or set(), out)
-    _llamacpp_rows(out)
+    _llamacpp_rows(out, loaded_ids or set())
     if include_endpoints:
         _endpoint_rows(out, timeout)
     return out

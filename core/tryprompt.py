@@ -1,53 +1,70 @@
 """"Try a prompt": stream one answer from any model in the list, with its TTFT and decode speed."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Iterator
 
+from core import metrics
+from core.engines import EngineDied, RequestOptions, RequestRecord, completion_tokens_of, make_engine
 from core.errors import UserError
 
 
-def _foundry_events(model: dict, messages, pool, max_tokens: int):
-    if model["id"] not in pool.ids():
-        pool.load(model["id"])
-    worker = pool.get(model["id"])
-    yield from worker.chat(messages, temperature=0.0, max_tokens=max_tokens, seed=0)
+def stream_answer(model: dict, prompt: str, *, pool, max_tokens: int = 128, stats: dict | None = None,
+                  timeout_s: float = 120.0) -> Iterator[str]:
+    """Yield the answer's text as it arrives; fill `stats` with ttft_ms, e2e_ms, decode_tok_s,
+    completion_tokens and token_count_source (core.metrics definitions) when it ends.
 
-
-def stream_answer(model: dict, prompt: str, *, pool, max_tokens: int = 128, stats: dict | None = None) -> Iterator[str]:
-    """Yield the answer's text pieces; fill `stats` with ttft_ms, e2e_ms, completion_tokens,
-    token_count_source and decode_tok_s (metrics.md definitions) when the stream ends."""
-    from core import metrics
-
+    Foundry Local and llama.cpp models are loaded into `pool` (a core.loaded.LoadedModels) first."""
     stats = stats if stats is not None else {}
-    messages = [{"role": "user", "content": prompt}]
-    if model["backend"] == "foundry":
-        events = _foundry_events(model, messages, pool, max_tokens)
+    temporary = None
+    if model["backend"] in ("foundry", "llamacpp"):
+        pool.load(model)
+        engine = pool.get(model["id"])
     else:
-        from core.engines import stream_events
+        engine = temporary = make_engine(model["backend"], model["id"], endpoint=model.get("endpoint"),
+                                         api_key_env=model.get("api_key_env"), model_row=model)
+        engine.open()
+    rec = RequestRecord()
+    opts = RequestOptions(temperature=0.0, max_tokens=max_tokens, seed=0, timeout_s=timeout_s)
+    failure: list[BaseException] = []
 
-        events = stream_events(model["backend"], model["id"], messages, endpoint=model.get("endpoint"),
-                               api_key_env=model.get("api_key_env"), max_tokens=max_tokens)
-    start = first = end = None
-    chunks = 0
-    finish = tokens = None
-    source = "chunks"
-    for ev in events:
-        kind = ev["type"]
-        if kind == "start":
-            start = ev["t"]
-        elif kind == "chunk" and ev.get("text"):
-            first = first or ev["t"]
-            chunks += 1
-            yield ev["text"]
-        elif kind == "done":
-            end, finish = ev["t"], ev.get("finish_reason")
-            if ev.get("completion_tokens") is not None:
-                tokens, source = ev["completion_tokens"], ev.get("token_count_source", "usage")
-        elif kind == "error":
-            raise UserError(f"{model['id']}: {ev['error']}")
-    end = end or time.perf_counter()
-    if tokens is None:
-        tokens = chunks
-    stats.update(metrics.single_request(start, first, end, tokens), completion_tokens=tokens,
-                 token_count_source=source, finish_reason=finish)
+    def work():
+        try:
+            if engine.is_async:
+                import asyncio
+                asyncio.run(engine.arequest([{"role": "user", "content": prompt}], opts, rec))
+            else:
+                engine.request_sync([{"role": "user", "content": prompt}], opts, rec)
+        except BaseException as exc:  # noqa: BLE001 - reported below, on the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    sent = 0
+    try:
+        while thread.is_alive() or sent < len(rec.text_parts):
+            parts = rec.text_parts[sent:]
+            if parts:
+                sent += len(parts)
+                yield "".join(parts)
+            else:
+                time.sleep(0.02)
+        thread.join()
+    finally:
+        if temporary is not None:
+            temporary.close()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, EngineDied):
+            pool.unload(model["id"])
+        raise UserError(f"{model['id']}: {' '.join(str(exc).split())}")
+    if rec.error is None and rec.usage_completion_tokens is None and engine.count_tokens and rec.text_parts:
+        rec.tokenizer_completion_tokens = engine.count_tokens(rec.output_text)
+    row = metrics.request_row(rec, level_start=rec.start or 0.0)
+    if not row["ok"]:
+        raise UserError(f"{model['id']}: {row['error']}")
+    tokens, source = completion_tokens_of(rec)
+    stats.update(ttft_ms=row["ttft_ms"], e2e_ms=row["e2e_ms"], tpot_ms=row["tpot_ms"],
+                 decode_tok_s=metrics.per_s(row["tpot_ms"]), completion_tokens=tokens,
+                 token_count_source=source, finish_reason=rec.finish_reason)

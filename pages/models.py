@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import endpoints
 from core.errors import UserError
-from core.loaded import LoadedModels
+from core.loaded import LOADABLE_BACKENDS, LoadedModels
 from core.models import MODEL_FIELDS, list_models
 
 
@@ -83,24 +83,31 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
 
 
 def render_load(models: list[dict], pool: LoadedModels) -> None:
-    local = [m for m in models if m["backend"] == "foundry" and m.get("cached")]
+    local = [m for m in models if m["backend"] in LOADABLE_BACKENDS and m.get("cached")]
     if not local:
-        st.caption("No cached Foundry Local model.")
+        st.caption("No cached Foundry Local or llama.cpp model.")
         return
+    st.caption("Each loaded model runs in its own process; unloading ends it and returns its memory.")
     loaded = pool.ids()
     for m in local:
         c1, c2, c3 = st.columns([4, 3, 1])
-        c1.text(m["display_name"] or m["id"])
+        c1.text(f"{m['display_name'] or m['id']}  ({m['backend']})")
         info = pool.info(m["id"]) if m["id"] in loaded else None
-        c2.caption(f"loaded in {info['load_s']:.2f} s, RSS {info['rss_after_load_mb']:.0f} MB" if info else "not loaded")
+        if info:
+            rss = f", RSS {info.rss_after_load_mb:.0f} MB" if info.rss_after_load_mb is not None else ""
+            c2.caption(f"loaded in {info.load_s:.2f} s{rss}")
+        else:
+            c2.caption("not loaded")
         if m["id"] in loaded:
             if c3.button("Unload", key=f"models_unload_{m['id']}"):
                 pool.unload(m["id"])
+                cached_models.clear()
                 st.rerun()
         elif c3.button("Load", key=f"models_load_{m['id']}"):
             try:
                 with st.spinner(f"Loading {m['id']}…"):
-                    pool.load(m["id"])
+                    pool.load(m)
+                cached_models.clear()
                 st.rerun()
             except UserError as exc:
                 st.error(exc.one_line())
