@@ -1,0 +1,155 @@
+"""Quality per model, and agreement between the judge and people.
+
+Scale: every score is mapped onto 0..1 with its criterion's scale ((score - min) / (max - min), so
+on a 1..5 scale 1 -> 0, 3 -> 0.5, 5 -> 1). An output's quality is the weighted mean of its
+criteria on that scale (weights from the rubric). A model's quality is the mean over its scored
+outputs, with a bootstrap 95% interval over those outputs (core.stats.bootstrap_ci); n is the
+number of outputs. Per criterion, the same on that criterion alone.
+
+Sources: human scores are the mean over raters; judge scores come from the latest pointwise judge
+run of the run (and rubric). With prefer="human" (the default, setting "quality.prefer") an output
+scored by people uses the people's scores and the judge fills in the others; prefer="judge" is the
+reverse. "source" says what the number rests on: "human", "judge" or "human+judge".
+"""
+from __future__ import annotations
+
+from core.errors import UserError
+from core.stats import bootstrap_ci
+
+PREFER_SETTING = "quality.prefer"
+PREFER_CHOICES = ("human", "judge")
+
+
+def get_prefer() -> str:
+    from core.store.endpoints import get_setting
+
+    value = get_setting(PREFER_SETTING, "human")
+    return value if value in PREFER_CHOICES else "human"
+
+
+def set_prefer(value: str) -> None:
+    from core.store.endpoints import set_setting
+
+    if value not in PREFER_CHOICES:
+        raise UserError(f"prefer must be one of {', '.join(PREFER_CHOICES)}")
+    set_setting(PREFER_SETTING, value)
+
+
+def _rubric_for(run_id: str, rubric: str | None):
+    from core.quality.rubrics import get_rubric
+    from core.store import quality as store
+
+    if rubric:
+        return get_rubric(rubric)
+    used = store.rubrics_used(run_id)
+    return get_rubric(used[0]) if used else None
+
+
+def _judge_scores(run_id: str, rubric_name: str, judge_run_id: str | None = None) -> tuple[dict, dict | None]:
+    """({request_id: {criterion: score}}, judge run row) of the chosen (default: latest) pointwise judge run."""
+    from core.store import quality as store
+
+    runs = store.judge_runs(run_id, mode="pointwise", rubric=rubric_name)
+    if judge_run_id:
+        runs = [r for r in runs if r["judge_run_id"] == judge_run_id]
+    if not runs:
+        return {}, None
+    jr = runs[0]
+    out: dict[str, dict[str, float]] = {}
+    for j in store.judgements(jr["judge_run_id"]):
+        if j["status"] == "ok" and j["scores"]:
+            out[j["request_id"]] = dict(j["scores"])
+    return out, jr
+
+
+def _human_scores(run_id: str, rubric_name: str) -> tuple[dict, list[dict]]:
+    """({request_id: {criterion: mean over raters}}, raw rows)."""
+    from core.store import quality as store
+
+    rows = store.human_scores(run_id, rubric_name)
+    acc: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        acc.setdefault(r["request_id"], {}).setdefault(r["criterion"], []).append(r["score"])
+    return {rid: {c: sum(v) / len(v) for c, v in crit.items()} for rid, crit in acc.items()}, rows
+
+
+def _stat(values: list[float], source: str | None) -> dict:
+    if not values:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "source": source}
+    lo, hi = bootstrap_ci(values)
+    return {"mean": sum(values) / len(values), "ci_low": lo, "ci_high": hi, "n": len(values), "source": source}
+
+
+def _source(kinds: set[str]) -> str | None:
+    if not kinds:
+        return None
+    return "+".join(k for k in ("human", "judge") if k in kinds)
+
+
+def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None = None,
+                   judge_run_id: str | None = None) -> dict:
+    """The `scores` document: {"run_id", "rubric", "prefer", "judge_run_id", "models": [...], "agreement": {...}}."""
+    from core.quality.agreement import agreement
+    from core.quality.outputs import run_outputs
+
+    prefer = prefer or get_prefer()
+    if prefer not in PREFER_CHOICES:
+        raise UserError(f"prefer must be one of {', '.join(PREFER_CHOICES)}")
+    outputs = run_outputs(run_id)
+    rub = _rubric_for(run_id, rubric)
+    doc = {"run_id": run_id, "rubric": rub.name if rub else None, "prefer": prefer, "judge_run_id": None,
+           "models": [], "agreement": {}}
+    if rub is None:
+        return doc
+    judge, jr = _judge_scores(run_id, rub.name, judge_run_id)
+    human, human_rows = _human_scores(run_id, rub.name)
+    doc["judge_run_id"] = jr["judge_run_id"] if jr else None
+    weights = {c.name: c.weight for c in rub.criteria}
+
+    per_model: dict[str, dict] = {}
+    for o in outputs:
+        m = per_model.setdefault(o["model"], {"quality": [], "kinds": set(),
+                                              "criteria": {c: ([], set()) for c in rub.criterion_names}})
+        order = [("human", human), ("judge", judge)] if prefer == "human" else [("judge", judge), ("human", human)]
+        chosen = next(((kind, src[o["request_id"]]) for kind, src in order if o["request_id"] in src), None)
+        if chosen is None:
+            continue
+        kind, scores = chosen
+        norm = {c.name: c.normalise(scores[c.name]) for c in rub.criteria if c.name in scores}
+        if not norm:
+            continue
+        for c, v in norm.items():
+            m["criteria"][c][0].append(v)
+            m["criteria"][c][1].add(kind)
+        if len(norm) == len(rub.criteria):  # an output's quality needs every criterion
+            m["quality"].append(sum(weights[c] * v for c, v in norm.items()) / sum(weights[c] for c in norm))
+            m["kinds"].add(kind)
+    for model in sorted(per_model):
+        m = per_model[model]
+        doc["models"].append({
+            "model": model,
+            "quality": _stat(m["quality"], _source(m["kinds"])),
+            "criteria": {c: _stat(vals, _source(kinds)) for c, (vals, kinds) in m["criteria"].items()},
+        })
+
+    # Agreement: each rater's score against the judge's, for outputs both scored.
+    pairs: dict[str, list[tuple[float, float]]] = {c: [] for c in rub.criterion_names}
+    overall: list[tuple[float, float]] = []
+    for r in human_rows:
+        js = judge.get(r["request_id"], {})
+        if r["criterion"] in js and r["criterion"] in pairs:
+            crit = rub.criterion(r["criterion"])
+            pairs[r["criterion"]].append((js[r["criterion"]], r["score"]))
+            overall.append((crit.normalise(js[r["criterion"]]), crit.normalise(r["score"])))
+    doc["agreement"] = agreement(pairs, overall)
+    return doc
+
+
+def model_quality(run_id: str, *, prefer: str = "human", rubric: str | None = None) -> dict[str, dict]:
+    """{model: {"mean", "ci_low", "ci_high", "n", "source"}} on the rubric's normalised 0..1 scale.
+
+    model is the candidate label (the model id; "MODEL (BACKEND)" when one model ran on two engines).
+    Models with no score are left out. The rubric is the one most recently used on the run unless named.
+    """
+    doc = quality_report(run_id, prefer=prefer, rubric=rubric)
+    return {m["model"]: dict(m["quality"]) for m in doc["models"] if m["quality"]["n"] > 0}

@@ -1,0 +1,152 @@
+"""Tables for the Quality and Score-by-hand pages (plain rows; the pages only draw them)."""
+from __future__ import annotations
+
+from core.quality.outputs import run_labels
+
+
+def run_choices() -> list[dict]:
+    from core.store import quality as store
+
+    return store.list_runs()
+
+
+def judge_runs(run_id: str) -> list[dict]:
+    from core.store import quality as store
+
+    return store.judge_runs(run_id)
+
+
+def judgement_rows(judge_run_id: str, run_id: str) -> list[dict]:
+    """One row per judged output: prompt, model, status, each criterion's score, rationale, raw, error."""
+    from core.store import quality as store
+
+    labels = run_labels(run_id)
+    rows = []
+    for j in store.judgements(judge_run_id):
+        row = {"prompt_id": j["prompt_id"], "model": labels.get((j["model"], j["backend"]), j["model"]),
+               "status": j["status"], "attempts": j["attempts"]}
+        row.update({f"{c}": v for c, v in sorted(j["scores"].items())})
+        row.update({"rationale": j["rationale"] or "", "error": j["error"] or "", "raw": j["raw"] or "",
+                    "template_version": j["template_version"]})
+        rows.append(row)
+    return rows
+
+
+def pairwise_rows(judge_run_id: str) -> list[dict]:
+    from core.store import quality as store
+
+    return [{"prompt_id": r["prompt_id"], "model_a": r["model_a"], "model_b": r["model_b"],
+             "a_first": r["verdict_ab"], "b_first": r["verdict_ba"], "verdict": r["verdict"],
+             "rationale_a_first": r["rationale_ab"] or "", "rationale_b_first": r["rationale_ba"] or "",
+             "error": r["error"] or ""} for r in store.pairwise_verdicts(judge_run_id)]
+
+
+def pairwise_summary(rows: list[dict]) -> dict:
+    """Wins per model and the share of inconsistent pairs (position bias)."""
+    wins: dict[str, float] = {}
+    decided = 0
+    inconsistent = sum(1 for r in rows if r["verdict"] == "inconsistent")
+    for r in rows:
+        for m in (r["model_a"], r["model_b"]):
+            wins.setdefault(m, 0.0)
+        if r["verdict"] == "a":
+            wins[r["model_a"]] += 1
+        elif r["verdict"] == "b":
+            wins[r["model_b"]] += 1
+        elif r["verdict"] == "tie":
+            wins[r["model_a"]] += 0.5
+            wins[r["model_b"]] += 0.5
+        if r["verdict"] in ("a", "b", "tie"):
+            decided += 1
+    return {"wins": wins, "pairs": len(rows), "decided": decided, "inconsistent": inconsistent}
+
+
+def quality_rows(report: dict) -> list[dict]:
+    rows = []
+    for m in report["models"]:
+        q = m["quality"]
+        row = {"model": m["model"], "quality": q["mean"], "ci_low": q["ci_low"], "ci_high": q["ci_high"],
+               "n": q["n"], "source": q["source"] or ""}
+        for c, s in m["criteria"].items():
+            row[c] = s["mean"]
+        rows.append(row)
+    return rows
+
+
+def agreement_rows(report: dict) -> list[dict]:
+    return [{"criterion": name, "spearman": a["spearman"], "kappa_weighted": a["kappa_weighted"], "n": a["n"]}
+            for name, a in report["agreement"].items()]
+
+
+def check_rows(run_id: str, rubric: str) -> tuple[list[dict], list[dict]]:
+    """(summary per model: passed/total, detail per output and check)."""
+    from core.quality.checks import describe
+    from core.store import quality as store
+
+    labels = run_labels(run_id)
+    detail, summary = [], {}
+    for r in store.check_results(run_id, rubric):
+        model = labels.get((r["model"], r["backend"]), r["model"])
+        detail.append({"prompt_id": r["prompt_id"], "model": model, "check": describe(r["spec"]),
+                       "passed": bool(r["passed"]), "detail": r["detail"] or ""})
+        s = summary.setdefault(model, {"model": model, "passed": 0, "total": 0})
+        s["total"] += 1
+        s["passed"] += int(bool(r["passed"]))
+    for s in summary.values():
+        s["pass_rate"] = s["passed"] / s["total"] if s["total"] else None
+    return list(summary.values()), detail
+
+
+def reveal_rows(session) -> list[dict]:
+    """After blind scoring: which model each slot was, with this rater's scores."""
+    rows = []
+    for p in session.prompts:
+        for c in p.candidates:
+            row = {"prompt_id": p.prompt_id, "candidate": c.slot, "model": c.model}
+            row.update({k: c.scores.get(k) for k in session.criteria})
+            row["comment"] = c.comment
+            rows.append(row)
+    return rows
+
+
+def rubric_criteria_rows(rubric) -> list[dict]:
+    return [{"name": c.name, "description": c.description, "scale_min": c.scale_min, "scale_max": c.scale_max,
+             "weight": c.weight} for c in rubric.criteria]
+
+
+def rubric_from_edit(base: dict, name: str, description: str, criteria_rows: list[dict], rest_json: str) -> dict:
+    """A rubric document from the page's editors (criteria table + the prompts/checks JSON); validated by import."""
+    import json
+
+    from core.quality.rubrics import RubricError
+
+    try:
+        rest = json.loads(rest_json) if rest_json.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise RubricError(f"prompts and checks: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(rest, dict):
+        raise RubricError('prompts and checks: must be an object {"checks": [...], "prompts": {...}}')
+    def plain(v):
+        if hasattr(v, "item"):
+            v = v.item()  # numpy scalars from the editor
+        if isinstance(v, float) and v != v:
+            return None   # NaN: an empty cell
+        return v
+
+    criteria = []
+    for i, r in enumerate(criteria_rows):
+        r = {k: plain(v) for k, v in r.items()}
+        if not any(v not in (None, "") for v in r.values()):
+            continue  # an empty row added in the editor
+        lo, hi = r.get("scale_min"), r.get("scale_max")
+        criteria.append({"name": r.get("name") or "", "description": r.get("description") or "",
+                         "scale": [lo if lo is not None else 1, hi if hi is not None else 5],
+                         "weight": r.get("weight") if r.get("weight") is not None else 1.0})
+    doc = {"name": name, "description": description, "criteria": criteria,
+           "checks": rest.get("checks", []), "prompts": rest.get("prompts", {})}
+    if base.get("prompt_set"):
+        doc["prompt_set"] = base["prompt_set"]
+    extra = sorted(set(rest) - {"checks", "prompts"})
+    if extra:
+        raise RubricError(f"prompts and checks: unknown key {extra[0]!r}")
+    return doc

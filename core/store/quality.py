@@ -1,0 +1,343 @@
+"""SQL for quality: rubrics, check results, human scores, judge runs, judgements, pairwise verdicts.
+
+Every function opens its own short connection (never held across a model call).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Iterable
+
+from core.store.db import connect
+
+
+def _j(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _unj(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    return json.loads(value)
+
+
+def _rows(cur) -> list[dict]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+# ------------------------------------------------------------------ rubrics
+
+def rubric_exists(name: str) -> bool:
+    with connect() as con:
+        return con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
+
+
+def list_rubric_names() -> list[str]:
+    with connect() as con:
+        return [r[0] for r in con.execute("SELECT name FROM rubrics ORDER BY name").fetchall()]
+
+
+def _delete_rubric(con, name: str) -> None:
+    con.execute("DELETE FROM rubric_checks WHERE rubric = ?", [name])
+    con.execute("DELETE FROM rubric_prompts WHERE rubric = ?", [name])
+    con.execute("DELETE FROM rubric_criteria WHERE rubric = ?", [name])
+    con.execute("DELETE FROM rubrics WHERE name = ?", [name])
+
+
+def delete_rubric(name: str) -> bool:
+    with connect() as con:
+        found = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
+        _delete_rubric(con, name)
+        return found
+
+
+def save_rubric(rubric) -> None:
+    """Replace the rubric (criteria, prompts, checks) in one transaction."""
+    with connect() as con:
+        _delete_rubric(con, rubric.name)
+        con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, current_timestamp)",
+                    [rubric.name, rubric.description, rubric.prompt_set])
+        con.executemany(
+            "INSERT INTO rubric_criteria (rubric, name, position, description, scale_min, scale_max, weight) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[rubric.name, c.name, i, c.description, c.scale_min, c.scale_max, c.weight]
+             for i, c in enumerate(rubric.criteria)])
+        prompts = [[rubric.name, pid, _j(e.expected_aspects), e.reference_answer] for pid, e in rubric.prompts.items()]
+        if prompts:
+            con.executemany("INSERT INTO rubric_prompts (rubric, prompt_id, expected_aspects, reference_answer) "
+                            "VALUES (?, ?, ?, ?)", prompts)
+        checks = [[rubric.name, "*", i, _j(c)] for i, c in enumerate(rubric.checks)]
+        for pid, e in rubric.prompts.items():
+            checks += [[rubric.name, pid, i, _j(c)] for i, c in enumerate(e.checks)]
+        if checks:
+            con.executemany("INSERT INTO rubric_checks (rubric, prompt_id, position, spec) VALUES (?, ?, ?, ?)", checks)
+
+
+def load_rubric(name: str) -> dict | None:
+    """The rubric in its JSON file form, or None."""
+    with connect() as con:
+        head = con.execute("SELECT name, description, prompt_set FROM rubrics WHERE name = ?", [name]).fetchone()
+        if head is None:
+            return None
+        crit = con.execute("SELECT name, description, scale_min, scale_max, weight FROM rubric_criteria "
+                           "WHERE rubric = ? ORDER BY position", [name]).fetchall()
+        prompts = con.execute("SELECT prompt_id, expected_aspects, reference_answer FROM rubric_prompts "
+                              "WHERE rubric = ? ORDER BY prompt_id", [name]).fetchall()
+        checks = con.execute("SELECT prompt_id, spec FROM rubric_checks WHERE rubric = ? ORDER BY prompt_id, position",
+                             [name]).fetchall()
+    out: dict[str, Any] = {"name": head[0], "description": head[1] or ""}
+    if head[2]:
+        out["prompt_set"] = head[2]
+    out["criteria"] = [{"name": n, "description": d, "scale": [lo, hi], "weight": w} for n, d, lo, hi, w in crit]
+    out["checks"] = [_unj(spec) for pid, spec in checks if pid == "*"]
+    out["prompts"] = {}
+    for pid, aspects, ref in prompts:
+        p: dict[str, Any] = {"expected_aspects": _unj(aspects) or []}
+        if ref:
+            p["reference_answer"] = ref
+        out["prompts"][pid] = p
+    for pid, spec in checks:
+        if pid != "*":
+            out["prompts"].setdefault(pid, {"expected_aspects": []}).setdefault("checks", []).append(_unj(spec))
+    return out
+
+
+# ------------------------------------------------------------------ runs and their outputs
+
+def list_runs() -> list[dict]:
+    with connect() as con:
+        cur = con.execute(
+            "SELECT r.run_id, r.created_at, r.status, r.prompt_set, "
+            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests "
+            "FROM runs r ORDER BY r.created_at DESC, r.run_id")
+        return _rows(cur)
+
+
+def run_exists(run_id: str) -> bool:
+    with connect() as con:
+        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+
+def run_outputs(run_id: str) -> list[dict]:
+    """One output per model x backend x prompt: the first successful measured request
+    (lowest concurrency, then round, then start offset)."""
+    with connect() as con:
+        cur = con.execute(
+            "SELECT q.request_id, q.run_id, q.model, q.backend, q.prompt_id, q.output_text, "
+            "       coalesce(p.position, 0) AS position, p.text AS prompt_text "
+            "FROM requests q LEFT JOIN run_prompts p ON p.run_id = q.run_id AND p.prompt_id = q.prompt_id "
+            "WHERE q.run_id = ? AND q.ok AND NOT q.warmup "
+            "QUALIFY row_number() OVER (PARTITION BY q.model, q.backend, q.prompt_id "
+            "        ORDER BY q.concurrency, q.round, q.start_offset_s NULLS LAST, q.request_id) = 1 "
+            "ORDER BY position, q.prompt_id, q.model, q.backend",
+            [run_id])
+        return _rows(cur)
+
+
+def run_prompts(run_id: str) -> list[dict]:
+    with connect() as con:
+        return _rows(con.execute("SELECT prompt_id, position, text FROM run_prompts WHERE run_id = ? ORDER BY position",
+                                 [run_id]))
+
+
+# ------------------------------------------------------------------ checks
+
+def replace_check_results(run_id: str, rubric: str, results: list[dict]) -> None:
+    with connect() as con:
+        con.execute("DELETE FROM check_results WHERE run_id = ? AND rubric = ?", [run_id, rubric])
+        if results:
+            con.executemany(
+                "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], _j(r["spec"]),
+                  r["passed"], r["detail"]] for r in results])
+
+
+def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
+    with connect() as con:
+        sql = ("SELECT c.request_id, c.rubric, c.check_key, c.kind, c.spec, c.passed, c.detail, q.model, q.backend, "
+               "q.prompt_id FROM check_results c JOIN requests q ON q.request_id = c.request_id WHERE c.run_id = ?")
+        params: list[Any] = [run_id]
+        if rubric:
+            sql += " AND c.rubric = ?"
+            params.append(rubric)
+        rows = _rows(con.execute(sql + " ORDER BY q.prompt_id, q.model, c.check_key", params))
+    for r in rows:
+        r["spec"] = _unj(r["spec"])
+    return rows
+
+
+# ------------------------------------------------------------------ human scores
+
+def save_human_scores(entries: Iterable[dict]) -> int:
+    """Upsert scores and comments in ONE transaction: all or nothing.
+
+    Each entry: run_id, request_id, rubric, rater, scores {criterion: value}, comment (str|None).
+    """
+    entries = list(entries)
+    with connect() as con:
+        for e in entries:
+            key = [e["request_id"], e["rubric"], e["rater"]]
+            con.execute("DELETE FROM human_scores WHERE request_id = ? AND rubric = ? AND rater = ?", key)
+            con.executemany(
+                "INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score) VALUES (?, ?, ?, ?, ?, ?)",
+                [[e["run_id"], *key, c, float(v)] for c, v in e["scores"].items()])
+            con.execute("DELETE FROM human_comments WHERE request_id = ? AND rubric = ? AND rater = ?", key)
+            if e.get("comment"):
+                con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment) VALUES (?, ?, ?, ?, ?)",
+                            [e["run_id"], *key, e["comment"]])
+    return len(entries)
+
+
+def human_scores(run_id: str, rubric: str | None = None, rater: str | None = None) -> list[dict]:
+    sql = ("SELECT h.request_id, h.rubric, h.rater, h.criterion, h.score, q.model, q.backend, q.prompt_id "
+           "FROM human_scores h JOIN requests q ON q.request_id = h.request_id WHERE h.run_id = ?")
+    params: list[Any] = [run_id]
+    if rubric:
+        sql += " AND h.rubric = ?"
+        params.append(rubric)
+    if rater:
+        sql += " AND h.rater = ?"
+        params.append(rater)
+    with connect() as con:
+        return _rows(con.execute(sql + " ORDER BY h.request_id, h.rater, h.criterion", params))
+
+
+def human_comments(run_id: str, rubric: str, rater: str | None = None) -> dict[tuple[str, str], str]:
+    sql = "SELECT request_id, rater, comment FROM human_comments WHERE run_id = ? AND rubric = ?"
+    params: list[Any] = [run_id, rubric]
+    if rater:
+        sql += " AND rater = ?"
+        params.append(rater)
+    with connect() as con:
+        return {(r, who): c for r, who, c in con.execute(sql, params).fetchall()}
+
+
+def raters(run_id: str, rubric: str | None = None) -> list[str]:
+    sql = "SELECT DISTINCT rater FROM human_scores WHERE run_id = ?"
+    params: list[Any] = [run_id]
+    if rubric:
+        sql += " AND rubric = ?"
+        params.append(rubric)
+    with connect() as con:
+        return [r[0] for r in con.execute(sql + " ORDER BY rater", params).fetchall()]
+
+
+# ------------------------------------------------------------------ judge
+
+def ensure_template(version: str, kind: str, text: str) -> None:
+    with connect() as con:
+        row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [version]).fetchone()
+        if row is None:
+            con.execute("INSERT INTO judge_templates (version, kind, text) VALUES (?, ?, ?)", [version, kind, text])
+        elif row[0] != text:
+            raise RuntimeError(f"judge template {version} changed without a new version number")
+
+
+def template_text(version: str) -> str | None:
+    with connect() as con:
+        row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [version]).fetchone()
+    return row[0] if row else None
+
+
+def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backend: str, judge_endpoint: str | None,
+                     mode: str, template_version: str, settings: dict, warnings: list[str]) -> str:
+    judge_run_id = uuid.uuid4().hex[:16]
+    with connect() as con:
+        con.execute(
+            "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
+            "template_version, settings, warnings, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
+             _j(settings), _j(warnings)])
+    return judge_run_id
+
+
+def finish_judge_run(judge_run_id: str, status: str) -> None:
+    with connect() as con:
+        con.execute("UPDATE judge_runs SET status = ?, finished_at = current_timestamp WHERE judge_run_id = ?",
+                    [status, judge_run_id])
+
+
+def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: str, template_version: str,
+                   status: str, scores: dict[str, float] | None, rationale: str | None, raw: str | None,
+                   raw_attempts: list[str], attempts: int, error: str | None, messages: list[dict]) -> str:
+    judgement_id = uuid.uuid4().hex[:16]
+    with connect() as con:
+        con.execute(
+            "INSERT INTO judgements (judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, "
+            "rationale, raw, raw_attempts, attempts, error, messages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
+             _j(raw_attempts), attempts, error, _j(messages)])
+        if scores:
+            con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
+                            [[judgement_id, c, float(v)] for c, v in scores.items()])
+    return judgement_id
+
+
+def save_pairwise(row: dict) -> None:
+    cols = ("judge_run_id", "run_id", "rubric", "prompt_id", "request_a", "request_b", "model_a", "model_b",
+            "template_version", "verdict_ab", "verdict_ba", "verdict", "rationale_ab", "rationale_ba", "raw_ab",
+            "raw_ba", "error")
+    with connect() as con:
+        con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    [row.get(c) for c in cols])
+
+
+def judge_runs(run_id: str, *, mode: str | None = None, rubric: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM judge_runs WHERE run_id = ?"
+    params: list[Any] = [run_id]
+    if mode:
+        sql += " AND mode = ?"
+        params.append(mode)
+    if rubric:
+        sql += " AND rubric = ?"
+        params.append(rubric)
+    with connect() as con:
+        rows = _rows(con.execute(sql + " ORDER BY created_at DESC, judge_run_id", params))
+    for r in rows:
+        r["settings"] = _unj(r["settings"])
+        r["warnings"] = _unj(r["warnings"]) or []
+    return rows
+
+
+def judgements(judge_run_id: str) -> list[dict]:
+    """Judgements of a judge run with their scores ({criterion: score}) and the candidate's model."""
+    with connect() as con:
+        rows = _rows(con.execute(
+            "SELECT j.judgement_id, j.request_id, j.status, j.rationale, j.raw, j.attempts, j.error, "
+            "       j.template_version, q.model, q.backend, q.prompt_id "
+            "FROM judgements j JOIN requests q ON q.request_id = j.request_id "
+            "WHERE j.judge_run_id = ? ORDER BY q.prompt_id, q.model, j.created_at", [judge_run_id]))
+        scores = con.execute(
+            "SELECT s.judgement_id, s.criterion, s.score FROM judge_scores s JOIN judgements j "
+            "ON j.judgement_id = s.judgement_id WHERE j.judge_run_id = ?", [judge_run_id]).fetchall()
+    by_id: dict[str, dict] = {}
+    for jid, crit, score in scores:
+        by_id.setdefault(jid, {})[crit] = score
+    for r in rows:
+        r["scores"] = by_id.get(r["judgement_id"], {})
+    return rows
+
+
+def judgement_messages(judgement_id: str) -> list[dict] | None:
+    with connect() as con:
+        row = con.execute("SELECT messages FROM judgements WHERE judgement_id = ?", [judgement_id]).fetchone()
+    return _unj(row[0]) if row else None
+
+
+def pairwise_verdicts(judge_run_id: str) -> list[dict]:
+    with connect() as con:
+        return _rows(con.execute("SELECT * FROM pairwise_verdicts WHERE judge_run_id = ? ORDER BY prompt_id, model_a, "
+                                 "model_b", [judge_run_id]))
+
+
+def rubrics_used(run_id: str) -> list[str]:
+    """Rubrics a run was scored with (by judge or people), most recent first."""
+    with connect() as con:
+        rows = con.execute(
+            "SELECT rubric, max(t) AS t FROM ("
+            " SELECT rubric, created_at AS t FROM judge_runs WHERE run_id = ?"
+            " UNION ALL SELECT rubric, updated_at AS t FROM human_scores WHERE run_id = ?"
+            ") GROUP BY rubric ORDER BY t DESC, rubric", [run_id, run_id]).fetchall()
+    return [r[0] for r in rows]

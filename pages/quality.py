@@ -1,0 +1,211 @@
+"""Quality: rubrics (edit, import, export), the LLM judge, and how far to trust it."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.config import db_path
+from core.errors import UserError
+from core.quality import checks, judge, rubrics, scores, views
+
+K = "quality_"  # session-state namespace
+
+
+@st.cache_data(ttl=60, show_spinner="Listing models...")
+def _models(db: str) -> list[dict]:
+    from core.models import list_models
+
+    result = list_models(include_catalog=False, timeout=2.0)
+    return [m for m in result.models if m.get("backend") in ("foundry", "llamacpp", "openai")]
+
+
+def _table(rows: list[dict], **kwargs) -> None:
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, **kwargs)
+    else:
+        st.caption("Nothing yet.")
+
+
+def render_rubrics() -> None:
+    st.subheader("Rubrics")
+    rubrics.ensure_default_rubrics()
+    names = rubrics.list_rubrics()
+    if not names:
+        st.info("No rubric stored: import one below.")
+    else:
+        name = st.selectbox("Rubric", names, key=K + "rubric_edit")
+        rub = rubrics.get_rubric(name)
+        doc = rub.as_json()
+        st.text(rub.description or "")
+        st.download_button("Export as JSON", json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+                           file_name=f"{rub.name}.json", mime="application/json", key=K + "export")
+        with st.form(K + "edit_form"):
+            desc = st.text_input("Description", value=rub.description, key=K + "desc_" + name)
+            crit = st.data_editor(pd.DataFrame(views.rubric_criteria_rows(rub)), num_rows="dynamic",
+                                  hide_index=True, key=K + "crit_" + name)
+            rest = st.text_area("Per-prompt expectations and automatic checks (JSON)", height=240,
+                                value=json.dumps({"checks": doc["checks"], "prompts": doc["prompts"]}, indent=2,
+                                                 ensure_ascii=False), key=K + "rest_" + name)
+            if st.form_submit_button("Save rubric"):
+                try:
+                    new = views.rubric_from_edit(doc, rub.name, desc, crit.to_dict("records"), rest)
+                    rubrics.import_rubric(new)
+                    st.success(f"Saved rubric {rub.name}.")
+                except UserError as exc:
+                    st.error(exc.one_line())
+    up = st.file_uploader("Import a rubric (JSON)", type=["json"], key=K + "upload")
+    if up is not None and st.button("Import", key=K + "import"):
+        try:
+            rub = rubrics.parse_rubric_text(up.getvalue().decode("utf-8", errors="strict"), up.name)
+            rubrics.import_rubric(rub)
+            st.success(f"Imported rubric {rub.name}: {len(rub.criteria)} criteria, {len(rub.prompts)} prompts.")
+        except UnicodeDecodeError:
+            st.error(f"{up.name}: not UTF-8 text")
+        except UserError as exc:
+            st.error(exc.one_line())
+
+
+def render_run_picker() -> tuple[str | None, str | None]:
+    runs = views.run_choices()
+    if not runs:
+        st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then score it here.")
+        return None, None
+    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or ''} · "
+                           f"{r['ok_requests']} outputs" for r in runs}
+    a, b = st.columns(2)
+    run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
+    names = rubrics.list_rubrics()
+    if not names:
+        return run_id, None
+    rubric = b.selectbox("Rubric", names, key=K + "rubric")
+    return run_id, rubric
+
+
+def _judge_choice() -> judge.JudgeModel | None:
+    where = st.radio("Judge", ["A model from the list", "An endpoint URL"], horizontal=True, key=K + "judge_where")
+    if where == "An endpoint URL":
+        a, b, c = st.columns(3)
+        url = a.text_input("Base URL", placeholder="http://127.0.0.1:8080/v1", key=K + "judge_url")
+        model = b.text_input("Model", key=K + "judge_model_name")
+        key_env = c.text_input("API key env var (name only)", key=K + "judge_key_env")
+        if not url or not model:
+            return None
+        return judge.JudgeModel(model, "openai", url.rstrip("/"), key_env or None)
+    models = _models(str(db_path()))
+    if not models:
+        st.caption("No model found: build the starter models or add an endpoint on the Models page.")
+        return None
+    labels = {i: f"{m.get('alias') or m['id']} · {m['backend']}" for i, m in enumerate(models)}
+    i = st.selectbox("Judge model", list(labels), format_func=labels.get, key=K + "judge_pick")
+    m = models[i]
+    if m["backend"] == "openai":
+        return judge.JudgeModel(m["id"], "openai", m.get("endpoint"), m.get("api_key_env"))
+    if m["backend"] == "llamacpp":
+        return judge.JudgeModel(m.get("path") or m["id"], "llamacpp")
+    return judge.JudgeModel(m["id"], "foundry")
+
+
+def render_judge(run_id: str, rubric: str) -> None:
+    st.subheader("Judge")
+    st.caption(f"Template {judge.POINTWISE_VERSION} / {judge.PAIRWISE_VERSION}, temperature 0, strict JSON with up to "
+               f"{judge.DEFAULT_RETRIES} retries; an unparseable answer is kept as a failed judgement.")
+    jm = _judge_choice()
+    pairwise = st.checkbox("Pairwise (each pair in both orders)", key=K + "pairwise")
+    if jm is None:
+        return
+    from core.quality.outputs import run_outputs
+
+    outs = run_outputs(run_id)
+    for w in judge.same_family_warnings(jm.model, sorted({o["model_id"] for o in outs})):
+        st.warning(w)
+    n = len(outs)
+    pairs = 0
+    if pairwise:
+        per = {}
+        for o in outs:
+            per[o["prompt_id"]] = per.get(o["prompt_id"], 0) + 1
+        pairs = sum(k * (k - 1) // 2 for k in per.values())
+    st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
+    if st.button("Run judge", type="primary", key=K + "run_judge"):
+        bar = st.progress(0.0, text="Starting...")
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.progress(done / total if total else 1.0, text=f"{done} of {total}: {what}")
+
+        try:
+            doc = judge.run_judge(run_id, rubric, jm, pairwise=pairwise, progress=progress)
+            total = len(doc.get("pairwise", [])) * 2 if pairwise else n
+            st.success(f"Judge run {doc['judge_run_id']}: {total - doc['failed']} of {total} judgements parsed, "
+                       f"{doc['failed']} failed.")
+        except UserError as exc:
+            st.error(exc.one_line())
+
+
+def render_results(run_id: str, rubric: str) -> None:
+    st.subheader("Scores and trust")
+    prefer = st.radio("Where people and the judge both scored an output, use", ["human", "judge"], horizontal=True,
+                      index=["human", "judge"].index(scores.get_prefer()), key=K + "prefer",
+                      format_func={"human": "people's scores", "judge": "the judge's scores"}.get)
+    if prefer != scores.get_prefer():
+        scores.set_prefer(prefer)
+    jruns = [j for j in views.judge_runs(run_id) if j["rubric"] == rubric]
+    pointwise = [j for j in jruns if j["mode"] == "pointwise"]
+    jr_id = None
+    if pointwise:
+        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
+                                     f"{j['template_version']} · {j['status']}" for j in pointwise}
+        jr_id = st.selectbox("Judge run (scores)", list(labels), format_func=labels.get, key=K + "jrun")
+        for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
+            st.warning(w)
+    report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id)
+    st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs)")
+    _table(views.quality_rows(report))
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Judge scores** (rationale and raw answer as plain text)")
+        _table(views.judgement_rows(jr_id, run_id) if jr_id else [])
+    with right:
+        st.markdown("**Agreement judge vs people** (Spearman, quadratic-weighted kappa, n)")
+        _table(views.agreement_rows(report))
+        st.caption("Few items or empty cells: the judge is not yet checked against people. Score a sample on "
+                   "the Score by hand page before trusting it.")
+    pairwise = [j for j in jruns if j["mode"] == "pairwise"]
+    if pairwise:
+        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
+                                     f"{j['status']}" for j in pairwise}
+        pw_id = st.selectbox("Pairwise judge run", list(labels), format_func=labels.get, key=K + "pwrun")
+        rows = views.pairwise_rows(pw_id)
+        summ = views.pairwise_summary(rows)
+        st.caption(f"{summ['pairs']} pairs, {summ['inconsistent']} inconsistent (the verdict flipped with the "
+                   f"order: position bias), {summ['decided']} decided.")
+        _table([{"model": m, "wins": w} for m, w in sorted(summ["wins"].items(), key=lambda x: -x[1])])
+        _table(rows)
+    if st.button("Run automatic checks", key=K + "checks"):
+        try:
+            checks.run_checks(run_id, rubric)
+        except UserError as exc:
+            st.error(exc.one_line())
+    summary, detail = views.check_rows(run_id, rubric)
+    if summary:
+        st.markdown("**Automatic checks**")
+        _table(summary)
+        with st.expander("Each check on each output"):
+            _table(detail)
+
+
+def main() -> None:
+    st.title("Quality")
+    try:
+        with st.expander("Rubrics", expanded=False):
+            render_rubrics()
+        run_id, rubric = render_run_picker()
+        if run_id and rubric:
+            render_judge(run_id, rubric)
+            render_results(run_id, rubric)
+    except UserError as exc:
+        st.error(exc.one_line())
+
+
+main()
