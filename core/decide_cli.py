@@ -1,0 +1,73 @@
+"""`python -m core decide`: the weighted selection matrix from the command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from core.decision.matrix import CRITERIA, LATENCY_METRICS, METHODS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "decide",
+        help="rank candidate models of benchmark runs with weights and hard constraints",
+        description="Rank the candidates (model x engine) of one or more benchmark runs by a weighted sum of "
+                    "normalised criteria, with hard constraints, win probabilities, flip points and ties.",
+    )
+    p.add_argument("--runs", required=True, metavar="ID[,ID...]", help="benchmark run ids")
+    p.add_argument("--weights", default="balanced", metavar="NAME=W,...",
+                   help=f"weights of {', '.join(CRITERIA)} (a subset is fine, the rest are 0; normalised to sum 1) "
+                        "or a preset: balanced, 'latency first', 'quality first', 'smallest footprint'")
+    p.add_argument("--latency-metric", choices=LATENCY_METRICS, default="e2e_p95")
+    p.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                   help="hard constraint, repeatable: peak_rss_mb<=2000, e2e_p95_ms<=3000, ttft_p95_ms<=500, "
+                        "quality>=0.6, disk_mb<=1000, 'license in apache-2.0,mit'")
+    p.add_argument("--require-commercial", action="store_true", help="the license must allow commercial use")
+    p.add_argument("--normalization", choices=METHODS, default="minmax", help="min-max (default) or rank")
+    p.add_argument("--json", metavar="OUT", help="write the matrix as JSON")
+    p.add_argument("--report", metavar="OUT.md|OUT.html", help="write a report (.md, .html, .csv or .json)")
+    p.add_argument("--save", metavar="NAME", help="save the decision under this name")
+    p.add_argument("--notes", default="", help="the team's notes, saved with --save and shown in the report")
+    p.add_argument("--db", metavar="PATH", help="DuckDB file (default: data/slm_selector.duckdb or $SLM_DB)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.db:
+        os.environ["SLM_DB"] = args.db
+    from core.decision import data, engine, export, record
+    from core.errors import UserError
+    from core.output import write_json
+
+    weights = engine.weight_vector(args.weights)  # bad weights fail before any database work
+    run_ids = data.parse_run_ids(args.runs)
+    candidates = data.load_candidates(run_ids)
+    if not candidates:
+        raise UserError(f"no candidates in run(s) {', '.join(run_ids)}")
+    result = engine.decide(candidates, weights, latency_metric=args.latency_metric, constraints=args.constraint,
+                           require_commercial=args.require_commercial, method=args.normalization)
+    if args.json:
+        write_json(args.json, result)
+    if args.report or args.save:
+        rec = record.build_record(args.save or "decision", result, run_ids, notes=args.notes)
+        if args.save:
+            record.save(rec)
+        if args.report:
+            export.write_report(rec, args.report)
+    _print_table(result)
+    return 0
+
+
+def _print_table(result: dict) -> None:
+    out = sys.stdout
+    w = max([len(r["candidate"]) for r in result["candidates"]] + [9])
+    out.write(f"{'rank':>4}  {'candidate':<{w}}  {'score':>6}  {'win%':>5}  status\n")
+    for r in result["candidates"]:
+        rank = str(r["rank"]) if r["rank"] is not None else "-"
+        if r["passes"]:
+            status = "ok" + (f", tie with {', '.join(r['tie_with'])}" if r["tie_with"] else "")
+        else:
+            status = "FAILS: " + "; ".join(r["failed_constraints"])
+        out.write(f"{rank:>4}  {r['candidate']:<{w}}  {r['score']:6.3f}  {100 * r['win_probability']:5.1f}  {status}\n")
+    out.write(f"winner: {result['winner'] or 'none (no candidate passes the constraints)'}\n")

@@ -1,0 +1,138 @@
+"""Altair charts of a decision (the `evaluate` result): Pareto front, weighted score bars, win probability.
+
+Each function returns an Altair chart; `chart_specs` gives the Vega-Lite dicts (data inline) for reports.
+"""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from core.decision.matrix import CRITERIA, CRITERION_KEY
+
+LICENSE_OK = "license OK"
+LICENSE_NOT_OK = "license not OK"
+
+
+def license_ok(row: dict) -> bool:
+    """Known license that allows commercial use (possibly with conditions) and meets the license constraints."""
+    info = row.get("license_info") or {}
+    if not info.get("known") or info.get("commercial_use") not in (True, "conditional"):
+        return False
+    return not any(r.startswith("license") for r in row.get("failed_constraints", []))
+
+
+def _label(row: dict, rows: list[dict]) -> str:
+    """Short label: "model (backend)", with the run id only when needed to tell rows apart."""
+    short = f"{row['model']} ({row['backend']})"
+    if sum(1 for r in rows if f"{r['model']} ({r['backend']})" == short) > 1:
+        short += f" {row['run_id']}"
+    return short
+
+
+def frame(result: dict) -> pd.DataFrame:
+    rows = result.get("candidates", [])
+    recs = []
+    for r in rows:
+        c = r["criteria"]
+        recs.append({
+            "candidate": _label(r, rows),
+            "id": r["candidate"],
+            "latency_ms": c["latency_ms"],
+            "quality": c["quality"],
+            "peak_rss_mb": c["peak_rss_mb"],
+            "license": c["license"],
+            "license_ok": LICENSE_OK if license_ok(r) else LICENSE_NOT_OK,
+            "score": r["score"],
+            "rank": r["rank"],
+            "passes": "passes" if r["passes"] else "fails a constraint",
+            "win_probability": r["win_probability"],
+            "pareto": r.get("pareto", False),
+        })
+    return pd.DataFrame.from_records(recs, columns=[
+        "candidate", "id", "latency_ms", "quality", "peak_rss_mb", "license", "license_ok", "score", "rank",
+        "passes", "win_probability", "pareto"])
+
+
+def pareto_chart(result: dict) -> alt.Chart:
+    df = frame(result)
+    metric = "TTFT p95" if result.get("latency_metric") == "ttft_p95" else "E2E p95"
+    known = df.dropna(subset=["latency_ms", "quality"])
+    hidden = len(df) - len(known)
+    subtitle = ["Bubble size: peak memory (MB). Line: the Pareto front (nothing is both faster and better)."]
+    if hidden:
+        subtitle.append(f"{hidden} candidate(s) without a quality score or latency are not shown.")
+    base = alt.Chart(known)
+    points = base.mark_circle(opacity=0.75, stroke="#333", strokeWidth=0.5).encode(
+        x=alt.X("latency_ms:Q", title=f"Latency, {metric} (ms), lower is better", scale=alt.Scale(zero=False)),
+        y=alt.Y("quality:Q", title="Quality (0..1), higher is better", scale=alt.Scale(domain=[0, 1])),
+        size=alt.Size("peak_rss_mb:Q", title="Peak memory (MB)", scale=alt.Scale(range=[80, 1500])),
+        color=alt.Color("license_ok:N", title="License",
+                        scale=alt.Scale(domain=[LICENSE_OK, LICENSE_NOT_OK], range=["#2e7d32", "#c62828"])),
+        tooltip=["candidate:N", "latency_ms:Q", "quality:Q", "peak_rss_mb:Q", "license:N", "passes:N"],
+    )
+    front = base.transform_filter("datum.pareto").mark_line(color="#555", strokeDash=[4, 3]).encode(
+        x="latency_ms:Q", y="quality:Q", order="latency_ms:Q")
+    labels = base.mark_text(align="left", dx=8, dy=-8, fontSize=11).encode(
+        x="latency_ms:Q", y="quality:Q", text="candidate:N")
+    return _pad(alt.layer(front, points, labels)).properties(
+        title=alt.Title("Quality against latency", subtitle=subtitle), width=560, height=360)
+
+
+def score_chart(result: dict) -> alt.Chart:
+    rows = result.get("candidates", [])
+    recs = []
+    for r in rows:
+        for name in CRITERIA:
+            recs.append({
+                "candidate": _label(r, rows),
+                "criterion": name,
+                "weighted score": r["contributions"][CRITERION_KEY[name]],
+                "normalized": r["normalized"][CRITERION_KEY[name]],
+                "weight": result["weights"][name],
+                "total": r["score"],
+                "status": "passes" if r["passes"] else "fails a constraint",
+            })
+    df = pd.DataFrame.from_records(recs, columns=["candidate", "criterion", "weighted score", "normalized", "weight",
+                                                  "total", "status"])
+    order = [_label(r, rows) for r in rows]  # already ranked
+    return _pad(alt.Chart(df)).mark_bar().encode(
+        y=alt.Y("candidate:N", sort=order, title=None),
+        x=alt.X("sum(weighted score):Q", title="Weighted score (0..1)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("criterion:N", sort=list(CRITERIA), title="Criterion"),
+        order=alt.Order("criterion_order:Q"),
+        opacity=alt.Opacity("status:N", scale=alt.Scale(domain=["passes", "fails a constraint"], range=[1.0, 0.3]),
+                            title="Constraints"),
+        tooltip=["candidate:N", "criterion:N", alt.Tooltip("weighted score:Q", format=".3f"),
+                 alt.Tooltip("normalized:Q", format=".2f"), alt.Tooltip("weight:Q", format=".0%"),
+                 alt.Tooltip("total:Q", format=".3f"), "status:N"],
+    ).transform_calculate(
+        criterion_order="indexof(" + repr(list(CRITERIA)).replace("'", '"') + ", datum.criterion)"
+    ).properties(title="Weighted score by criterion (greyed: fails a constraint)", width=560,
+                 height=max(200, 28 * len(order)))
+
+
+def win_chart(result: dict) -> alt.Chart:
+    df = frame(result)
+    df = df[df["passes"] == "passes"]
+    samples = (result.get("robustness") or {}).get("samples", 0)
+    return _pad(alt.Chart(df)).mark_bar(color="#1565c0").encode(
+        y=alt.Y("candidate:N", sort="-x", title=None),
+        x=alt.X("win_probability:Q", title="Win probability", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        tooltip=["candidate:N", alt.Tooltip("win_probability:Q", format=".1%")],
+    ).properties(title=alt.Title("How often each candidate wins",
+                                 subtitle=f"{samples:,} weight draws around the chosen weights (Dirichlet)"),
+                 width=560, height=max(80, 28 * len(df)))
+
+
+def _pad(chart):
+    """Plot area of the size asked, legends and titles around it (Streamlit otherwise fits all into the height)."""
+    return chart.properties(autosize=alt.AutoSizeParams(type="pad"))
+
+
+CHARTS = {"pareto": pareto_chart, "scores": score_chart, "win": win_chart}
+
+
+def chart_specs(result: dict) -> dict[str, dict]:
+    """{name: Vega-Lite spec with its data inline}."""
+    return {name: f(result).to_dict() for name, f in CHARTS.items()}

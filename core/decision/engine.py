@@ -1,0 +1,255 @@
+"""From candidates to a decision: `prepare` (weight-independent work, done once) and `evaluate` (per weights).
+
+The page recomputes `evaluate` on every slider move; `prepare` holds the normalised matrix and the
+bootstrap resamples (normalised too), so a new set of weights costs a few matrix products.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.decision import robustness
+from core.decision.licenses import commercial_problem, license_info
+from core.decision.matrix import (
+    CRITERIA,
+    CRITERION_KEY,
+    LATENCY_METRICS,
+    LICENSE_COL,
+    Candidate,
+    Constraint,
+    decode_tok_s,
+    explanation,
+    normalize,
+    parse_constraints,
+    parse_weights,
+)
+from core.errors import UserError
+from core.stats import TAIL_MIN_SAMPLES
+
+
+@dataclass
+class Prepared:
+    candidates: list[Candidate]
+    latency_metric: str
+    method: str
+    constraints: list[Constraint]
+    require_commercial: bool
+    metrics: list[dict]
+    licenses: list[dict]
+    raw: np.ndarray          # C x K, NaN unknown (license column: fixed 0..1 score)
+    norm: np.ndarray         # C x K in 0..1
+    passes: np.ndarray       # C bools
+    failed: list[list[str]]
+    flags: list[list[str]]
+    boot_norm: np.ndarray | None  # B x C x K
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.candidates]
+
+
+def _raw_row(m: dict, lic: dict, latency_metric: str) -> list[float]:
+    vals = {
+        "latency": m[f"{latency_metric}_ms"],
+        "throughput": m["throughput_tok_s"],
+        "memory": m["peak_rss_mb"],
+        "quality": m["quality"],
+        "disk": m["disk_mb"],
+        "license": lic["score"],
+    }
+    return [np.nan if vals[c] is None else float(vals[c]) for c in CRITERIA]
+
+
+def prepare(
+    candidates: list[Candidate],
+    *,
+    latency_metric: str = "e2e_p95",
+    constraints=(),
+    require_commercial: bool = False,
+    method: str = "minmax",
+    n_boot: int = robustness.DEFAULT_BOOT,
+    seed: int = 0,
+) -> Prepared:
+    if latency_metric not in LATENCY_METRICS:
+        raise UserError(f"unknown latency metric '{latency_metric}': expected one of {', '.join(LATENCY_METRICS)}")
+    cons = parse_constraints(constraints)
+    metrics, lics, raw, failed, flags = [], [], [], [], []
+    for c in candidates:
+        m = c.metrics()
+        m["latency_ms"] = m[f"{latency_metric}_ms"]
+        lic = license_info(c.license)
+        reasons, notes = [], list(c.notes)
+        if c.status == "failed":
+            reasons.append(f"benchmark failed: {c.error or 'no error recorded'}")
+        elif c.requests_ok == 0:
+            reasons.append("no successful requests")
+        for con in cons:
+            why = con.check(m, lic)
+            if why:
+                reasons.append(why)
+        if require_commercial:
+            why = commercial_problem(lic)
+            if why:
+                reasons.append(why)
+        if lic["flag"]:
+            notes.append(lic["flag"])
+        elif lic["commercial_use"] == "conditional":
+            notes.append(f"license {lic['id']}: commercial use with conditions")
+        if c.status not in ("ok", "failed"):
+            notes.append(f"benchmark {c.status}: numbers from the requests that finished")
+        if m["quality"] is None:
+            notes.append("quality unknown (not scored): counts as 0")
+        if 0 < c.requests_ok < TAIL_MIN_SAMPLES:
+            notes.append(f"{c.requests_ok} requests: p95 is indicative only (fewer than {TAIL_MIN_SAMPLES})")
+        if c.requests_failed:
+            notes.append(f"{c.requests_failed} failed requests")
+        metrics.append(m)
+        lics.append(lic)
+        raw.append(_raw_row(m, lic, latency_metric))
+        failed.append(reasons)
+        flags.append(notes)
+    k = len(CRITERIA)
+    raw_arr = np.asarray(raw, dtype=float).reshape(len(candidates), k)
+    passes = np.asarray([not f for f in failed], dtype=bool)
+    norm = normalize(raw_arr, passes, method)
+    boot = _bootstrap(candidates, raw_arr, latency_metric, n_boot, seed) if n_boot > 1 and candidates else None
+    boot_norm = normalize(boot, passes, method) if boot is not None else None
+    return Prepared(candidates, latency_metric, method, cons, require_commercial, metrics, lics, raw_arr, norm,
+                    passes, failed, flags, boot_norm)
+
+
+def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, seed: int) -> np.ndarray:
+    """B x C x K raw values on resampled requests (latency, throughput) and scores (quality).
+
+    Memory, disk and license are single measurements: they do not vary. Quality varies as a normal draw
+    with the spread of its own bootstrap 95% interval (the quality helper's), clipped to 0..1.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.broadcast_to(raw, (n_boot,) + raw.shape).copy()
+    li, ti, qi = CRITERIA.index("latency"), CRITERIA.index("throughput"), CRITERIA.index("quality")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for j, c in enumerate(candidates):
+            lat = c.e2e_ms if latency_metric == "e2e_p95" else c.ttft_ms
+            lat = lat[np.isfinite(lat)]
+            if lat.size > 1 and np.isfinite(raw[j, li]):
+                out[:, j, li] = np.percentile(lat[rng.integers(0, lat.size, size=(n_boot, lat.size))], 95, axis=1)
+            speed = decode_tok_s(c.tpot_ms)
+            speed = speed[np.isfinite(speed)]
+            if speed.size > 1 and np.isfinite(raw[j, ti]):
+                out[:, j, ti] = speed[rng.integers(0, speed.size, size=(n_boot, speed.size))].mean(axis=1)
+            q = c.quality or {}
+            if np.isfinite(raw[j, qi]) and q.get("ci_low") is not None and q.get("ci_high") is not None:
+                sd = max(float(q["ci_high"]) - float(q["ci_low"]), 0.0) / 3.92
+                if sd > 0:
+                    out[:, j, qi] = np.clip(raw[j, qi] + rng.normal(0.0, sd, n_boot), 0.0, 1.0)
+    return out
+
+
+def weight_vector(weights) -> np.ndarray:
+    """Weights (a "name=value,..." string, a dict, a preset name or an array) as a K-vector summing to 1."""
+    if isinstance(weights, np.ndarray):
+        weights = {c: float(v) for c, v in zip(CRITERIA, weights)}
+    w = parse_weights(weights)
+    return np.asarray([w[c] for c in CRITERIA], dtype=float)
+
+
+def pareto_front(latency: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """True for the rows no other row beats on both (lower latency, higher quality); unknown -> False."""
+    lat, q = np.asarray(latency, float), np.asarray(quality, float)
+    ok = np.isfinite(lat) & np.isfinite(q)
+    out = np.zeros(lat.size, dtype=bool)
+    for i in np.flatnonzero(ok):
+        dom = ok & (lat <= lat[i]) & (q >= q[i]) & ((lat < lat[i]) | (q > q[i]))
+        out[i] = not dom.any()
+    return out
+
+
+def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAMPLES,
+             concentration: float = robustness.DEFAULT_CONCENTRATION, seed: int = 0) -> dict:
+    """The decision for one set of weights, in the `--json` shape of `python -m core decide` (plus extras)."""
+    w = weight_vector(weights)
+    ids = prep.ids
+    n = len(ids)
+    scores = prep.norm @ w if n else np.zeros(0)
+    contrib = prep.norm * w if n else np.zeros((0, len(CRITERIA)))
+    passing = np.flatnonzero(prep.passes)
+    # rank passing candidates by score (ties in the point score broken by id, for a stable order)
+    order = sorted(passing, key=lambda i: (-scores[i], ids[i]))
+    rank = {int(i): r + 1 for r, i in enumerate(order)}
+    winner = ids[order[0]] if order else None
+
+    rng = np.random.default_rng(seed)
+    winp = np.zeros(n)
+    if len(passing):
+        winp[passing] = robustness.win_probability(prep.norm[passing], w, n=n_samples,
+                                                   concentration=concentration, rng=rng)
+    flips = {c: None for c in CRITERIA}
+    if len(order) >= 2:
+        sub = np.asarray(order)
+        flips = robustness.flip_points(prep.norm[sub], w, CRITERIA, [ids[i] for i in sub])
+
+    ties = np.zeros((n, n), dtype=bool)
+    if len(passing) >= 2:
+        boot_scores = prep.boot_norm[:, passing, :] @ w if prep.boot_norm is not None else None
+        ties[np.ix_(passing, passing)] = robustness.tie_matrix(boot_scores, scores[passing])
+    pareto = pareto_front(prep.raw[:, CRITERIA.index("latency")], prep.raw[:, CRITERIA.index("quality")])
+
+    rows = []
+    for i, c in enumerate(prep.candidates):
+        m, lic = prep.metrics[i], prep.licenses[i]
+        criteria = {}
+        for j, name in enumerate(CRITERIA):
+            key = CRITERION_KEY[name]
+            criteria[key] = lic["id"] if j == LICENSE_COL else (None if not np.isfinite(prep.raw[i, j]) else float(prep.raw[i, j]))
+        rows.append({
+            "candidate": ids[i],
+            "model": c.model,
+            "backend": c.backend,
+            "run_id": c.run_id,
+            "concurrency": c.concurrency,
+            "criteria": criteria,
+            "normalized": {CRITERION_KEY[name]: float(prep.norm[i, j]) for j, name in enumerate(CRITERIA)},
+            "contributions": {CRITERION_KEY[name]: float(contrib[i, j]) for j, name in enumerate(CRITERIA)},
+            "score": float(scores[i]),
+            "rank": rank.get(i),
+            "tie_with": [ids[k] for k in np.flatnonzero(ties[i])],
+            "win_probability": float(winp[i]),
+            "passes": bool(prep.passes[i]),
+            "failed_constraints": list(prep.failed[i]),
+            "flags": list(prep.flags[i]),
+            "license_info": {k: lic[k] for k in ("id", "raw", "known", "name", "commercial_use", "attribution", "restrictions", "flag")},
+            "quality_detail": dict(c.quality) if c.quality else None,
+            "metrics": m,
+            "requests_ok": c.requests_ok,
+            "requests_failed": c.requests_failed,
+            "pareto": bool(pareto[i]),
+            "status": c.status,
+            "environment": c.environment,
+        })
+    rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["score"], r["candidate"]))
+    return {
+        "winner": winner,
+        "candidates": rows,
+        "flip_points": {name: (None if flips[name] is None else flips[name]["value"]) for name in CRITERIA},
+        "flip_details": flips,
+        "weights": {name: float(w[j]) for j, name in enumerate(CRITERIA)},
+        "latency_metric": prep.latency_metric,
+        "normalization": prep.method,
+        "constraints": [con.text for con in prep.constraints],
+        "require_commercial": prep.require_commercial,
+        "explanation": explanation(prep.method),
+        "robustness": {"samples": n_samples, "concentration": concentration,
+                       "bootstrap": 0 if prep.boot_norm is None else int(prep.boot_norm.shape[0]),
+                       "tie_level": robustness.TIE_LEVEL},
+    }
+
+
+def decide(candidates: list[Candidate], weights, *, latency_metric: str = "e2e_p95", constraints=(),
+           require_commercial: bool = False, method: str = "minmax", n_samples: int = robustness.DEFAULT_SAMPLES,
+           n_boot: int = robustness.DEFAULT_BOOT, seed: int = 0) -> dict:
+    prep = prepare(candidates, latency_metric=latency_metric, constraints=constraints,
+                   require_commercial=require_commercial, method=method, n_boot=n_boot, seed=seed)
+    return evaluate(prep, weights, n_samples=n_samples, seed=seed)

@@ -1,0 +1,249 @@
+"""Exports of a decision record: Markdown, one self-contained HTML file (charts inside, opens offline), CSV, JSON.
+
+The HTML embeds the Vega-Lite specs and the vega, vega-lite and vega-embed JavaScript shipped inside the
+`vl-convert-python` wheel (`vl_convert.javascript_bundle`), so it loads nothing from the network. If that
+package is missing, the charts are left out and the report says so.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+from core.decision.matrix import CRITERIA, CRITERION_KEY
+from core.errors import UserError
+from core.output import _jsonable
+
+LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
+CRITERION_TITLE = {
+    "latency": "Latency (ms)",
+    "throughput": "Decode speed (tok/s)",
+    "memory": "Peak memory (MB)",
+    "quality": "Quality (0..1)",
+    "disk": "Disk (MB)",
+    "license": "License",
+}
+
+
+def _fmt(v, key: str = "") -> str:
+    if v is None:
+        return "unknown"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if key == "quality":
+            return f"{v:.2f}"
+        return f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%"
+
+
+def _status(row: dict) -> str:
+    if not row["passes"]:
+        return "fails: " + "; ".join(row["failed_constraints"])
+    return f"rank {row['rank']}" + (f" (tie with {', '.join(row['tie_with'])})" if row["tie_with"] else "")
+
+
+def summary_lines(record: dict) -> list[str]:
+    """Plain sentences about the outcome (shared by Markdown, HTML and the presentation view)."""
+    res = record["result"]
+    rows = res["candidates"]
+    out = []
+    if res["winner"] is None:
+        out.append("No candidate passes the constraints: there is no winner.")
+    else:
+        top = next(r for r in rows if r["candidate"] == res["winner"])
+        out.append(f"Winner: {res['winner']} with score {top['score']:.3f}, winning in "
+                   f"{_pct(top['win_probability'])} of {res['robustness']['samples']:,} random weightings around the chosen weights.")
+        if top["tie_with"]:
+            out.append(f"Within measurement noise it ties with {', '.join(top['tie_with'])}: the difference is not established.")
+        flips = {k: v for k, v in (res.get("flip_details") or {}).items() if v}
+        for name, f in flips.items():
+            out.append(f"If the {name} weight went {'up' if f['direction'] == 'up' else 'down'} from "
+                       f"{_pct(res['weights'][name])} to {_pct(f['value'])}, {f['new_winner']} would win.")
+        unflipped = [k for k, v in (res.get("flip_details") or {}).items() if not v]
+        if unflipped:
+            out.append(f"No change of a single weight ({', '.join(unflipped)}) alone changes the winner.")
+    failing = [r for r in rows if not r["passes"]]
+    if failing:
+        out.append(f"{len(failing)} candidate(s) fail a constraint and cannot win.")
+    return out
+
+
+def csv_text(record_or_result: dict) -> str:
+    res = record_or_result.get("result", record_or_result)
+    buf = io.StringIO()
+    keys = [CRITERION_KEY[c] for c in CRITERIA]
+    w = csv.writer(buf)
+    w.writerow(["candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
+                "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags"])
+    for r in res["candidates"]:
+        w.writerow([r["candidate"], r["model"], r["backend"], r["run_id"], r["rank"] if r["rank"] is not None else "",
+                    f"{r['score']:.6f}", f"{r['win_probability']:.4f}", r["passes"],
+                    "; ".join(r["failed_constraints"]), "; ".join(r["tie_with"])]
+                   + ["" if r["criteria"][k] is None else r["criteria"][k] for k in keys]
+                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", []))])
+    return buf.getvalue()
+
+
+def json_text(record: dict) -> str:
+    return json.dumps(_jsonable(record), indent=2, default=str) + "\n"
+
+
+def _md_cell(v) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_text(record: dict) -> str:
+    res = record["result"]
+    lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
+    lines = [f"# Decision: {_md_cell(record['name'])}", ""]
+    if record.get("created_at"):
+        lines += [f"Saved {record['created_at']}. Runs: {', '.join(record['run_ids'])}.", ""]
+    lines += [f"- {_md_cell(x)}" for x in summary_lines(record)] + [""]
+    lines += ["## Weights and constraints", ""]
+    lines += ["| criterion | weight |", "|---|---|"]
+    lines += [f"| {c} | {_pct(res['weights'][c])} |" for c in CRITERIA]
+    lines += ["", f"Latency is {lat}. Constraints: "
+              + (", ".join(f"`{c}`" for c in res["constraints"]) or "none")
+              + ("; commercial use required." if res["require_commercial"] else "."), ""]
+    lines += [f"How scores are computed: {res['explanation']}", ""]
+    lines += ["## Matrix", ""]
+    head = ["candidate", "status", "score", "win prob."] + [CRITERION_TITLE[c] for c in CRITERIA]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in res["candidates"]:
+        cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
+        cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})" for c in CRITERIA]
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    lines += ["", "Each cell: measured value (normalised 0..1, 1 best).", ""]
+    flagged = [(r["candidate"], f) for r in res["candidates"] for f in r.get("flags", [])]
+    if flagged:
+        lines += ["## Flags", ""] + [f"- {_md_cell(c)}: {_md_cell(f)}" for c, f in flagged] + [""]
+    lines += ["## Flip points", "", "| weight | now | top choice changes at | new winner |", "|---|---|---|---|"]
+    for c in CRITERIA:
+        f = (res.get("flip_details") or {}).get(c)
+        lines.append(f"| {c} | {_pct(res['weights'][c])} | {_pct(f['value']) if f else 'never'} | "
+                     f"{_md_cell(f['new_winner']) if f else ''} |")
+    lines += ["", "## Runs", ""]
+    for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
+        lines.append(f"- {rid}: {_context_line(ctx)}")
+    lines += ["", "## Notes", "", record.get("notes") or "(none)", ""]
+    return "\n".join(lines)
+
+
+def _context_line(ctx: dict) -> str:
+    env = ctx.get("environment") or {}
+    parts = [f"prompt set {ctx.get('prompt_set') or '?'} (sha256 {str(ctx.get('prompt_set_hash') or '?')[:12]})"]
+    if isinstance(env, dict) and env:
+        bits = []
+        for key, label in (("cpu", ""), ("cpu_model", ""), ("cores_logical", " cores"), ("cores", " cores"),
+                           ("ram_gb", " GB RAM"), ("os", ""), ("python", "")):
+            if env.get(key):
+                bits.append(("Python " if key == "python" else "") + f"{env[key]}{label}")
+        if bits:
+            parts.append("machine " + ", ".join(bits))
+    if ctx.get("rubrics"):
+        parts.append("rubric " + ", ".join(ctx["rubrics"]))
+    judges = [f"{j.get('judge_model')} template {j.get('template_version')}" for j in ctx.get("judges") or []]
+    if judges:
+        parts.append("judge " + "; ".join(judges))
+    return "; ".join(parts)
+
+
+def _js_bundle(snippet: str) -> str | None:
+    try:
+        import vl_convert as vlc
+    except ImportError:
+        return None
+    return vlc.javascript_bundle(snippet)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+h1{font-size:2rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;width:100%;font-size:.9rem} th,td{border:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4} tr.fail td{color:#999;background:#fafafa} tr.win td{background:#eef7ee;font-weight:600}
+.norm{color:#777;font-size:.8em} .lead{font-size:1.15rem} .notes{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.8rem}
+.chart{margin:1rem 0} .muted{color:#777}
+"""
+
+
+def html_text(record: dict) -> str:
+    """One self-contained HTML page: no network request of any kind when opened."""
+    from core.decision.charts import chart_specs
+
+    e = html.escape
+    res = record["result"]
+    lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
+    specs = chart_specs(res)
+    snippet = "const specs = " + json.dumps(_jsonable(specs)).replace("</", "<\\/") + ";\n" + \
+        "for (const [name, spec] of Object.entries(specs)) {\n" \
+        "  vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})" \
+        ".catch(err => { document.getElementById('chart-' + name).textContent = 'chart failed: ' + err; });\n}\n"
+    bundle = _js_bundle(snippet)
+    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+           f"<title>Decision: {e(record['name'])}</title>", f"<style>{_CSS}</style></head><body>",
+           f"<h1>Decision: {e(record['name'])}</h1>"]
+    if record.get("created_at"):
+        out.append(f"<p class=\"muted\">Saved {e(str(record['created_at']))}. Runs: {e(', '.join(record['run_ids']))}.</p>")
+    out += [f"<p class=\"lead\">{e(s)}</p>" for s in summary_lines(record)]
+    out.append("<h2>Weights and constraints</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CRITERIA)
+               + "</tr><tr>" + "".join(f"<td>{_pct(res['weights'][c])}</td>" for c in CRITERIA) + "</tr></table>")
+    cons = ", ".join(res["constraints"]) or "none"
+    out.append(f"<p>Latency is {e(lat)}. Constraints: {e(cons)}"
+               + ("; commercial use required." if res["require_commercial"] else ".") + "</p>")
+    out.append(f"<p>{e(res['explanation'])}</p>")
+    out.append("<h2>Matrix</h2><table><tr><th>candidate</th><th>status</th><th>score</th><th>win prob.</th>"
+               + "".join(f"<th>{e(CRITERION_TITLE[c])}</th>" for c in CRITERIA) + "<th>flags</th></tr>")
+    for r in res["candidates"]:
+        cls = "fail" if not r["passes"] else ("win" if r["candidate"] == res["winner"] else "")
+        cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
+        tds = "".join(f"<td>{e(x)}</td>" for x in cells)
+        tds += "".join(f"<td>{e(_fmt(r['criteria'][CRITERION_KEY[c]], c))} "
+                       f"<span class=\"norm\">({r['normalized'][CRITERION_KEY[c]]:.2f})</span></td>" for c in CRITERIA)
+        tds += f"<td>{e('; '.join(r.get('flags', [])))}</td>"
+        out.append(f"<tr class=\"{cls}\">{tds}</tr>")
+    out.append("</table><p class=\"muted\">Each cell: measured value (normalised 0..1, 1 best). Greyed rows fail a "
+               "constraint and cannot win.</p>")
+    out.append("<h2>Charts</h2>")
+    if bundle is None:
+        out.append("<p class=\"muted\">Charts left out: the vl-convert-python package is not installed.</p>")
+    for name in specs:
+        out.append(f"<div class=\"chart\" id=\"chart-{e(name)}\"></div>")
+    out.append("<h2>Flip points</h2><table><tr><th>weight</th><th>now</th><th>top choice changes at</th>"
+               "<th>new winner</th></tr>")
+    for c in CRITERIA:
+        f = (res.get("flip_details") or {}).get(c)
+        out.append(f"<tr><td>{e(c)}</td><td>{_pct(res['weights'][c])}</td><td>{_pct(f['value']) if f else 'never'}</td>"
+                   f"<td>{e(f['new_winner']) if f else ''}</td></tr>")
+    out.append("</table><h2>Runs</h2><ul>")
+    for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
+        out.append(f"<li>{e(rid)}: {e(_context_line(ctx))}</li>")
+    out.append("</ul><h2>Notes</h2>")
+    out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
+    if bundle is not None:
+        out.append("<script type=\"module\">\n" + bundle.replace("</script", "<\\/script") + "\n</script>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(record: dict, path: str | Path) -> Path:
+    """Write the report in the format the suffix names: .md, .html/.htm, .csv or .json."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    writers = {".md": markdown_text, ".markdown": markdown_text, ".html": html_text, ".htm": html_text,
+               ".csv": csv_text, ".json": json_text}
+    if suffix not in writers:
+        raise UserError(f"cannot write a report to {path}: use a .md, .html, .csv or .json file name")
+    text = writers[suffix](record)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path

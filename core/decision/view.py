@@ -1,0 +1,108 @@
+"""Tables for the Decision and Present pages (pandas only; no Streamlit here)."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from core.decision.export import CRITERION_TITLE, LATENCY_LABEL
+from core.decision.matrix import CRITERIA, CRITERION_KEY, PRESETS
+
+
+def preset_percents(name: str) -> dict[str, int]:
+    """A preset as whole percentages summing to 100 (for sliders)."""
+    w = PRESETS[name]
+    pct = {c: int(round(100 * w[c])) for c in CRITERIA}
+    pct[max(pct, key=pct.get)] += 100 - sum(pct.values())
+    return pct
+
+
+def weights_from_percents(pct: dict[str, float]) -> dict[str, float] | None:
+    """Slider values -> weights summing to 1; None when all are 0."""
+    total = float(sum(max(0.0, float(pct.get(c, 0))) for c in CRITERIA))
+    if total <= 0:
+        return None
+    return {c: max(0.0, float(pct.get(c, 0))) / total for c in CRITERIA}
+
+
+def md_escape(text: str) -> str:
+    """Text shown through Markdown (titles) without being interpreted as Markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+
+def _cell(v, criterion: str) -> str:
+    """A measured value as shown in the table: 'unknown' when there is none (never a blank or a 0)."""
+    if v is None:
+        return "unknown"
+    if isinstance(v, str):
+        return v
+    return f"{v:.2f}" if criterion == "quality" else f"{v:.1f}"
+
+
+def matrix_frame(result: dict) -> pd.DataFrame:
+    """One row per candidate: rank, status, score, win probability, ties, measured and normalised values, reasons.
+
+    Measured values are display strings ("unknown" where not measured); scores are numbers.
+    """
+    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
+    recs = []
+    for r in result.get("candidates", []):
+        rec = {
+            "rank": r["rank"],
+            "candidate": r["candidate"],
+            "passes": r["passes"],
+            "score": round(r["score"], 3),
+            "win %": round(100 * r["win_probability"], 1),
+            "tie with": ", ".join(r["tie_with"]),
+        }
+        for c in CRITERIA:
+            title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
+            rec[title] = _cell(r["criteria"][CRITERION_KEY[c]], c)
+        for c in CRITERIA:
+            rec[f"{c} (norm.)"] = round(r["normalized"][CRITERION_KEY[c]], 2)
+        rec["why it fails"] = "; ".join(r["failed_constraints"])
+        rec["flags"] = "; ".join(r.get("flags", []))
+        recs.append(rec)
+    df = pd.DataFrame.from_records(recs)
+    if not df.empty:
+        df["rank"] = df["rank"].astype("Int64")
+    return df
+
+
+def style_matrix(df: pd.DataFrame):
+    """Failing rows greyed (a pandas Styler)."""
+    if df.empty:
+        return df
+
+    def grey(row):
+        return ["color: #9e9e9e; background-color: #f5f5f5" if not row["passes"] else "" for _ in row]
+
+    fmt = {c: "{:.2f}" for c in df.columns if c.endswith("(norm.)")}
+    fmt.update({"score": "{:.3f}", "win %": "{:.1f}"})
+    return df.style.apply(grey, axis=1).format(fmt)
+
+
+def flip_frame(result: dict) -> pd.DataFrame:
+    recs = []
+    for c in CRITERIA:
+        f = (result.get("flip_details") or {}).get(c)
+        recs.append({
+            "weight": c,
+            "now %": round(100 * result["weights"][c], 1),
+            "winner changes at": "never" if not f else f"{100 * f['value']:.1f}%",
+            "direction": "" if not f else f["direction"],
+            "new winner": "" if not f else f["new_winner"],
+        })
+    return pd.DataFrame.from_records(recs)
+
+
+def ties_lines(result: dict) -> list[str]:
+    """"A ties with B, C" for each passing candidate with ties (each pair once)."""
+    seen, out = set(), []
+    for r in result.get("candidates", []):
+        others = [t for t in r["tie_with"] if (t, r["candidate"]) not in seen]
+        for t in others:
+            seen.add((r["candidate"], t))
+        if others:
+            out.append(f"{r['candidate']} ties with {', '.join(others)}")
+    return out

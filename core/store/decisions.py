@@ -1,0 +1,132 @@
+"""SQL for the decision matrix: candidate rows of benchmark runs, and saved decisions.
+
+Every function opens its own short connection.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.store.db import connect
+
+
+def _rows(cur) -> list[dict]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _unj(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+# ------------------------------------------------------------------ benchmark inputs
+
+def list_runs() -> list[dict]:
+    """Runs that have at least one model row, newest first, with a short description."""
+    with connect() as con:
+        rows = _rows(con.execute(
+            "SELECT r.run_id, r.created_at, r.status, r.prompt_set, r.note, "
+            "       count(DISTINCT m.model || '|' || m.backend) AS candidates, "
+            "       string_agg(DISTINCT m.model, ', ' ORDER BY m.model) AS models "
+            "FROM runs r JOIN run_models m ON m.run_id = r.run_id "
+            "GROUP BY ALL ORDER BY r.created_at DESC, r.run_id"))
+    return rows
+
+
+def runs(run_ids: list[str]) -> list[dict]:
+    with connect() as con:
+        rows = _rows(con.execute(
+            "SELECT run_id, created_at, finished_at, status, prompt_set, prompt_set_hash, settings, environment, note "
+            "FROM runs WHERE list_contains(?, run_id) ORDER BY created_at, run_id", [list(run_ids)]))
+    for r in rows:
+        r["settings"] = _unj(r["settings"])
+        r["environment"] = _unj(r["environment"])
+    return rows
+
+
+def candidate_rows(run_ids: list[str]) -> list[dict]:
+    """run_models rows at the lowest concurrency level of each (run, model, backend)."""
+    with connect() as con:
+        rows = _rows(con.execute(
+            "SELECT run_id, model, backend, concurrency, status, error, endpoint, model_version, execution_provider, "
+            "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes "
+            "FROM run_models WHERE list_contains(?, run_id) "
+            "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
+            "ORDER BY run_id, model, backend", [list(run_ids)]))
+    for r in rows:
+        r["environment"] = _unj(r["environment"])
+        r["notes"] = _unj(r["notes"]) or []
+    return rows
+
+
+def measured_requests(run_ids: list[str]) -> list[dict]:
+    """Non-warm-up requests of the runs (successful and failed), for the lowest concurrency level of each model."""
+    with connect() as con:
+        return _rows(con.execute(
+            "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
+            "             WHERE list_contains(?, run_id) GROUP BY ALL) "
+            "SELECT q.run_id, q.model, q.backend, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms, q.completion_tokens "
+            "FROM requests q JOIN lvl USING (run_id, model, backend, concurrency) "
+            "WHERE NOT q.warmup ORDER BY q.run_id, q.model, q.backend, q.prompt_id, q.round, q.request_id",
+            [list(run_ids)]))
+
+
+# ------------------------------------------------------------------ saved decisions
+
+_JSON_COLS = ("run_ids", "weights", "constraints", "result", "context")
+
+
+def decision_exists(name: str) -> bool:
+    with connect() as con:
+        return con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0] > 0
+
+
+def save_decision(rec: dict, *, replace: bool = False) -> None:
+    """Insert a decision record (keys as the table's columns); `replace` overwrites one of the same name."""
+    values = [json.dumps(rec[c], default=str) if c in _JSON_COLS and rec.get(c) is not None else rec.get(c)
+              for c in ("name", "winner", "run_ids", "weights", "constraints", "latency_metric", "normalization",
+                        "result", "context", "notes")]
+    with connect() as con:
+        if replace:
+            con.execute("DELETE FROM decisions WHERE name = ?", [rec["name"]])
+        con.execute(
+            "INSERT INTO decisions (name, winner, run_ids, weights, constraints, latency_metric, normalization, "
+            "result, context, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+
+def update_notes(name: str, notes: str) -> bool:
+    with connect() as con:
+        n = con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ? RETURNING name",
+                        [notes, name]).fetchall()
+    return bool(n)
+
+
+def get_decision(name: str) -> dict | None:
+    with connect() as con:
+        rows = _rows(con.execute(
+            "SELECT name, created_at, updated_at, winner, run_ids, weights, constraints, latency_metric, "
+            "normalization, result, context, notes FROM decisions WHERE name = ?", [name]))
+    if not rows:
+        return None
+    r = rows[0]
+    for c in _JSON_COLS:
+        r[c] = _unj(r[c])
+    return r
+
+
+def list_decisions() -> list[dict]:
+    with connect() as con:
+        return _rows(con.execute(
+            "SELECT name, created_at, updated_at, winner, latency_metric, normalization, run_ids "
+            "FROM decisions ORDER BY updated_at DESC, name"))
+
+
+def delete_decision(name: str) -> bool:
+    with connect() as con:
+        n = con.execute("DELETE FROM decisions WHERE name = ? RETURNING name", [name]).fetchall()
+    return bool(n)

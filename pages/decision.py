@@ -1,0 +1,160 @@
+"""Decision: the weighted selection matrix over benchmark runs, how robust the winner is, and the record."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import db_path
+from core.decision import charts, data, engine, export, record, view
+from core.decision.licenses import known_licenses
+from core.decision.matrix import CRITERIA, PRESETS, explanation
+from core.errors import UserError
+from core.store import decisions as store
+
+K = "decision_"  # session-state namespace
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _runs(db: str) -> list[dict]:
+    return store.list_runs()
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the runs...")
+def _prepared(db: str, run_ids: tuple, latency_metric: str, constraints: tuple, require_commercial: bool, method: str):
+    cands = data.load_candidates(list(run_ids))
+    return engine.prepare(cands, latency_metric=latency_metric, constraints=list(constraints),
+                          require_commercial=require_commercial, method=method)
+
+
+def _apply_preset():
+    name = st.session_state.get(K + "preset")
+    if name in PRESETS:
+        for c, v in view.preset_percents(name).items():
+            st.session_state[K + "w_" + c] = v
+
+
+def render_runs() -> list[str]:
+    runs = _runs(str(db_path()))
+    if not runs:
+        st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then come back.")
+        return []
+    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['models']}" for r in runs}
+    return st.multiselect("Runs", list(labels), default=list(labels)[:1], format_func=labels.get, key=K + "runs")
+
+
+def render_weights() -> dict | None:
+    st.subheader("Weights")
+    if K + "w_latency" not in st.session_state:
+        st.session_state[K + "preset"] = "balanced"
+        _apply_preset()
+    st.selectbox("Preset", list(PRESETS), key=K + "preset", on_change=_apply_preset)
+    cols = st.columns(len(CRITERIA))
+    pct = {c: col.slider(c, 0, 100, step=5, format="%d%%", key=K + "w_" + c) for c, col in zip(CRITERIA, cols)}
+    weights = view.weights_from_percents(pct)
+    if weights is None:
+        st.warning("All weights are 0: give at least one criterion some weight.")
+        return None
+    preset = st.session_state.get(K + "preset")
+    custom = preset in PRESETS and pct != view.preset_percents(preset)
+    st.caption(("Custom weights. " if custom else "") + "Weights in use (normalised to 100%): "
+               + ", ".join(f"{c} {100 * w:.0f}%" for c, w in weights.items()))
+    return weights
+
+
+def render_constraints() -> tuple[str, str, list[str], bool]:
+    st.subheader("Constraints and options")
+    a, b, c = st.columns(3)
+    latency_metric = a.radio("Latency", ["e2e_p95", "ttft_p95"], horizontal=True, key=K + "latency",
+                             format_func=export.LATENCY_LABEL.get)
+    method = b.radio("Normalisation", ["minmax", "rank"], horizontal=True, key=K + "method",
+                     format_func={"minmax": "min-max", "rank": "rank"}.get)
+    require_commercial = c.checkbox("Commercial use required", key=K + "commercial")
+    a, b, c, d = st.columns(4)
+    max_mem = a.number_input("Max peak memory (MB), 0 = none", min_value=0, step=100, key=K + "max_mem")
+    max_lat = b.number_input("Max p95 latency (ms), 0 = none", min_value=0, step=100, key=K + "max_lat")
+    min_q = c.number_input("Min quality (0..1), 0 = none", min_value=0.0, max_value=1.0, step=0.05, key=K + "min_q")
+    max_disk = d.number_input("Max disk (MB), 0 = none", min_value=0, step=100, key=K + "max_disk")
+    allowed = st.multiselect("Licenses allowed (empty = any)", [k for k in known_licenses() if k != "unknown"],
+                             key=K + "licenses")
+    cons = []
+    if max_mem:
+        cons.append(f"peak_rss_mb<={max_mem}")
+    if max_lat:
+        cons.append(f"latency_ms<={max_lat}")
+    if min_q:
+        cons.append(f"quality>={min_q}")
+    if max_disk:
+        cons.append(f"disk_mb<={max_disk}")
+    if allowed:
+        cons.append("license in " + ",".join(allowed))
+    return latency_metric, method, cons, require_commercial
+
+
+def render_matrix(result: dict) -> None:
+    st.subheader("Matrix")
+    for line in export.summary_lines({"result": result}):
+        st.write(line)
+    st.caption(explanation(result["normalization"]))
+    st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
+    st.caption("Greyed rows fail a constraint: they stay visible with the reason and never win.")
+    ties = view.ties_lines(result)
+    if ties:
+        st.markdown("**Ties within measurement noise** (bootstrap 95% interval of the score difference contains 0)")
+        for line in ties:
+            st.text(line)
+    st.markdown("**Flip points**: the weight at which the top choice changes, the other weights rescaled proportionally")
+    st.dataframe(view.flip_frame(result), hide_index=True)
+
+
+def render_charts(result: dict) -> None:
+    st.subheader("Charts")
+    st.altair_chart(charts.pareto_chart(result), width="stretch")
+    st.altair_chart(charts.score_chart(result), width="stretch")
+    st.altair_chart(charts.win_chart(result), width="stretch")
+
+
+def render_save(result: dict, run_ids: list[str]) -> None:
+    st.subheader("Save and export")
+    with st.form(K + "save_form"):
+        name = st.text_input("Decision name", key=K + "name")
+        notes = st.text_area("Notes of the team", key=K + "notes")
+        replace = st.checkbox("Replace a saved decision of the same name", key=K + "replace")
+        if st.form_submit_button("Save decision"):
+            try:
+                rec = record.build_record(name, result, run_ids, notes=notes)
+                record.save(rec, replace=replace)
+                st.success(f"Saved '{rec['name']}'. Show it on the Present page.")
+            except UserError as exc:
+                st.error(exc.one_line())
+    rec = record.build_record(st.session_state.get(K + "name") or "decision", result, run_ids,
+                              notes=st.session_state.get(K + "notes") or "", context={"runs": data.run_context(run_ids)})
+    stem = "decision"
+    cols = st.columns(4)
+    cols[0].download_button("Markdown", lambda: export.markdown_text(rec), f"{stem}.md", "text/markdown", key=K + "dl_md")
+    cols[1].download_button("HTML (offline)", lambda: export.html_text(rec), f"{stem}.html", "text/html", key=K + "dl_html")
+    cols[2].download_button("CSV", lambda: export.csv_text(rec), f"{stem}.csv", "text/csv", key=K + "dl_csv")
+    cols[3].download_button("JSON", lambda: export.json_text(rec), f"{stem}.json", "application/json", key=K + "dl_json")
+
+
+def main() -> None:
+    st.title("Decision")
+    try:
+        run_ids = render_runs()
+        if not run_ids:
+            return
+        weights = render_weights()
+        latency_metric, method, cons, require_commercial = render_constraints()
+        if weights is None:
+            return
+        prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method)
+        if not prep.candidates:
+            st.info("These runs have no candidate model.")
+            return
+        result = engine.evaluate(prep, weights)
+        render_matrix(result)
+        render_charts(result)
+        render_save(result, run_ids)
+    except UserError as exc:
+        st.error(exc.one_line())
+
+
+main()
