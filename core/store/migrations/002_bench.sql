@@ -42,6 +42,13 @@ CREATE TABLE run_models (
     throughput_tok_s   DOUBLE,                 -- aggregate: output tokens / measured window
     token_count_source VARCHAR,                -- usage | tokenizer | chunks
     environment        JSON,
+    position           INTEGER,                -- order of the model in the run
+    label              VARCHAR,                -- the name the user gave (alias)
+    pid                INTEGER,                -- process measured (worker / server), when known
+    output_tokens      INTEGER,                -- successful requests' completion tokens, measured window
+    window_s           DOUBLE,                 -- last end - first start of the measured window
+    cpu_s              DOUBLE,                 -- CPU seconds of the model's process over the window
+    notes              JSON,                   -- caveats (memory-mapped weights, load time meaning...)
     PRIMARY KEY (run_id, model, backend, concurrency)
 );
 
@@ -56,7 +63,8 @@ CREATE TABLE requests (
     round              INTEGER NOT NULL,
     warmup             BOOLEAN NOT NULL DEFAULT false,
     ok                 BOOLEAN NOT NULL,
-    start_offset_s     DOUBLE,                 -- start minus the level's first start
+    start_offset_s     DOUBLE,                 -- start minus the level's start
+    end_offset_s       DOUBLE,                 -- end (or failure) minus the level's start
     queue_ms           DOUBLE,                 -- waiting for a concurrency slot (never inside TTFT)
     ttft_ms            DOUBLE,
     e2e_ms             DOUBLE,

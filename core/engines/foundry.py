@@ -1,0 +1,150 @@
+"""Foundry Local engine: the model runs in its own worker process (``core.foundry_worker``).
+
+The worker stamps ``time.perf_counter()`` itself (CLOCK_MONOTONIC, comparable across processes), so
+the pipe between the processes is not inside any timer. One fresh ChatSession per request is the
+worker's job; token counts come from the runtime's usage. Memory and CPU are the worker's alone.
+"""
+from __future__ import annotations
+
+import threading
+from importlib import metadata
+
+from core.engines import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord, process_stats
+from core.errors import UserError
+
+RUNTIME_PACKAGES = ("foundry-local-sdk", "onnxruntime", "onnxruntime-genai-core")
+
+
+def _versions(names) -> dict:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+class FoundryEngine(Engine):
+    backend = "foundry"
+
+    def __init__(self, model: str, *, model_row: dict | None = None, worker_factory=None):
+        super().__init__(model)
+        self.model_row = model_row or {}
+        self._factory = worker_factory
+        self.worker = None
+        self._lock = threading.Lock()
+        self._concurrent = False
+        self._pid: int | None = None
+
+    def open(self) -> LoadInfo:
+        if self._factory is None:
+            from core.foundry_worker import FoundryWorker
+            self._factory = FoundryWorker
+        self.worker = self._factory(self.model)
+        self.worker.start()
+        info = self.worker.load()
+        self._concurrent = bool(getattr(self.worker, "supports_concurrency", False))
+        return LoadInfo(
+            load_s=info.get("load_s"), rss_before_mb=info.get("rss_before_mb"),
+            rss_after_load_mb=info.get("rss_after_load_mb"),
+            model_version=info.get("model_version") or self.model_row.get("version"),
+            execution_provider=info.get("execution_provider") or self.model_row.get("execution_provider"),
+            pid=self.pid(), runtime=_versions(RUNTIME_PACKAGES),
+        )
+
+    def pid(self) -> int | None:
+        if self.worker is None:
+            return self._pid
+        pid = getattr(self.worker, "pid", None)
+        if pid:
+            self._pid = pid   # kept: the worker forgets its process once closed
+        return pid or self._pid
+
+    def _alive(self) -> bool:
+        pid = self.pid()
+        if not pid:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    def request_sync(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
+        if self._concurrent:
+            self._request(messages, opts, rec)
+        else:  # one request at a time: the wait for the worker is queue time, before `start`
+            with self._lock:
+                self._request(messages, opts, rec)
+
+    def _request(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
+        if self.worker is None:
+            raise EngineDied("worker not started")
+        events = None
+        try:
+            events = self.worker.chat(messages, temperature=opts.temperature, max_tokens=opts.max_tokens,
+                                      seed=opts.seed)
+            for ev in events:
+                kind, t = ev.get("type"), ev.get("t")
+                if kind == "start":
+                    rec.start = t
+                elif kind == "chunk":
+                    text = ev.get("text") or ""
+                    if text:
+                        if rec.first_token_at is None:
+                            rec.first_token_at = t
+                        rec.chunk_times.append(t)
+                        rec.text_parts.append(text)
+                    if rec.start is not None and t is not None and t - rec.start > opts.timeout_s:
+                        rec.fail(f"timed out after {opts.timeout_s:g} s (stalled after {len(rec.chunk_times)} chunks)")
+                        break
+                elif kind == "done":
+                    rec.end = t
+                    rec.finish_reason = ev.get("finish_reason")
+                    rec.prompt_tokens = ev.get("prompt_tokens")
+                    rec.usage_completion_tokens = ev.get("completion_tokens")
+                    break
+                elif kind == "error":
+                    if not self._alive():
+                        raise EngineDied(f"worker process {self.pid()} exited ({ev.get('error') or 'no reason'})")
+                    rec.fail(ev.get("error") or "worker error")
+                    break
+        except EngineDied:
+            raise
+        except UserError as exc:
+            if not self._alive():
+                raise EngineDied(f"worker process {self.pid()} exited ({exc.one_line()})") from exc
+            rec.fail(exc.one_line())
+        except Exception as exc:  # pipe broken, worker gone
+            if not self._alive():
+                raise EngineDied(f"worker process {self.pid()} exited ({type(exc).__name__})") from exc
+            rec.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            close = getattr(events, "close", None)
+            if close:
+                try:
+                    close()
+                except Exception:
+                    pass
+        if rec.error is None and rec.finish_reason is None:
+            if not self._alive():
+                raise EngineDied(f"worker process {self.pid()} exited mid-request")
+            rec.fail("stream ended without a finish reason (truncated)")
+
+    def process_stats(self) -> dict | None:
+        if self.worker is None:
+            return None
+        pid = self.pid()
+        st = process_stats(pid) if pid else None
+        if st is None:
+            return None
+        return st
+
+    def close(self) -> None:
+        if self.worker is not None:
+            try:
+                self.worker.close()
+            except Exception:
+                pass
+            self.worker = None

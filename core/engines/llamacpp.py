@@ -1,0 +1,197 @@
+"""llama.cpp engine: the app starts llama-cpp-python's OpenAI server on a GGUF and stops it after.
+
+The server is ``python -m llama_cpp.server --model GGUF --host 127.0.0.1 --port FREE`` run with the
+app's own interpreter; the app knows its PID, so its memory and CPU are measured (weights are
+memory-mapped: pages of the GGUF count in RSS only once touched, and may sit in page cache).
+It sends no usage when streaming: completion tokens are counted with the GGUF's own vocabulary
+(llama_cpp, ``vocab_only``), and the source is stored as ``tokenizer``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from core.engines import EngineDied, LoadInfo
+from core.engines.http import HttpEngine
+from core.errors import UserError
+
+START_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resolve_gguf(model: str) -> str:
+    """A GGUF path from a path, a file name or the starter's alias/id in the model list."""
+    p = Path(model).expanduser()
+    if p.is_file():
+        return str(p.resolve())
+    try:
+        from core.starter import starter_gguf_path
+        starter = starter_gguf_path()
+    except Exception:
+        starter = None
+    if starter and Path(starter).is_file() and model in (Path(starter).name, "smollm2-135m-instruct-gguf", "starter"):
+        return str(Path(starter).resolve())
+    try:
+        from core.models import resolve_model
+        row = resolve_model(model, backend="llamacpp")
+        if row.get("path"):
+            return str(row["path"])
+    except UserError:
+        pass
+    raise UserError(f"no GGUF file for llama.cpp model {model!r} (run `python -m core setup-models` for the starter)")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            with contextlib.redirect_stderr(null):   # llama_cpp's log callback prints to sys.stderr
+                yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class GgufTokenizer:
+    """Counts tokens with the GGUF's own vocabulary (no weights loaded)."""
+
+    def __init__(self, path: str):
+        from llama_cpp import Llama
+        with _quiet_stderr():   # llama.cpp prints context warnings from C even with verbose=False
+            self._llm = Llama(model_path=path, vocab_only=True, verbose=False)
+
+    def __call__(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+class LlamaCppEngine(HttpEngine):
+    backend = "llamacpp"
+
+    def __init__(self, gguf_path: str, *, n_ctx: int = 2048, n_threads: int | None = None,
+                 start_timeout_s: float = START_TIMEOUT_S):
+        path = Path(gguf_path).expanduser()
+        self.gguf_path = str(path.resolve())
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.start_timeout_s = start_timeout_s
+        self.port = free_port()
+        super().__init__(path.name, f"http://127.0.0.1:{self.port}/v1")
+        self.proc: subprocess.Popen | None = None
+        self.log_path: str | None = None
+
+    def _log_tail(self, n: int = 400) -> str:
+        try:
+            text = Path(self.log_path).read_text(errors="replace")
+        except (OSError, TypeError):
+            return ""
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return " ".join(" ".join(lines[-3:]).split())[-n:]
+
+    def open(self) -> LoadInfo:
+        if not Path(self.gguf_path).is_file():
+            raise UserError(f"GGUF file {self.gguf_path} not found")
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as exc:
+            raise UserError("llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')") from exc
+        fd, self.log_path = tempfile.mkstemp(prefix="llamacpp-server-", suffix=".log")
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf_path, "--host", "127.0.0.1",
+               "--port", str(self.port), "--model_alias", self.model, "--n_ctx", str(self.n_ctx),
+               # queue concurrent requests: by default a new request interrupts the one streaming
+               "--interrupt_requests", "False"]
+        if self.n_threads:
+            cmd += ["--n_threads", str(self.n_threads)]
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True)
+        os.close(fd)
+        from core.endpoints import fetch_models
+        deadline = t0 + self.start_timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                tail, code = self._log_tail(), self.proc.returncode
+                self.close()
+                raise UserError(f"llama.cpp server exited with code {code} while loading "
+                                f"{Path(self.gguf_path).name}" + (f": {tail}" if tail else ""))
+            try:
+                fetch_models(self.base_url, None, timeout=1.0)
+                break
+            except UserError:
+                if time.perf_counter() > deadline:
+                    self.close()
+                    raise UserError(f"llama.cpp server did not answer within {self.start_timeout_s:g} s")
+                time.sleep(0.05)
+        load_s = time.perf_counter() - t0
+        self.server_pid = self.proc.pid
+        try:
+            self.count_tokens = GgufTokenizer(self.gguf_path)
+        except Exception:
+            self.count_tokens = None
+        from core.engines import process_stats
+        st = process_stats(self.proc.pid) or {}
+        try:
+            version = metadata.version("llama_cpp_python")
+        except metadata.PackageNotFoundError:
+            version = None
+        return LoadInfo(
+            load_s=load_s, rss_before_mb=None, rss_after_load_mb=st.get("rss_mb"),
+            model_version=Path(self.gguf_path).stem.rsplit(".", 1)[-1], execution_provider="llama.cpp CPU",
+            pid=self.proc.pid, runtime={"llama-cpp-python": version},
+            notes=["load time: server start to first /v1/models answer (includes Python start-up)",
+                   "GGUF weights are memory-mapped: RSS counts only the pages touched; they may stay in page cache"],
+        )
+
+    def close(self) -> None:
+        super().close()
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(5)
+        if self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+            self.log_path = None
+
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else self.server_pid
+
+    async def arequest(self, messages, opts, rec) -> None:
+        await super().arequest(messages, opts, rec)
+        if rec.error is not None and self.proc is not None and "connection" in rec.error:
+            for _ in range(40):   # the socket closes a moment before the process can be reaped
+                if self.proc.poll() is not None:
+                    raise EngineDied(f"llama.cpp server (pid {self.proc.pid}) exited with code {self.proc.returncode}")
+                await asyncio.sleep(0.05)

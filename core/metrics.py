@@ -1,0 +1,229 @@
+"""Every benchmark number, defined once (shared/notes/metrics.md is the specification).
+
+Engines stamp ``time.perf_counter()`` seconds into ``RequestRecord``s; this module turns records
+into per-request rows (what the store keeps) and rows into per-level results (what the CLI,
+the page and the reports show). The unit is in every name; ``None`` means unknown, never 0.
+
+Per request:
+- ``queue_ms``: waiting for a free concurrency slot (queued_at -> start); never inside TTFT.
+- ``ttft_ms``: first chunk carrying output text - start (role-only / empty chunks are skipped).
+- ``e2e_ms``: end of the response (``[DONE]``, else the finish-reason event) - start.
+- ``completion_tokens``: usage, else the model's tokenizer, else content chunks; the source is kept.
+  Never the prompt's tokens.
+- ``tpot_ms`` (= mean inter-token latency, ``itl_ms``): (E2E - TTFT) / (tokens - 1), 2 tokens or more.
+- ``decode_tokens_per_s`` = 1000 / tpot_ms; ``e2e_output_tokens_per_s`` = tokens / E2E.
+- ``chunk_gaps_ms``: raw gaps between consecutive content chunks (a chunk may carry several tokens).
+- A request is ok only with no error and a finish reason: a stream that ends without one is failed.
+
+Per level (model x engine x concurrency):
+- warm-up requests are excluded; latency statistics use successful requests only.
+- ``throughput_tok_s`` = output tokens of successful requests / (last end - first start) of the
+  measured window (all measured requests, failed ones included in the window).
+- ``cpu_s_per_token`` = CPU seconds of the model's process over the measured window / output tokens.
+- memory: of the model's process only (peak = VmHWM); unknown when its PID is unknown.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from core.engines import RequestRecord, completion_tokens_of
+from core.stats import TAIL_MIN_SAMPLES, iqr_outliers, summary
+
+MS_PER_S = 1000.0
+
+# The JSON result of one model x concurrency level (the CLI contract, in this order).
+RESULT_KEYS = (
+    "model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed",
+    "ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens", "token_count_source",
+    "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "cpu_s_per_token", "throughput_tok_s",
+)
+
+# Human labels (page, Markdown report): one place, units included.
+LABELS = {
+    "ttft_ms": "TTFT (ms)",
+    "itl_ms": "TPOT / inter-token latency (ms per token)",
+    "e2e_ms": "E2E latency (ms)",
+    "output_tokens_per_s": "decode speed (tokens/s, 1/TPOT)",
+    "e2e_output_tokens_per_s": "E2E output speed (tokens/s, tokens/E2E)",
+    "completion_tokens": "completion tokens",
+    "throughput_tok_s": "aggregate throughput (output tokens/s over the measured window)",
+    "load_s": "cold load (s)",
+    "rss_before_mb": "RSS before load (MB)",
+    "rss_after_load_mb": "RSS after load (MB)",
+    "peak_rss_mb": "peak RSS (MB, VmHWM)",
+    "cpu_s_per_token": "CPU seconds per output token",
+    "queue_ms": "queue delay (ms, waiting for a concurrency slot)",
+}
+
+
+# One-line definitions (reports, page help): the same words as the module docstring.
+DEFINITIONS = {
+    "ttft_ms": "TTFT: first chunk carrying output text minus request start; queue delay is not inside it.",
+    "itl_ms": "TPOT (= mean inter-token latency): (E2E - TTFT) / (completion tokens - 1), for 2 tokens or more.",
+    "output_tokens_per_s": "Decode speed: 1 / TPOT, per request (tokens per second after the first token).",
+    "e2e_ms": "E2E latency: end of the response ([DONE] or the finish reason) minus request start.",
+    "completion_tokens": "Completion tokens: from the runtime's usage, else the model's tokenizer, else SSE chunks "
+                         "(the source is shown); never the prompt's tokens.",
+    "throughput_tok_s": "Aggregate throughput: output tokens of successful requests / (last end - first start) "
+                        "of the measured window, per concurrency level.",
+    "peak_rss_mb": "Memory: resident memory of the process that runs the model (worker or server): before load, "
+                   "after load, and peak (VmHWM). Unknown when the app does not know that process, never 0.",
+    "cpu_s_per_token": "CPU seconds of the model's process over the measured window / output tokens "
+                       "(a proxy for energy on laptops).",
+    "load_s": "Cold load: time to load the model in its fresh process (llama.cpp: server start until it answers).",
+    "requests": "Warm-up requests are excluded; latency statistics use successful requests only; a stream that "
+                "ends without a finish reason is a failed request; failed requests are kept with their error.",
+}
+
+
+def _ms(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return (b - a) * MS_PER_S
+
+
+def is_ok(rec: RequestRecord) -> bool:
+    return rec.error is None and rec.finish_reason is not None and rec.start is not None and rec.end is not None
+
+
+def tpot_ms(e2e_ms: float | None, ttft_ms: float | None, tokens: int | None) -> float | None:
+    """(E2E - TTFT) / (tokens - 1) for 2 tokens or more, else None."""
+    if e2e_ms is None or ttft_ms is None or tokens is None or tokens < 2:
+        return None
+    return (e2e_ms - ttft_ms) / (tokens - 1)
+
+
+def per_s(value_ms: float | None) -> float | None:
+    """1000 / value_ms (tokens per second from ms per token); None for None or non-positive."""
+    if value_ms is None or value_ms <= 0:
+        return None
+    return MS_PER_S / value_ms
+
+
+def e2e_output_tokens_per_s(tokens: int | None, e2e_ms: float | None) -> float | None:
+    if tokens is None or e2e_ms is None or e2e_ms <= 0:
+        return None
+    return tokens / (e2e_ms / MS_PER_S)
+
+
+def request_row(rec: RequestRecord, *, level_start: float, done_at: float | None = None) -> dict:
+    """The stored row of one request (no ids: the runner adds them)."""
+    ok = is_ok(rec)
+    tokens, source = completion_tokens_of(rec)
+    ttft = _ms(rec.start, rec.first_token_at)
+    e2e = _ms(rec.start, rec.end) if ok else None
+    gaps = [(b - a) * MS_PER_S for a, b in zip(rec.chunk_times, rec.chunk_times[1:])]
+    end = rec.end if rec.end is not None else done_at
+    return {
+        "ok": ok,
+        "start_offset_s": (rec.start - level_start) if rec.start is not None else None,
+        "end_offset_s": (end - level_start) if end is not None else None,
+        "queue_ms": _ms(rec.queued_at, rec.start),
+        "ttft_ms": ttft,
+        "e2e_ms": e2e,
+        "tpot_ms": tpot_ms(e2e, ttft, tokens) if ok else None,
+        "completion_tokens": tokens,
+        "prompt_tokens": rec.prompt_tokens,
+        "token_count_source": source,
+        "chunk_gaps_ms": gaps,
+        "chunk_count": len(rec.chunk_times),
+        "finish_reason": rec.finish_reason,
+        "output_text": rec.output_text,
+        "error": None if ok else (rec.error or "no finish reason"),
+    }
+
+
+def aggregate_throughput_tok_s(rows: list[dict]) -> float | None:
+    """Output tokens of successful requests / (last end - first start) over all measured requests."""
+    starts = [r["start_offset_s"] for r in rows if r.get("start_offset_s") is not None]
+    ends = [r["end_offset_s"] for r in rows if r.get("end_offset_s") is not None]
+    tokens = sum(r["completion_tokens"] or 0 for r in rows if r["ok"])
+    if not starts or not ends:
+        return None
+    window = max(ends) - min(starts)
+    if window <= 0 or not any(r["ok"] for r in rows):
+        return None
+    return tokens / window
+
+
+def output_tokens(rows: list[dict]) -> int:
+    return sum(r["completion_tokens"] or 0 for r in rows if r["ok"])
+
+
+def cpu_s_per_token(cpu_s: float | None, tokens: int) -> float | None:
+    if cpu_s is None or tokens <= 0:
+        return None
+    return cpu_s / tokens
+
+
+def token_count_source(rows: list[dict]) -> str | None:
+    """The source of the successful requests' counts: one value, or "mixed:a,b" when they differ."""
+    sources = sorted({r["token_count_source"] for r in rows if r["ok"] and r.get("token_count_source")})
+    if not sources:
+        return None
+    return sources[0] if len(sources) == 1 else "mixed:" + ",".join(sources)
+
+
+def outlier_flags(rows: list[dict], k: float = 1.5) -> list[bool]:
+    """Per request: TTFT or TPOT beyond k*IQR of its level's successful requests (failures: False)."""
+    flags = [False] * len(rows)
+    idx = [i for i, r in enumerate(rows) if r["ok"]]
+    for key in ("ttft_ms", "tpot_ms"):
+        for i, flag in zip(idx, iqr_outliers([rows[i].get(key) for i in idx], k)):
+            flags[i] = flags[i] or bool(flag)
+    return flags
+
+
+def most_common_error(rows: list[dict]) -> str | None:
+    errors = Counter(r["error"] for r in rows if not r["ok"] and r.get("error"))
+    if not errors:
+        return None
+    msg, n = errors.most_common(1)[0]
+    return msg if n == 1 else f"{msg} (x{n})"
+
+
+def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency: int, status: str = "ok",
+                 error: str | None = None, load: dict | None = None) -> dict:
+    """The result of one model x concurrency level from its stored request rows (warm-ups dropped).
+
+    ``load``: the level's stored run_models numbers (load_s, rss_*_mb, peak_rss_mb, cpu_s_per_token,
+    throughput_tok_s); the throughput is recomputed from the rows when they carry offsets.
+    """
+    rows = [r for r in rows if not r.get("warmup")]
+    ok = [r for r in rows if r["ok"]]
+    load = load or {}
+    itl = [r["tpot_ms"] for r in ok]
+    throughput = aggregate_throughput_tok_s(rows) if rows else None
+    if throughput is None:
+        throughput = load.get("throughput_tok_s")
+    if status == "ok" and rows and not ok:
+        status, error = "failed", error or most_common_error(rows)
+    elif status == "ok" and not rows:
+        status, error = "failed", error or "no request was measured"
+    return {
+        "model": model,
+        "backend": backend,
+        "concurrency": int(concurrency),
+        "status": "ok" if status == "ok" else "failed",
+        "error": error,
+        "requests_ok": len(ok),
+        "requests_failed": len(rows) - len(ok),
+        "ttft_ms": summary(r["ttft_ms"] for r in ok),
+        "itl_ms": summary(itl),
+        "e2e_ms": summary(r["e2e_ms"] for r in ok),
+        "output_tokens_per_s": summary(per_s(v) for v in itl),
+        "completion_tokens": summary(r["completion_tokens"] for r in ok),
+        "token_count_source": token_count_source(rows),
+        "load_s": load.get("load_s"),
+        "rss_before_mb": load.get("rss_before_mb"),
+        "rss_after_load_mb": load.get("rss_after_load_mb"),
+        "peak_rss_mb": load.get("peak_rss_mb"),
+        "cpu_s_per_token": load.get("cpu_s_per_token"),
+        "throughput_tok_s": throughput,
+    }
+
+
+def tails_indicative(result: dict) -> bool:
+    """True when p90/p95/p99 rest on fewer than 20 samples (show them as indicative only)."""
+    return result.get("requests_ok", 0) < TAIL_MIN_SAMPLES

@@ -1,0 +1,153 @@
+"""Benchmark reports: one report object, interchangeable writers (CSV, Markdown ``benchmark_report.md``).
+
+Model outputs never go into the Markdown (it is rendered by viewers); the CSV of requests carries
+them as data.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core.errors import UserError
+from core.metrics import DEFINITIONS, tails_indicative
+
+DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens")
+SCALAR_KEYS = ("token_count_source", "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
+               "cpu_s_per_token", "throughput_tok_s")
+
+
+@dataclass
+class BenchReport:
+    run: dict
+    results: list[dict]
+    requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def run_id(self) -> str:
+        return self.run["run_id"]
+
+
+def build_report(run_id: str) -> BenchReport:
+    from core.store import bench as db
+    run = db.get_run(run_id)
+    if run is None:
+        raise UserError(f"no benchmark run {run_id!r}")
+    return BenchReport(run=run, results=db.run_summary(run_id), requests=db.run_requests(run_id, include_warmup=True))
+
+
+def flat_results(results: list[dict]) -> pd.DataFrame:
+    """One row per model x concurrency level, distributions flattened (ttft_ms_p50, ...)."""
+    rows = []
+    for r in results:
+        row = {k: r[k] for k in ("model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed")}
+        for k in DIST_KEYS:
+            for stat in ("mean", "p50", "p90", "p95", "p99"):
+                row[f"{k}_{stat}"] = (r[k] or {}).get(stat)
+        for k in SCALAR_KEYS:
+            row[k] = r[k]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_csv(report: BenchReport) -> str:
+    """The summary (one row per model x concurrency level) as CSV."""
+    df = flat_results(report.results)
+    df.insert(0, "run_id", report.run_id)
+    return df.to_csv(index=False, quoting=csv.QUOTE_MINIMAL)
+
+
+def requests_csv(report: BenchReport) -> str:
+    """Every request of the run as CSV (warm-ups flagged, failures with their error)."""
+    df = report.requests.copy()
+    if "chunk_gaps_ms" in df:
+        df["chunk_gaps_ms"] = [" ".join(f"{g:.3f}" for g in (v if v is not None else [])) for v in df["chunk_gaps_ms"]]
+    return df.to_csv(index=False)
+
+
+def _n(v, digits=1) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: BenchReport) -> str:
+    """``benchmark_report.md``: settings, environment, summary table, failures, definitions."""
+    run, out = report.run, io.StringIO()
+    settings = run.get("settings") or {}
+    env = run.get("environment") or {}
+    w = lambda s="": out.write(s + "\n")  # noqa: E731
+    w(f"# Benchmark report — run {run['run_id']}")
+    w()
+    w(f"- Status: **{run['status']}**" + (f" ({_md_cell(run['note'])})" if run.get("note") else ""))
+    w(f"- Started: {run.get('created_at')}, finished: {run.get('finished_at') or '–'}")
+    w(f"- Prompt set: `{_md_cell(run.get('prompt_set'))}` ({len(run.get('prompts') or [])} prompts, "
+      f"sha256 `{(run.get('prompt_set_hash') or '')[:16]}…`)")
+    w(f"- Settings: rounds {settings.get('rounds')}, warm-up {settings.get('warmup')} (excluded), max tokens "
+      f"{settings.get('max_tokens')}, temperature {settings.get('temperature')}, seed {settings.get('seed')}, "
+      f"concurrency {settings.get('concurrency')}, timeout {settings.get('timeout_s')} s, "
+      f"streaming {'on' if settings.get('stream', True) else 'off'}")
+    w(f"- Machine: {_md_cell(env.get('cpu'))}, {env.get('cores_logical')} logical cores, {env.get('ram_gb')} GB RAM, "
+      f"{_md_cell(env.get('os'))}, Python {env.get('python')}")
+    pk = env.get("packages") or {}
+    if pk:
+        w("- Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v))
+    w()
+    w("## Results")
+    w()
+    w("| model | engine | conc. | ok / failed | TTFT p50 (ms) | TTFT p95 (ms) | TPOT p50 (ms/token) | decode p50 (tok/s) "
+      "| E2E p50 (ms) | E2E p95 (ms) | throughput (tok/s) | tokens p50 (source) | load (s) | peak RSS (MB) | CPU s/token |")
+    w("|" + "---|" * 15)
+    for r in report.results:
+        g = lambda k, s="p50": (r[k] or {}).get(s)  # noqa: E731
+        mark = "*" if tails_indicative(r) and r["requests_ok"] else ""
+        w(f"| {_md_cell(r['model'])} | {r['backend']} | {r['concurrency']} | {r['requests_ok']} / {r['requests_failed']} "
+          f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('output_tokens_per_s'))} "
+          f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} "
+          f"| {_n(g('completion_tokens'), 0)} ({r['token_count_source'] or '–'}) | {_n(r['load_s'], 2)} "
+          f"| {_n(r['peak_rss_mb'], 0)} | {_n(r['cpu_s_per_token'], 4)} |")
+    w()
+    if any(tails_indicative(r) and r["requests_ok"] for r in report.results):
+        w("\\* fewer than 20 successful requests: p95 is indicative only.")
+        w()
+    failed = [r for r in report.results if r["status"] != "ok" or r["requests_failed"]]
+    if failed:
+        w("## Failures")
+        w()
+        for r in failed:
+            w(f"- {_md_cell(r['model'])} [{r['backend']}] at concurrency {r['concurrency']}: "
+              f"{r['requests_failed']} failed requests" + (f"; {_md_cell(r['error'])}" if r.get("error") else ""))
+        w()
+    notes = sorted({n for m in run.get("models") or [] for n in (m.get("notes") or [])})
+    w("## How to read these numbers")
+    w()
+    for text in DEFINITIONS.values():
+        w(f"- {text}")
+    for n in notes:
+        w(f"- {_md_cell(n)}")
+    return out.getvalue()
+
+
+def write_report(run_id: str, out_dir: str | Path) -> dict[str, Path]:
+    """Write benchmark_report.md, benchmark_summary.csv and benchmark_requests.csv into out_dir."""
+    report = build_report(run_id)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {"markdown": out_dir / "benchmark_report.md", "summary_csv": out_dir / "benchmark_summary.csv",
+                 "requests_csv": out_dir / "benchmark_requests.csv"}
+        paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
+        paths["summary_csv"].write_text(to_csv(report), encoding="utf-8")
+        paths["requests_csv"].write_text(requests_csv(report), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from exc
+    return paths
