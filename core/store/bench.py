@@ -7,11 +7,10 @@ Read functions for the other features: ``list_runs()``, ``get_run(run_id)``,
 """
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 
-from core.store import connect
+from core.store.db import connect, fetch_dicts, to_json
 
 REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
@@ -28,22 +27,8 @@ RUN_MODEL_COLUMNS = (
 JSON_COLUMNS = {"environment", "notes", "settings", "tags"}
 
 
-def _dumps(value):
-    return None if value is None else json.dumps(value, default=str)
-
-
-def _loads(value):
-    if value is None or not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
 def _dicts(cur) -> list[dict]:
-    cols = [d[0] for d in cur.description]
-    return [{c: (_loads(v) if c in JSON_COLUMNS else v) for c, v in zip(cols, row)} for row in cur.fetchall()]
+    return fetch_dicts(cur, JSON_COLUMNS)
 
 
 # -- writes ------------------------------------------------------------------------------------
@@ -53,10 +38,10 @@ def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: 
         con.execute(
             "INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment, note) "
             "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-            [run_id, prompt_set, prompt_set_hash, _dumps(settings), _dumps(environment), note])
+            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note])
         con.executemany(
             "INSERT INTO run_prompts (run_id, prompt_id, position, text, tags) VALUES (?, ?, ?, ?, ?)",
-            [[run_id, p["id"], i, p["text"], _dumps(p.get("tags") or [])] for i, p in enumerate(prompts)])
+            [[run_id, p["id"], i, p["text"], to_json(p.get("tags") or [])] for i, p in enumerate(prompts)])
 
 
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
@@ -69,7 +54,7 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
     """One model x concurrency level: its run_models row (replaced) and its request rows, in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
     for c in ("environment", "notes"):
-        rm[c] = _dumps(rm[c])
+        rm[c] = to_json(rm[c])
     with connect() as con:
         con.execute("DELETE FROM run_models WHERE run_id = ? AND model = ? AND backend = ? AND concurrency = ?",
                     [rm["run_id"], rm["model"], rm["backend"], rm["concurrency"]])

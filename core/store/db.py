@@ -1,13 +1,14 @@
 """Connections and migrations."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import duckdb
 
@@ -111,3 +112,25 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 def applied_migrations(path: str | Path | None = None) -> list[tuple[int, str]]:
     with connect(path) as con:
         return [tuple(r) for r in con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()]
+
+
+# -- helpers shared by the feature modules of this package -------------------------------------
+def to_json(value: Any) -> str | None:
+    """A Python value as JSON text for a JSON column (None stays NULL)."""
+    return None if value is None else json.dumps(value, default=str)
+
+
+def from_json(value: Any) -> Any:
+    """A JSON column's text back to a Python value (anything else is returned as is)."""
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def fetch_dicts(cur, json_columns: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+    """The cursor's remaining rows as dicts, decoding the named JSON columns."""
+    cols = [d[0] for d in cur.description]
+    return [{c: (from_json(v) if c in json_columns else v) for c, v in zip(cols, r)} for r in cur.fetchall()]

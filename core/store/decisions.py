@@ -4,24 +4,8 @@ Every function opens its own short connection.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
 
-from core.store.db import connect
-
-
-def _rows(cur) -> list[dict]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
-def _unj(value: Any) -> Any:
-    if value is None or not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+from core.store.db import connect, fetch_dicts, from_json, to_json
 
 
 # ------------------------------------------------------------------ benchmark inputs
@@ -29,7 +13,7 @@ def _unj(value: Any) -> Any:
 def list_runs() -> list[dict]:
     """Runs that have at least one model row, newest first, with a short description."""
     with connect() as con:
-        rows = _rows(con.execute(
+        rows = fetch_dicts(con.execute(
             "SELECT r.run_id, r.created_at, r.status, r.prompt_set, r.note, "
             "       count(DISTINCT m.model || '|' || m.backend) AS candidates, "
             "       string_agg(DISTINCT m.model, ', ' ORDER BY m.model) AS models "
@@ -40,34 +24,34 @@ def list_runs() -> list[dict]:
 
 def runs(run_ids: list[str]) -> list[dict]:
     with connect() as con:
-        rows = _rows(con.execute(
+        rows = fetch_dicts(con.execute(
             "SELECT run_id, created_at, finished_at, status, prompt_set, prompt_set_hash, settings, environment, note "
             "FROM runs WHERE list_contains(?, run_id) ORDER BY created_at, run_id", [list(run_ids)]))
     for r in rows:
-        r["settings"] = _unj(r["settings"])
-        r["environment"] = _unj(r["environment"])
+        r["settings"] = from_json(r["settings"])
+        r["environment"] = from_json(r["environment"])
     return rows
 
 
 def candidate_rows(run_ids: list[str]) -> list[dict]:
     """run_models rows at the lowest concurrency level of each (run, model, backend)."""
     with connect() as con:
-        rows = _rows(con.execute(
+        rows = fetch_dicts(con.execute(
             "SELECT run_id, model, backend, concurrency, status, error, endpoint, model_version, execution_provider, "
             "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes "
             "FROM run_models WHERE list_contains(?, run_id) "
             "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
             "ORDER BY run_id, model, backend", [list(run_ids)]))
     for r in rows:
-        r["environment"] = _unj(r["environment"])
-        r["notes"] = _unj(r["notes"]) or []
+        r["environment"] = from_json(r["environment"])
+        r["notes"] = from_json(r["notes"]) or []
     return rows
 
 
 def measured_requests(run_ids: list[str]) -> list[dict]:
     """Non-warm-up requests of the runs (successful and failed), for the lowest concurrency level of each model."""
     with connect() as con:
-        return _rows(con.execute(
+        return fetch_dicts(con.execute(
             "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
             "             WHERE list_contains(?, run_id) GROUP BY ALL) "
             "SELECT q.run_id, q.model, q.backend, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms, q.completion_tokens "
@@ -88,7 +72,7 @@ def decision_exists(name: str) -> bool:
 
 def save_decision(rec: dict, *, replace: bool = False) -> None:
     """Insert a decision record (keys as the table's columns); `replace` overwrites one of the same name."""
-    values = [json.dumps(rec[c], default=str) if c in _JSON_COLS and rec.get(c) is not None else rec.get(c)
+    values = [to_json(rec.get(c)) if c in _JSON_COLS else rec.get(c)
               for c in ("name", "winner", "run_ids", "weights", "constraints", "latency_metric", "normalization",
                         "result", "context", "notes")]
     with connect() as con:
@@ -108,20 +92,20 @@ def update_notes(name: str, notes: str) -> bool:
 
 def get_decision(name: str) -> dict | None:
     with connect() as con:
-        rows = _rows(con.execute(
+        rows = fetch_dicts(con.execute(
             "SELECT name, created_at, updated_at, winner, run_ids, weights, constraints, latency_metric, "
             "normalization, result, context, notes FROM decisions WHERE name = ?", [name]))
     if not rows:
         return None
     r = rows[0]
     for c in _JSON_COLS:
-        r[c] = _unj(r[c])
+        r[c] = from_json(r[c])
     return r
 
 
 def list_decisions() -> list[dict]:
     with connect() as con:
-        return _rows(con.execute(
+        return fetch_dicts(con.execute(
             "SELECT name, created_at, updated_at, winner, latency_metric, normalization, run_ids "
             "FROM decisions ORDER BY updated_at DESC, name"))
 

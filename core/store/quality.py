@@ -4,26 +4,10 @@ Every function opens its own short connection (never held across a model call).
 """
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, Iterable
 
-from core.store.db import connect
-
-
-def _j(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _unj(value: Any) -> Any:
-    if value is None or not isinstance(value, str):
-        return value
-    return json.loads(value)
-
-
-def _rows(cur) -> list[dict]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+from core.store.db import connect, fetch_dicts, from_json, to_json
 
 
 # ------------------------------------------------------------------ rubrics
@@ -63,13 +47,13 @@ def save_rubric(rubric) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [[rubric.name, c.name, i, c.description, c.scale_min, c.scale_max, c.weight]
              for i, c in enumerate(rubric.criteria)])
-        prompts = [[rubric.name, pid, _j(e.expected_aspects), e.reference_answer] for pid, e in rubric.prompts.items()]
+        prompts = [[rubric.name, pid, to_json(e.expected_aspects), e.reference_answer] for pid, e in rubric.prompts.items()]
         if prompts:
             con.executemany("INSERT INTO rubric_prompts (rubric, prompt_id, expected_aspects, reference_answer) "
                             "VALUES (?, ?, ?, ?)", prompts)
-        checks = [[rubric.name, "*", i, _j(c)] for i, c in enumerate(rubric.checks)]
+        checks = [[rubric.name, "*", i, to_json(c)] for i, c in enumerate(rubric.checks)]
         for pid, e in rubric.prompts.items():
-            checks += [[rubric.name, pid, i, _j(c)] for i, c in enumerate(e.checks)]
+            checks += [[rubric.name, pid, i, to_json(c)] for i, c in enumerate(e.checks)]
         if checks:
             con.executemany("INSERT INTO rubric_checks (rubric, prompt_id, position, spec) VALUES (?, ?, ?, ?)", checks)
 
@@ -90,16 +74,16 @@ def load_rubric(name: str) -> dict | None:
     if head[2]:
         out["prompt_set"] = head[2]
     out["criteria"] = [{"name": n, "description": d, "scale": [lo, hi], "weight": w} for n, d, lo, hi, w in crit]
-    out["checks"] = [_unj(spec) for pid, spec in checks if pid == "*"]
+    out["checks"] = [from_json(spec) for pid, spec in checks if pid == "*"]
     out["prompts"] = {}
     for pid, aspects, ref in prompts:
-        p: dict[str, Any] = {"expected_aspects": _unj(aspects) or []}
+        p: dict[str, Any] = {"expected_aspects": from_json(aspects) or []}
         if ref:
             p["reference_answer"] = ref
         out["prompts"][pid] = p
     for pid, spec in checks:
         if pid != "*":
-            out["prompts"].setdefault(pid, {"expected_aspects": []}).setdefault("checks", []).append(_unj(spec))
+            out["prompts"].setdefault(pid, {"expected_aspects": []}).setdefault("checks", []).append(from_json(spec))
     return out
 
 
@@ -111,7 +95,7 @@ def list_runs() -> list[dict]:
             "SELECT r.run_id, r.created_at, r.status, r.prompt_set, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests "
             "FROM runs r ORDER BY r.created_at DESC, r.run_id")
-        return _rows(cur)
+        return fetch_dicts(cur)
 
 
 def run_exists(run_id: str) -> bool:
@@ -132,12 +116,12 @@ def run_outputs(run_id: str) -> list[dict]:
             "        ORDER BY q.concurrency, q.round, q.start_offset_s NULLS LAST, q.request_id) = 1 "
             "ORDER BY position, q.prompt_id, q.model, q.backend",
             [run_id])
-        return _rows(cur)
+        return fetch_dicts(cur)
 
 
 def run_prompts(run_id: str) -> list[dict]:
     with connect() as con:
-        return _rows(con.execute("SELECT prompt_id, position, text FROM run_prompts WHERE run_id = ? ORDER BY position",
+        return fetch_dicts(con.execute("SELECT prompt_id, position, text FROM run_prompts WHERE run_id = ? ORDER BY position",
                                  [run_id]))
 
 
@@ -150,7 +134,7 @@ def replace_check_results(run_id: str, rubric: str, results: list[dict]) -> None
             con.executemany(
                 "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], _j(r["spec"]),
+                [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], to_json(r["spec"]),
                   r["passed"], r["detail"]] for r in results])
 
 
@@ -162,9 +146,9 @@ def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
         if rubric:
             sql += " AND c.rubric = ?"
             params.append(rubric)
-        rows = _rows(con.execute(sql + " ORDER BY q.prompt_id, q.model, c.check_key", params))
+        rows = fetch_dicts(con.execute(sql + " ORDER BY q.prompt_id, q.model, c.check_key", params))
     for r in rows:
-        r["spec"] = _unj(r["spec"])
+        r["spec"] = from_json(r["spec"])
     return rows
 
 
@@ -201,7 +185,7 @@ def human_scores(run_id: str, rubric: str | None = None, rater: str | None = Non
         sql += " AND h.rater = ?"
         params.append(rater)
     with connect() as con:
-        return _rows(con.execute(sql + " ORDER BY h.request_id, h.rater, h.criterion", params))
+        return fetch_dicts(con.execute(sql + " ORDER BY h.request_id, h.rater, h.criterion", params))
 
 
 def human_comments(run_id: str, rubric: str, rater: str | None = None) -> dict[tuple[str, str], str]:
@@ -249,7 +233,7 @@ def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backen
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
             "template_version, settings, warnings, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
             [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
-             _j(settings), _j(warnings)])
+             to_json(settings), to_json(warnings)])
     return judge_run_id
 
 
@@ -268,7 +252,7 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
             "INSERT INTO judgements (judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, "
             "rationale, raw, raw_attempts, attempts, error, messages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
-             _j(raw_attempts), attempts, error, _j(messages)])
+             to_json(raw_attempts), attempts, error, to_json(messages)])
         if scores:
             con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
                             [[judgement_id, c, float(v)] for c, v in scores.items()])
@@ -294,17 +278,17 @@ def judge_runs(run_id: str, *, mode: str | None = None, rubric: str | None = Non
         sql += " AND rubric = ?"
         params.append(rubric)
     with connect() as con:
-        rows = _rows(con.execute(sql + " ORDER BY created_at DESC, judge_run_id", params))
+        rows = fetch_dicts(con.execute(sql + " ORDER BY created_at DESC, judge_run_id", params))
     for r in rows:
-        r["settings"] = _unj(r["settings"])
-        r["warnings"] = _unj(r["warnings"]) or []
+        r["settings"] = from_json(r["settings"])
+        r["warnings"] = from_json(r["warnings"]) or []
     return rows
 
 
 def judgements(judge_run_id: str) -> list[dict]:
     """Judgements of a judge run with their scores ({criterion: score}) and the candidate's model."""
     with connect() as con:
-        rows = _rows(con.execute(
+        rows = fetch_dicts(con.execute(
             "SELECT j.judgement_id, j.request_id, j.status, j.rationale, j.raw, j.attempts, j.error, "
             "       j.template_version, q.model, q.backend, q.prompt_id "
             "FROM judgements j JOIN requests q ON q.request_id = j.request_id "
@@ -323,12 +307,12 @@ def judgements(judge_run_id: str) -> list[dict]:
 def judgement_messages(judgement_id: str) -> list[dict] | None:
     with connect() as con:
         row = con.execute("SELECT messages FROM judgements WHERE judgement_id = ?", [judgement_id]).fetchone()
-    return _unj(row[0]) if row else None
+    return from_json(row[0]) if row else None
 
 
 def pairwise_verdicts(judge_run_id: str) -> list[dict]:
     with connect() as con:
-        return _rows(con.execute("SELECT * FROM pairwise_verdicts WHERE judge_run_id = ? ORDER BY prompt_id, model_a, "
+        return fetch_dicts(con.execute("SELECT * FROM pairwise_verdicts WHERE judge_run_id = ? ORDER BY prompt_id, model_a, "
                                  "model_b", [judge_run_id]))
 
 
