@@ -27,6 +27,8 @@ class ModelList:
 def _row(**values) -> dict:
     row = {k: values.get(k) for k in MODEL_FIELDS}
     row["capabilities"] = list(values.get("capabilities") or [])
+    if row["version"] is not None:
+        row["version"] = str(row["version"])  # one type per column (Foundry gives ints, others strings)
     for extra in ("endpoint", "endpoint_name", "api_key_env", "path"):
         if values.get(extra) is not None:
             row[extra] = values[extra]

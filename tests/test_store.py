@@ -75,3 +75,45 @@ def test_app_and_cli_share_the_database(tmp_path, monkeypatch):
         counts = dict(con.execute(
             "SELECT split_part(key, '-', 1), count(*) FROM settings GROUP BY 1").fetchall())
     assert counts == {"app": 60, "cli": 60, "main": 30}
+
+
+def test_app_pages_and_cli_bench_on_the_same_file(tmp_path, monkeypatch):
+    """The real thing: `python -m core bench` writes a run while the app's pages read and write the
+    same SLM_DB (AppTest in this process). Neither fails on the lock; every request is stored."""
+    import json as _json
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from core import endpoints
+    from core.config import REPO_ROOT
+    from tests.support.openai_server import OpenAITestServer
+
+    db = tmp_path / "both.duckdb"
+    monkeypatch.setenv("SLM_DB", str(db))
+    prompts = tmp_path / "p.json"
+    prompts.write_text(_json.dumps([f"prompt {i}" for i in range(6)]))
+    out = tmp_path / "bench.json"
+    model = "m;ttft=0.02;tok=0.005;n=12"
+    with OpenAITestServer(models=[model]) as server:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "core", "bench", "--prompts", str(prompts), "--endpoint", server.base_url,
+             "--model", model, "--rounds", "4", "--warmup", "1", "--concurrency", "1,2",
+             "--json", str(out)],
+            cwd=REPO_ROOT, env={**os.environ, "SLM_DB": str(db)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        pages = 0
+        while cli.poll() is None or pages < 2:
+            at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+            at.switch_page("pages/benchmark.py").run()
+            assert not at.exception, [e.message for e in at.exception]
+            endpoints.add(f"ep{pages}", server.base_url)  # the app writing while the CLI writes
+            pages += 1
+        _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    run_id = _json.loads(out.read_text())["run_id"]
+    with connect() as con:
+        stored = con.execute("SELECT count(*) FROM requests WHERE run_id = ? AND NOT warmup", [run_id]).fetchone()[0]
+        added = con.execute("SELECT count(*) FROM endpoints").fetchone()[0]
+    assert stored == 6 * 4 * 2  # prompts x rounds x concurrency levels
+    assert added == pages
