@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 from typing import Any
@@ -30,3 +31,12 @@ def write_json(path: str | Path, obj: Any) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
+
+
+_MD_ACTIVE = re.compile(r"([\\`*\[\]()!|<>])")
+
+
+def md_text(value: Any) -> str:
+    """Untrusted text (model ids, prompt names, ...) placed in Markdown as literal text on one line:
+    characters that could make a link, an image, HTML, a table cell or emphasis are escaped."""
+    return _MD_ACTIVE.sub(r"\\\1", " ".join(str(value).split()))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
+from core.output import md_text
 from core.metrics import DEFINITIONS, tails_indicative
 
 DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens")
@@ -76,10 +77,6 @@ def _n(v, digits=1) -> str:
     return str(v)
 
 
-def _md_cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(report: BenchReport) -> str:
     """``benchmark_report.md``: settings, environment, summary table, failures, definitions."""
     run, out = report.run, io.StringIO()
@@ -88,16 +85,16 @@ def to_markdown(report: BenchReport) -> str:
     w = lambda s="": out.write(s + "\n")  # noqa: E731
     w(f"# Benchmark report — run {run['run_id']}")
     w()
-    w(f"- Status: **{run['status']}**" + (f" ({_md_cell(run['note'])})" if run.get("note") else ""))
+    w(f"- Status: **{run['status']}**" + (f" ({md_text(run['note'])})" if run.get("note") else ""))
     w(f"- Started: {run.get('created_at')}, finished: {run.get('finished_at') or '–'}")
-    w(f"- Prompt set: `{_md_cell(run.get('prompt_set'))}` ({len(run.get('prompts') or [])} prompts, "
+    w(f"- Prompt set: `{md_text(run.get('prompt_set'))}` ({len(run.get('prompts') or [])} prompts, "
       f"sha256 `{(run.get('prompt_set_hash') or '')[:16]}…`)")
     w(f"- Settings: rounds {settings.get('rounds')}, warm-up {settings.get('warmup')} (excluded), max tokens "
       f"{settings.get('max_tokens')}, temperature {settings.get('temperature')}, seed {settings.get('seed')}, "
       f"concurrency {settings.get('concurrency')}, timeout {settings.get('timeout_s')} s, "
       f"streaming {'on' if settings.get('stream', True) else 'off'}")
-    w(f"- Machine: {_md_cell(env.get('cpu'))}, {env.get('cores_logical')} logical cores, {env.get('ram_gb')} GB RAM, "
-      f"{_md_cell(env.get('os'))}, Python {env.get('python')}")
+    w(f"- Machine: {md_text(env.get('cpu'))}, {env.get('cores_logical')} logical cores, {env.get('ram_gb')} GB RAM, "
+      f"{md_text(env.get('os'))}, Python {env.get('python')}")
     pk = env.get("packages") or {}
     if pk:
         w("- Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v))
@@ -110,7 +107,7 @@ def to_markdown(report: BenchReport) -> str:
     for r in report.results:
         g = lambda k, s="p50": (r[k] or {}).get(s)  # noqa: E731
         mark = "*" if tails_indicative(r) and r["requests_ok"] else ""
-        w(f"| {_md_cell(r['model'])} | {r['backend']} | {r['concurrency']} | {r['requests_ok']} / {r['requests_failed']} "
+        w(f"| {md_text(r['model'])} | {r['backend']} | {r['concurrency']} | {r['requests_ok']} / {r['requests_failed']} "
           f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('output_tokens_per_s'))} "
           f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} "
           f"| {_n(g('completion_tokens'), 0)} ({r['token_count_source'] or '–'}) | {_n(r['load_s'], 2)} "
@@ -124,8 +121,8 @@ def to_markdown(report: BenchReport) -> str:
         w("## Failures")
         w()
         for r in failed:
-            w(f"- {_md_cell(r['model'])} [{r['backend']}] at concurrency {r['concurrency']}: "
-              f"{r['requests_failed']} failed requests" + (f"; {_md_cell(r['error'])}" if r.get("error") else ""))
+            w(f"- {md_text(r['model'])} [{r['backend']}] at concurrency {r['concurrency']}: "
+              f"{r['requests_failed']} failed requests" + (f"; {md_text(r['error'])}" if r.get("error") else ""))
         w()
     notes = sorted({n for m in run.get("models") or [] for n in (m.get("notes") or [])})
     w("## How to read these numbers")
@@ -133,7 +130,7 @@ def to_markdown(report: BenchReport) -> str:
     for text in DEFINITIONS.values():
         w(f"- {text}")
     for n in notes:
-        w(f"- {_md_cell(n)}")
+        w(f"- {md_text(n)}")
     return out.getvalue()
 
 

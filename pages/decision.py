@@ -92,7 +92,7 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
 def render_matrix(result: dict) -> None:
     st.subheader("Matrix")
     for line in export.summary_lines({"result": result}):
-        st.write(line)
+        st.text(line)
     st.caption(explanation(result["normalization"]))
     st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
     st.caption("Greyed rows fail a constraint: they stay visible with the reason and never win.")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.decision import charts, export, record, view
 from core.errors import UserError
+from core.output import md_text
 
 K = "present_"
 
@@ -29,8 +30,8 @@ def pick_decision() -> str | None:
 
 def render(rec: dict) -> None:
     res = rec["result"]
-    st.title(view.md_escape(rec["name"]))
-    st.header("Winner: " + (view.md_escape(res["winner"]) if res["winner"] else "none"))
+    st.title(md_text(rec["name"]))
+    st.header("Winner: " + (md_text(res["winner"]) if res["winner"] else "none"))
     for line in export.summary_lines(rec):
         st.text(line)
     st.dataframe(view.style_matrix(view.matrix_frame(res)), hide_index=True, width="stretch")
@@ -43,7 +44,7 @@ def render(rec: dict) -> None:
 
 
 def main() -> None:
-    st.markdown(_CSS, unsafe_allow_html=True)
+    st.html(_CSS)  # static CSS only: no user or model text
     try:
         name = pick_decision()
         if name is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.decision.matrix import CRITERIA, CRITERION_KEY
 from core.errors import UserError
+from core.output import md_text
 from core.output import _jsonable
 
 LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
@@ -95,17 +96,13 @@ def json_text(record: dict) -> str:
     return json.dumps(_jsonable(record), indent=2, default=str) + "\n"
 
 
-def _md_cell(v) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_text(record: dict) -> str:
     res = record["result"]
     lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
-    lines = [f"# Decision: {_md_cell(record['name'])}", ""]
+    lines = [f"# Decision: {md_text(record['name'])}", ""]
     if record.get("created_at"):
         lines += [f"Saved {record['created_at']}. Runs: {', '.join(record['run_ids'])}.", ""]
-    lines += [f"- {_md_cell(x)}" for x in summary_lines(record)] + [""]
+    lines += [f"- {md_text(x)}" for x in summary_lines(record)] + [""]
     lines += ["## Weights and constraints", ""]
     lines += ["| criterion | weight |", "|---|---|"]
     lines += [f"| {c} | {_pct(res['weights'][c])} |" for c in CRITERIA]
@@ -119,16 +116,16 @@ def markdown_text(record: dict) -> str:
     for r in res["candidates"]:
         cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
         cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})" for c in CRITERIA]
-        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+        lines.append("| " + " | ".join(md_text(x) for x in cells) + " |")
     lines += ["", "Each cell: measured value (normalised 0..1, 1 best).", ""]
     flagged = [(r["candidate"], f) for r in res["candidates"] for f in r.get("flags", [])]
     if flagged:
-        lines += ["## Flags", ""] + [f"- {_md_cell(c)}: {_md_cell(f)}" for c, f in flagged] + [""]
+        lines += ["## Flags", ""] + [f"- {md_text(c)}: {md_text(f)}" for c, f in flagged] + [""]
     lines += ["## Flip points", "", "| weight | now | top choice changes at | new winner |", "|---|---|---|---|"]
     for c in CRITERIA:
         f = (res.get("flip_details") or {}).get(c)
         lines.append(f"| {c} | {_pct(res['weights'][c])} | {_pct(f['value']) if f else 'never'} | "
-                     f"{_md_cell(f['new_winner']) if f else ''} |")
+                     f"{md_text(f['new_winner']) if f else ''} |")
     lines += ["", "## Runs", ""]
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
         lines.append(f"- {rid}: {_context_line(ctx)}")

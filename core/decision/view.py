@@ -1,7 +1,6 @@
 """Tables for the Decision and Present pages (pandas only; no Streamlit here)."""
 from __future__ import annotations
 
-import re
 
 import pandas as pd
 
@@ -23,11 +22,6 @@ def weights_from_percents(pct: dict[str, float]) -> dict[str, float] | None:
     if total <= 0:
         return None
     return {c: max(0.0, float(pct.get(c, 0))) / total for c in CRITERIA}
-
-
-def md_escape(text: str) -> str:
-    """Text shown through Markdown (titles) without being interpreted as Markdown."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
 
 
 def _cell(v, criterion: str) -> str:
