@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.config import db_path
 from core.errors import UserError
+from core.jobs import Job
 from core.quality import checks, judge, rubrics, scores, views
 
 K = "quality_"  # session-state namespace
@@ -128,19 +129,40 @@ def render_judge(run_id: str, rubric: str) -> None:
             per[o["prompt_id"]] = per.get(o["prompt_id"], 0) + 1
         pairs = sum(k * (k - 1) // 2 for k in per.values())
     st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
-    if st.button("Run judge", type="primary", key=K + "run_judge"):
-        bar = st.progress(0.0, text="Starting...")
+    kind, msg = st.session_state.pop(K + "judge_msg", (None, None))
+    if msg:
+        (st.error if kind == "error" else st.success)(msg)
+    job = st.session_state.get(K + "job")
+    if job is None and st.button("Run judge", type="primary", key=K + "run_judge"):
+        st.session_state[K + "job"] = Job(judge.run_judge, run_id=run_id, rubric_name=rubric, judge=jm,
+                                          pairwise=pairwise).start()
+        st.rerun()
+    if st.session_state.get(K + "job") is not None:
+        render_judge_progress()
 
-        def progress(done: int, total: int, what: str) -> None:
-            bar.progress(done / total if total else 1.0, text=f"{done} of {total}: {what}")
 
-        try:
-            doc = judge.run_judge(run_id, rubric, jm, pairwise=pairwise, progress=progress)
-            total = len(doc.get("pairwise", [])) * 2 if pairwise else n
-            st.success(f"Judge run {doc['judge_run_id']}: {total - doc['failed']} of {total} judgements parsed, "
-                       f"{doc['failed']} failed.")
-        except UserError as exc:
-            st.error(exc.one_line())
+@st.fragment(run_every=1.0)
+def render_judge_progress() -> None:
+    job = st.session_state.get(K + "job")
+    if job is None:
+        return
+    snap = job.snapshot()
+    if snap["running"]:
+        total = snap["total"] or 1
+        st.progress(snap["done"] / total, text=f"{snap['done']} of {snap['total']}: {snap['what']}")
+        if st.button("Cancel judge run", key=K + "cancel_judge", disabled=snap["cancelling"]):
+            job.cancel()
+        return
+    del st.session_state[K + "job"]
+    if snap["error"]:
+        st.session_state[K + "judge_msg"] = ("error", snap["error"])
+        st.rerun()
+    doc = snap["result"]
+    total = len(doc.get("pairwise", [])) * 2 if doc["mode"] == "pairwise" else len({s["request_id"] for s in doc["scores"]})
+    verb = "interrupted" if doc.get("status") == "interrupted" else "done"
+    st.session_state[K + "judge_msg"] = ("success", f"Judge run {doc['judge_run_id']} {verb}: "
+                                         f"{total - doc['failed']} of {total} judgements parsed, {doc['failed']} failed.")
+    st.rerun()  # the whole page, so the results below show the new judgements
 
 
 def render_results(run_id: str, rubric: str) -> None:

@@ -260,3 +260,22 @@ def test_cli_pairwise_json(db, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["judge"]["template_version"] == "pairwise-v1" and doc["scores"] == [] and doc["failed"] == 0
     assert [(p["model_a"], p["model_b"], p["verdict"]) for p in doc["pairwise"]] == [("m-a", "m-b", "tie")]
+
+
+def test_cancel_keeps_what_was_judged_and_marks_the_run_interrupted(db):
+    import threading
+
+    make_run("rc", {"p1": "task one", "p2": "task two"},
+             {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta", ("m-a", "p2"): "gamma", ("m-b", "p2"): "delta"})
+    cancel = threading.Event()
+
+    def progress(done, total, what):
+        if done == 1:  # stop after the first judgement
+            cancel.set()
+
+    with JudgeServer([_answer(3, 4)] * 4) as srv:
+        doc = run_judge("rc", "notes", _judge(srv), progress=progress, cancel=cancel)
+    assert doc["status"] == "interrupted"
+    assert len({s["request_id"] for s in doc["scores"]}) == 1
+    runs = qstore.judge_runs("rc")
+    assert [r["status"] for r in runs] == ["interrupted"]

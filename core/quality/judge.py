@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from string import Template
 from typing import Callable
@@ -346,12 +347,14 @@ def resolve_judge(model: str, *, endpoint: str | None = None, api_key_env: str |
 
 def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: bool = False,
               retries: int = DEFAULT_RETRIES, progress: Callable[[int, int, str], None] | None = None,
-              chat=None) -> dict:
+              chat=None, cancel: threading.Event | None = None) -> dict:
     """Judge every scored output of a run (pointwise) or every pair per prompt (pairwise, both orders).
 
     Returns the CLI's JSON document: {"run_id", "judge": {...}, "scores": [...], "failed": N,
     "warnings": [...], "judge_run_id", "mode"} (+ "pairwise": [...] in pairwise mode).
     "failed" counts failed judgements (one per output, or one per pair and order).
+    Setting `cancel` stops before the next judge call: what was judged is kept, the judge run is
+    marked interrupted.
     """
     from core.quality.checks import run_checks
     from core.quality.outputs import run_outputs
@@ -381,22 +384,26 @@ def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: boo
     status = "interrupted"
     try:
         if pairwise:
-            doc["pairwise"] = _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc)
+            doc["pairwise"] = _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc,
+                                            cancel)
         else:
-            _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc)
-        status = "completed"
+            _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc, cancel)
+        status = "interrupted" if cancel is not None and cancel.is_set() else "completed"
+        doc["status"] = status
     finally:
         store.finish_judge_run(judge_run_id, status)
     return doc
 
 
-def _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc) -> None:
+def _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc, cancel=None) -> None:
     from core.store import quality as store
 
     schema = pointwise_schema(rubric)
     for i, out in enumerate(outputs):
         if progress:
             progress(i, len(outputs), f"{out['prompt_id']} / candidate {i + 1}")
+        if cancel is not None and cancel.is_set():
+            return
         messages = pointwise_messages(rubric, out["prompt_id"], out["prompt_text"], out["output_text"])
         res = ask(judge, messages, lambda t: parse_pointwise(t, rubric), schema, retries, chat)
         scores, rationale = res.value if res.ok else (None, None)
@@ -423,7 +430,8 @@ def combine_verdicts(ab: str, ba: str) -> str:
     return ab if ab == ba else "inconsistent"
 
 
-def _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc) -> list[dict]:
+def _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc,
+                  cancel=None) -> list[dict]:
     from core.store import quality as store
 
     by_prompt: dict[str, list[dict]] = {}
@@ -439,6 +447,8 @@ def _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progres
     for k, (pid, a, b) in enumerate(pairs):
         if progress:
             progress(k, len(pairs), f"{pid}: {a['model']} vs {b['model']}")
+        if cancel is not None and cancel.is_set():
+            return results
         verdicts, rationales, raws, errors = {}, {}, {}, []
         for order, first, second in (("ab", a, b), ("ba", b, a)):
             messages = pairwise_messages(rubric, pid, a["prompt_text"], first["output_text"], second["output_text"])
