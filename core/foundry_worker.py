@@ -426,4 +426,9 @@ def _chat(model, message: dict, send, cancel: threading.Event) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve())
+    code = _serve()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    # Not sys.exit: the stdin reader thread is blocked in a read, and interpreter shutdown would
+    # abort on its buffer lock ("could not acquire lock for <stdin>"). Every answer is flushed.
+    os._exit(code or 0)
