@@ -1,5 +1,4 @@
-"""SLM Selector: the router. Pages are registered here (auto-discovery of pages/ never runs)."""
-from pathlib import Path
+"""SLM Selector: the router. Every page is registered here with st.navigation (which replaces pages/ auto-discovery)."""
 
 import streamlit as st
 
@@ -7,7 +6,6 @@ from core.config import db_path
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
 
-HERE = Path(__file__).parent
 PAGES = {
     "Candidates": [
         ("pages/models.py", "Models", ":material/view_list:"),
@@ -23,11 +21,10 @@ PAGES = {
     ],
 }
 
-nav = {
-    section: [st.Page(path, title=title, icon=icon) for path, title, icon in pages if (HERE / path).exists()]
+page = st.navigation({
+    section: [st.Page(path, title=title, icon=icon) for path, title, icon in pages]
     for section, pages in PAGES.items()
-}
-page = st.navigation({k: v for k, v in nav.items() if v})
+})
 
 with st.sidebar:
     st.caption("Database")

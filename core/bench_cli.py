@@ -183,8 +183,6 @@ def print_results(results: list[dict], stream=None) -> None:
 
 
 def run(args) -> int:
-    if args.db:
-        os.environ["SLM_DB"] = os.path.abspath(os.path.expanduser(args.db))
     from core.bench import Settings, load_models_config, load_prompts, run_benchmark
     from core.output import write_json
     from core.store import bench as db
@@ -230,8 +228,6 @@ def run(args) -> int:
 
 
 def report(args) -> int:
-    if args.db:
-        os.environ["SLM_DB"] = os.path.abspath(os.path.expanduser(args.db))
     from core.report import write_report
     from core.store import bench as db
     run_id = args.run_id

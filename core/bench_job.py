@@ -6,12 +6,11 @@ that a page fragment can draw; ``cancel()`` asks the runner to stop (finished re
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from dataclasses import dataclass, field
 
 from core.bench import ModelSpec, Progress, PromptSet, RunOutcome, RunProgress, Runner, Settings
-from core.errors import UserError
+from core.jobs import Job
 
 
 @dataclass
@@ -41,49 +40,39 @@ class _Collector(Progress):
         self.job.outcome = outcome
 
 
-class BenchJob:
+class BenchJob(Job):
     def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings):
-        self.cancel_event = threading.Event()
+        super().__init__(self._run_bench)
         self.runner = Runner(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event)
         self.run_id = self.runner.run_id
         self.outcome: RunOutcome | None = None
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._state: RunProgress | None = None
+        self._progress: RunProgress | None = None
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"bench-{self.run_id}", daemon=True)
 
     def start(self) -> "BenchJob":
         self._started = time.monotonic()
-        self._thread.start()
+        super().start()
         return self
 
-    def _run(self) -> None:
-        try:
-            self.runner.run()
-        except UserError as exc:
-            self.error = exc.one_line()
-        except Exception as exc:  # shown as one line on the page; the run is marked interrupted
-            self.error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    def _run_bench(self, progress, cancel) -> None:  # progress arrives through _Collector instead
+        self.runner.run()
 
     def _set(self, progress: RunProgress) -> None:
         with self._lock:
-            self._state = progress
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
+            self._progress = progress
 
     @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+    def error(self) -> str | None:
+        return Job.snapshot(self)["error"]
 
     def snapshot(self) -> JobSnapshot:
+        base = Job.snapshot(self)
         with self._lock:
-            state = self._state
+            state = self._progress
             models = copy.deepcopy(state.models) if state else []
-        if self.error:
+        if base["error"]:
             status = "error"
-        elif self.outcome is not None and not self.running:
+        elif self.outcome is not None and not base["running"]:
             status = self.outcome.status
         else:
             status = "running" if state else "starting"
@@ -91,7 +80,4 @@ class BenchJob:
             run_id=self.run_id, status=status, models=models,
             done=sum(m.done for m in models), total=sum(m.total for m in models),
             elapsed_s=time.monotonic() - self._started, eta_s=state.eta_s() if state else None,
-            error=self.error, cancelling=self.cancel_event.is_set() and self.running)
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+            error=base["error"], cancelling=base["cancelling"] and base["running"])

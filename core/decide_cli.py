@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from core.decision.matrix import CRITERIA, LATENCY_METRICS, METHODS
@@ -34,8 +33,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.db:
-        os.environ["SLM_DB"] = args.db
     from core.decision import data, engine, export, record
     from core.errors import UserError
     from core.output import write_json

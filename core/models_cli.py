@@ -1,7 +1,6 @@
 """CLI: `models`, `endpoint add|remove|list`, `register`."""
 from __future__ import annotations
 
-import os
 import sys
 
 from core import endpoints
@@ -11,11 +10,6 @@ from core.output import write_json
 
 TABLE_COLUMNS = ("alias", "source", "backend", "disk_mb", "license", "parameters", "quantization",
                  "execution_provider", "cached", "loaded")
-
-
-def set_db(args) -> None:
-    if getattr(args, "db", None):
-        os.environ["SLM_DB"] = str(args.db)
 
 
 def format_table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
@@ -37,7 +31,6 @@ def format_table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
 
 
 def cmd_models(args) -> int:
-    set_db(args)
     result = list_models(include_catalog=not args.no_catalog)
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
@@ -53,7 +46,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_endpoint(args) -> int:
-    set_db(args)
     if args.action == "add":
         if not args.url:
             raise UserError("endpoint add needs NAME and URL")

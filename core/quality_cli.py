@@ -1,16 +1,10 @@
 """CLI: `judge`, `scores`, `rubric import|export|list`."""
 from __future__ import annotations
 
-import os
 import sys
 
 from core.errors import UserError
 from core.output import write_json
-
-
-def _set_db(args) -> None:
-    if getattr(args, "db", None):
-        os.environ["SLM_DB"] = str(args.db)
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -31,7 +25,6 @@ def _resolve_foundry_id(name: str) -> str:
 def cmd_judge(args) -> int:
     from core.quality.judge import JudgeModel, run_judge
 
-    _set_db(args)
     if args.retries < 0 or args.retries > 5:
         raise UserError("--retries must be between 0 and 5")
     if args.endpoint:
@@ -80,7 +73,6 @@ def _precheck_warnings(run_id: str, judge_model: str) -> list[str]:
 def cmd_scores(args) -> int:
     from core.quality.scores import quality_report
 
-    _set_db(args)
     doc = quality_report(args.run, prefer=args.prefer, rubric=args.rubric)
     out = {"run_id": doc["run_id"], "models": doc["models"], "agreement": doc["agreement"],
            "rubric": doc["rubric"], "prefer": doc["prefer"], "judge_run_id": doc["judge_run_id"]}
@@ -107,7 +99,6 @@ def cmd_scores(args) -> int:
 def cmd_rubric(args) -> int:
     from core.quality import rubrics
 
-    _set_db(args)
     if args.action == "import":
         if not args.target:
             raise UserError("rubric import needs FILE")

@@ -115,3 +115,14 @@ def test_cli_endpoint_and_models_json(db, server, tmp_path):
     assert {m["id"] for m in data["models"] if m["source"] == "endpoint:srv"} == {"qwen2.5-0.5b", "phi-4-mini"}
     r = run_cli("endpoint", "add", "bad", "not a url", env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_cli_db_option_names_the_file(db, tmp_path, server):
+    other = tmp_path / "other.duckdb"
+    r = run_cli("endpoint", "add", "elsewhere", server, "--db", str(other))
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(other), read_only=True)
+    try:
+        assert con.execute("SELECT name FROM endpoints").fetchall() == [("elsewhere",)]
+    finally:
+        con.close()

@@ -361,10 +361,18 @@ def shipped_rubric_files() -> list[Path]:
     return sorted(RUBRICS_DIR.glob("*.json")) if RUBRICS_DIR.is_dir() else []
 
 
+_defaults_ensured: set[str] = set()
+
+
 def ensure_default_rubrics() -> list[str]:
-    """Import the shipped rubrics (data/rubrics/*.json) that are not stored yet. Returns names imported."""
+    """Import the shipped rubrics (data/rubrics/*.json) that are not stored yet, once per process and
+    database (pages call this on every rerun). Returns names imported."""
+    from core.config import db_path
     from core.store import quality as store
 
+    key = str(db_path())
+    if key in _defaults_ensured:
+        return []
     done = []
     for f in shipped_rubric_files():
         try:
@@ -374,4 +382,5 @@ def ensure_default_rubrics() -> list[str]:
         if not store.rubric_exists(rubric.name):
             store.save_rubric(rubric)
             done.append(rubric.name)
+    _defaults_ensured.add(key)
     return done
