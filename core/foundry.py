@@ -63,6 +63,50 @@ def foundry_dir() -> Path:
 _quiet_lock = threading.Lock()
 _quiet_depth = 0
 _saved_fds: tuple[int, int] | None = None
+_stderr_diverted = False
+
+
+def _divert_stderr_for_good() -> None:
+    """Once per process: fd 2 to the native log for good, and Python's stderr to a copy of the old fd 2.
+
+    The runtime logs through an asynchronous logger: its worker thread may write an error to fd 2 a
+    moment after the call that caused it has returned, when a per-call redirection is already undone
+    (seen in CI: the offline catalog error reached the terminal about half the time). So in a process
+    whose stderr is the real one (the CLI, the app), fd 2 stays on the log, and everything Python
+    writes (our one-line errors, tracebacks, log handlers) goes on to the terminal as before. Where
+    someone else has replaced sys.stderr (pytest's capture), nothing changes: quiet_native alone.
+    Caller holds _quiet_lock.
+    """
+    global _stderr_diverted
+    if _stderr_diverted:
+        return
+    _stderr_diverted = True
+    old = sys.stderr
+    if old is None or old is not sys.__stderr__:
+        return
+    try:
+        if old.fileno() != 2:
+            return
+        old.flush()
+        terminal = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        return
+    new = open(terminal, "w", buffering=1, encoding=getattr(old, "encoding", None) or "utf-8",
+               errors=getattr(old, "errors", None) or "backslashreplace", closefd=True)
+    log_fd = os.open(NATIVE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log_fd, 2)
+    finally:
+        os.close(log_fd)
+    sys.stderr = new
+    import logging
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for lg in loggers:  # handlers made earlier (Streamlit's) hold the old object
+        for handler in lg.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
 
 @contextlib.contextmanager
@@ -71,12 +115,14 @@ def quiet_native() -> Iterator[None]:
 
     The native runtime writes its errors straight to fd 2 (for example when the catalog is offline);
     they belong in a log, not on the user's terminal or page. Re-entrant and shared between threads:
-    the first caller redirects, the last one restores.
+    the first caller redirects, the last one restores. The first use in a process also moves fd 2 to
+    the log for good where that is safe (see _divert_stderr_for_good).
     """
     global _quiet_depth, _saved_fds
     with _quiet_lock:
         if _quiet_depth == 0:
             NATIVE_LOG.parent.mkdir(parents=True, exist_ok=True)
+            _divert_stderr_for_good()
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
                     stream.flush()

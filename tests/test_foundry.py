@@ -128,9 +128,13 @@ def test_model_that_will_not_load_raises_user_error_and_worker_is_gone(tmp_path,
 def test_listing_with_public_catalog_unreachable_is_quiet(capfd, tmp_path):
     # A subprocess so the runtime is configured with an unreachable catalog (a closed local port): the
     # real native fetch fails after its retries, as it does on this offline machine. Its output goes to
-    # the file descriptors capfd captures.
+    # the file descriptors capfd captures. The runtime logs from an asynchronous thread, so the script
+    # waits a moment before it ends; what Python itself writes to stderr afterwards (a line, and a log
+    # handler made before the runtime started, as Streamlit's is) must still reach the terminal.
     code = (
-        "import json, time\n"
+        "import json, logging, sys, time\n"
+        "early = logging.getLogger('early')\n"
+        "early.addHandler(logging.StreamHandler())\n"
         "from core import foundry\n"
         "t = time.perf_counter()\n"
         "rows, notice = foundry.list_public_catalog(refresh=True)\n"
@@ -141,13 +145,17 @@ def test_listing_with_public_catalog_unreachable_is_quiet(capfd, tmp_path):
         "local = foundry.list_local_models()\n"
         "print(json.dumps({'rows': rows, 'notice': notice, 'notice2': notice2, 'local': local,\n"
         "                  'first_s': first_s, 'second_s': second_s}))\n"
+        "time.sleep(1.0)\n"
+        "print('python stderr still reaches the terminal', file=sys.stderr)\n"
+        "early.warning('so does an early log handler')\n"
     )
     env = dict(os.environ, SLM_FOUNDRY_CATALOG_URL="http://127.0.0.1:9/asset-gallery/v1.0/models",
                PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env)
     out, err = capfd.readouterr()
     assert proc.returncode == 0, err
-    assert err == ""  # nothing the native layer logs reaches the terminal
+    # nothing the native layer logs reaches the terminal; Python's own stderr does
+    assert err == "python stderr still reaches the terminal\nso does an early log handler\n"
     result = json.loads(out)
     assert result["rows"] == []
     assert result["notice"] == foundry.OFFLINE_NOTICE
