@@ -72,7 +72,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="max output tokens (default 256)")
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="default 0 (deterministic)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="default 0")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request (default 120)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request, also for a stalled model: a Foundry Local worker that does not stop when cancelled is killed (default 120)")
     p.add_argument("--db", metavar="PATH", help="DuckDB file (default data/slm_selector.duckdb, or SLM_DB)")
     p.add_argument("--json", metavar="OUT", help='write {"run_id", "results": [...]} to OUT')
     p.set_defaults(func=run)

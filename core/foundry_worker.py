@@ -23,6 +23,7 @@ import atexit
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -34,6 +35,8 @@ from core.config import REPO_ROOT
 from core.errors import UserError
 
 READY_TIMEOUT_S = 60.0
+CANCEL_GRACE_S = 5.0   # a stalled request: how long a cancel may take before the worker is killed
+TIMED_OUT = {"timed_out": True}   # what _read returns when nothing came in time (compared by identity)
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _live: "weakref.WeakSet[FoundryWorker]" = weakref.WeakSet()
 
@@ -80,6 +83,8 @@ class FoundryWorker:
         self.loaded = False
         self._lock = threading.Lock()
         self._log = None
+        self._buf = bytearray()
+        self._stopped: str | None = None   # why the worker was killed (a stalled request), if it was
 
     # lifecycle ------------------------------------------------------------------------------------
     @property
@@ -104,7 +109,9 @@ class FoundryWorker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             cwd=str(REPO_ROOT), env=env,
         )
-        self._out = self.proc.stdout
+        self._fd = self.proc.stdout.fileno()
+        self._buf = bytearray()
+        self._stopped = None
         _live.add(self)
         ready = self._read(timeout_s=READY_TIMEOUT_S)
         if ready is None or not ready.get("ok"):
@@ -162,29 +169,64 @@ class FoundryWorker:
             raise UserError(f"Foundry Local worker for {self.model_id} stopped: {self._exit_reason()}") from exc
 
     def _read(self, timeout_s: float | None = None) -> dict | None:
-        """Next message from the worker; None when it exited (or did not answer within timeout_s).
-
-        The timeout only holds while nothing is buffered (the first message after start)."""
+        """Next message from the worker: None when it exited, TIMED_OUT when no whole message came
+        within timeout_s (None: wait as long as it takes). Reads the pipe itself, with its own buffer,
+        so the timeout holds whatever has been buffered."""
         if self.proc is None:
             return None
-        if timeout_s is not None:
-            import select
-
-            ready, _, _ = select.select([self._out], [], [], timeout_s)
-            if not ready:
-                return None
-        line = self._out.readline()
-        if not line:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while b"\n" not in self._buf:
+            if deadline is not None:
+                ready, _, _ = select.select([self._fd], [], [], max(deadline - time.monotonic(), 0.0))
+                if not ready:
+                    return TIMED_OUT
             try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            return None
+                data = os.read(self._fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+                return None
+            self._buf += data
+        line, _, rest = self._buf.partition(b"\n")
+        self._buf = bytearray(rest)
         return json.loads(line)
+
+    def _cancel_or_kill(self) -> bool:
+        """Cancel the request in flight and drain it; a worker that does not finish within
+        CANCEL_GRACE_S is killed. True when the worker is still usable."""
+        if not self.alive:
+            return False
+        try:
+            self.proc.stdin.write(b'{"op": "cancel"}\n')
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + CANCEL_GRACE_S
+            while True:
+                event = self._read(timeout_s=max(deadline - time.monotonic(), 0.0))
+                if event is None:
+                    return False
+                if event is TIMED_OUT:
+                    break
+                if event.get("type") in ("done", "error"):
+                    return True
+        except (OSError, ValueError):
+            pass
+        self._kill(f"killed: it did not stop within {CANCEL_GRACE_S:g} s of a cancel")
+        return False
+
+    def _kill(self, reason: str) -> None:
+        proc = self.proc
+        self._stopped = reason
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        self.close(timeout_s=5.0)
 
     def _exit_reason(self) -> str:
         if self.proc is None:
-            return "worker closed"
+            return f"worker {self._stopped}" if self._stopped else "worker closed"
         code = self.proc.poll()
         return f"worker exited with code {code}" if code is not None else "worker did not answer"
 
@@ -214,11 +256,13 @@ class FoundryWorker:
                                       "execution_provider")}
 
     def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 256,
-             seed: int | None = 0) -> Iterator[dict]:
+             seed: int | None = 0, timeout_s: float | None = None) -> Iterator[dict]:
         """Stream one answer as events: start, chunk..., then done or error (never raises mid-stream).
 
         A fresh ChatSession per request in the worker, so no history leaks between requests. Closing
-        the iterator early cancels the request in the worker.
+        the iterator early cancels the request in the worker. When nothing at all comes for the rest
+        of `timeout_s` (a stalled runtime), the request is cancelled, the worker killed if the cancel
+        does not take, and the last event is an error with "timed_out": true.
         """
         request = {"op": "chat", "messages": messages, "temperature": temperature, "max_tokens": max_tokens,
                    "seed": seed}
@@ -229,9 +273,18 @@ class FoundryWorker:
                 yield {"type": "error", "error": str(exc), "t": time.perf_counter()}
                 return
             finished = False
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            chunks = 0
             try:
                 while True:
-                    event = self._read()
+                    event = self._read(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+                    if event is TIMED_OUT:
+                        finished = True
+                        usable = self._cancel_or_kill()
+                        yield {"type": "error", "timed_out": True, "t": time.perf_counter(),
+                               "error": f"timed out after {timeout_s:g} s (stalled after {chunks} chunks"
+                                        + ("" if usable else f"; worker {self._stopped or 'exited'}") + ")"}
+                        return
                     if event is None:
                         reason = self._exit_reason()
                         self.loaded = False
@@ -239,22 +292,15 @@ class FoundryWorker:
                         finished = True
                         return
                     kind = event.get("type")
+                    chunks += kind == "chunk"
                     if kind in ("done", "error"):
                         finished = True
                         yield event
                         return
                     yield event
             finally:
-                if not finished and self.alive:  # the consumer stopped early: cancel and drain
-                    try:
-                        self.proc.stdin.write(b'{"op": "cancel"}\n')
-                        self.proc.stdin.flush()
-                        while True:
-                            event = self._read()
-                            if event is None or event.get("type") in ("done", "error"):
-                                break
-                    except (OSError, ValueError):
-                        pass
+                if not finished:  # the consumer stopped early: cancel and drain
+                    self._cancel_or_kill()
 
     def stats(self) -> dict:
         """{"rss_mb", "peak_rss_mb" (VmHWM), "cpu_s" (user+sys)} of the worker, read from /proc."""
@@ -311,6 +357,10 @@ def _serve() -> int:
             if message.get("op") == "cancel":
                 cancel.set()
             else:
+                if message.get("op") == "chat":
+                    # cleared here, in the order the parent wrote: a cancel sent before the chat
+                    # started (the parent gave up waiting) still stops it
+                    cancel.clear()
                 requests.put(message)
         requests.put(None)  # parent went away
 
@@ -335,7 +385,6 @@ def _serve() -> int:
             if op == "load":
                 model = _load(message["model_id"], get_local_model, send, CPU_EP, _genai_provider)
             elif op == "chat":
-                cancel.clear()
                 _chat(model, message, send, cancel)
             elif op == "unload":
                 if model is not None:

@@ -109,3 +109,54 @@ def test_endpoint_without_usage_counts_with_the_local_models_tokenizer(database)
     from core.engines.http import local_tokenizer
     expected = local_tokenizer(SMALLEST)("w0 w1 w2 w3 w4 w5 w6 ")
     assert r["completion_tokens"]["p50"] == expected and expected > 7    # tokens, not the 7 chunks
+
+
+# --- a stalled worker: SIGSTOP freezes it for real, as a hung runtime would -------------------------
+
+def _ask(engine, timeout_s):
+    from core.engines import RequestOptions
+    return engine.run_one([{"role": "user", "content": "Say hello."}],
+                          RequestOptions(max_tokens=8, timeout_s=timeout_s))
+
+
+def test_stalled_worker_is_timed_out_and_killed(monkeypatch):
+    from core import foundry_worker
+    from core.engines import EngineDied
+    from core.engines.foundry import FoundryEngine
+
+    monkeypatch.setattr(foundry_worker, "CANCEL_GRACE_S", 1.0)
+    engine = FoundryEngine(SMALLEST_ID)
+    engine.open()
+    try:
+        assert _ask(engine, 60).error is None
+        pid = engine.pid()
+        os.kill(pid, signal.SIGSTOP)
+        rec = _ask(engine, 1.5)
+        # the stalled request is recorded as failed (not lost), and the frozen worker is gone
+        assert rec.error == "timed out after 1.5 s (stalled after 0 chunks; worker killed: it did not stop " \
+                            "within 1 s of a cancel)"
+        assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in open(f"/proc/{pid}/status").read()
+        with pytest.raises(EngineDied, match="killed"):
+            _ask(engine, 60)
+    finally:
+        engine.close()
+
+
+def test_worker_that_resumes_after_a_timeout_stays_usable():
+    import threading
+
+    from core.engines.foundry import FoundryEngine
+
+    engine = FoundryEngine(SMALLEST_ID)
+    engine.open()
+    try:
+        pid = engine.pid()
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(2.5, os.kill, (pid, signal.SIGCONT)).start()   # within the cancel's grace
+        rec = _ask(engine, 1.0)
+        assert rec.error == "timed out after 1 s (stalled after 0 chunks)"
+        assert engine.pid() == pid
+        ok = _ask(engine, 60)   # the cancel took: the same worker answers the next request
+        assert ok.error is None and ok.finish_reason in ("stop", "length") and "".join(ok.text_parts)
+    finally:
+        engine.close()

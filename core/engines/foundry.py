@@ -84,7 +84,7 @@ class FoundryEngine(Engine):
         events = None
         try:
             events = self.worker.chat(messages, temperature=opts.temperature, max_tokens=opts.max_tokens,
-                                      seed=opts.seed)
+                                      seed=opts.seed, timeout_s=opts.timeout_s)
             for ev in events:
                 kind, t = ev.get("type"), ev.get("t")
                 if kind == "start":
@@ -106,6 +106,9 @@ class FoundryEngine(Engine):
                     rec.usage_completion_tokens = ev.get("completion_tokens")
                     break
                 elif kind == "error":
+                    if ev.get("timed_out"):   # a stall: this request fails; a killed worker ends the model
+                        rec.fail(ev.get("error") or "timed out")
+                        break
                     if not self._alive():
                         raise EngineDied(f"worker process {self.pid()} exited ({ev.get('error') or 'no reason'})")
                     rec.fail(ev.get("error") or "worker error")
