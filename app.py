@@ -28,6 +28,6 @@ page = st.navigation({
 
 with st.sidebar:
     st.caption("Database")
-    st.code(str(db_path()), language=None)
+    st.code(str(db_path()), language=None, wrap_lines=True)
 
 page.run()

@@ -107,9 +107,9 @@ def render_matrix(result: dict) -> None:
 
 def render_charts(result: dict) -> None:
     st.subheader("Charts")
-    st.altair_chart(charts.pareto_chart(result), width="stretch")
-    st.altair_chart(charts.score_chart(result), width="stretch")
-    st.altair_chart(charts.win_chart(result), width="stretch")
+    st.altair_chart(charts.pareto_chart(result), width="content")
+    st.altair_chart(charts.score_chart(result), width="content")
+    st.altair_chart(charts.win_chart(result), width="content")
 
 
 def render_save(result: dict, run_ids: list[str]) -> None:

@@ -35,9 +35,9 @@ def render(rec: dict) -> None:
     for line in export.summary_lines(rec):
         st.text(line)
     st.dataframe(view.style_matrix(view.matrix_frame(res)), hide_index=True, width="stretch")
-    st.altair_chart(charts.pareto_chart(res), width="stretch")
-    st.altair_chart(charts.win_chart(res), width="stretch")
-    st.altair_chart(charts.score_chart(res), width="stretch")
+    st.altair_chart(charts.pareto_chart(res), width="content")
+    st.altair_chart(charts.win_chart(res), width="content")
+    st.altair_chart(charts.score_chart(res), width="content")
     st.header("Notes")
     st.text(rec.get("notes") or "(none)")
     st.caption(f"Saved {rec.get('created_at')} · runs {', '.join(rec['run_ids'])} · {res['explanation']}")

@@ -21,6 +21,10 @@ def license_ok(row: dict) -> bool:
     return not any(r.startswith("license") for r in row.get("failed_constraints", []))
 
 
+LABEL_LIMIT = 340   # px of candidate name beside a bar: Foundry ids are long, and their ends tell them apart
+BAR_WIDTH = 440     # plot width of the bar charts: labels + bars + legend fit a laptop's page
+
+
 def _label(row: dict, rows: list[dict]) -> str:
     """Short label: "model (backend)", with the run id only when needed to tell rows apart."""
     short = f"{row['model']} ({row['backend']})"
@@ -96,7 +100,7 @@ def score_chart(result: dict) -> alt.Chart:
                                                   "total", "status"])
     order = [_label(r, rows) for r in rows]  # already ranked
     return _pad(alt.Chart(df)).mark_bar().encode(
-        y=alt.Y("candidate:N", sort=order, title=None),
+        y=alt.Y("candidate:N", sort=order, title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         x=alt.X("sum(weighted score):Q", title="Weighted score (0..1)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("criterion:N", sort=list(CRITERIA), title="Criterion"),
         order=alt.Order("criterion_order:Q"),
@@ -107,7 +111,7 @@ def score_chart(result: dict) -> alt.Chart:
                  alt.Tooltip("total:Q", format=".3f"), "status:N"],
     ).transform_calculate(
         criterion_order="indexof(" + repr(list(CRITERIA)).replace("'", '"') + ", datum.criterion)"
-    ).properties(title="Weighted score by criterion (greyed: fails a constraint)", width=560,
+    ).properties(title="Weighted score by criterion (greyed: fails a constraint)", width=BAR_WIDTH,
                  height=max(200, 28 * len(order)))
 
 
@@ -116,13 +120,13 @@ def win_chart(result: dict) -> alt.Chart:
     df = df[df["passes"] == "passes"]
     samples = (result.get("robustness") or {}).get("samples", 0)
     return _pad(alt.Chart(df)).mark_bar(color="#1565c0").encode(
-        y=alt.Y("candidate:N", sort="-x", title=None),
+        y=alt.Y("candidate:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         x=alt.X("win_probability:Q", title="Win probability", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%")),
         tooltip=["candidate:N", alt.Tooltip("win_probability:Q", format=".1%")],
     ).properties(title=alt.Title("How often each candidate wins",
                                  subtitle=f"{samples:,} weight draws around the chosen weights (Dirichlet)"),
-                 width=560, height=max(80, 28 * len(df)))
+                 width=BAR_WIDTH, height=max(80, 28 * len(df)))
 
 
 def _pad(chart):
