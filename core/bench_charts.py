@@ -7,6 +7,7 @@ import pandas as pd
 from core.metrics import per_s
 from core.stats import bootstrap_ci
 
+LABEL_LIMIT = 340   # px for a model name on an axis or in a legend: Foundry ids are long, their ends matter
 
 def _label(df: pd.DataFrame) -> pd.Series:
     return df["model"].astype(str) + " [" + df["backend"].astype(str) + "] c=" + df["concurrency"].astype(str)
@@ -28,7 +29,7 @@ def latency_boxes(requests: pd.DataFrame, metric: str = "ttft_ms", title: str = 
     if df.empty or df[metric].isna().all():
         return None
     return alt.Chart(df).mark_boxplot(extent=1.5).encode(
-        x=alt.X(f"{metric}:Q", title=title), y=alt.Y("level:N", title=None),
+        x=alt.X(f"{metric}:Q", title=title), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         color=alt.Color("level:N", legend=None)).properties(height=max(80, 40 * df["level"].nunique()))
 
 
@@ -38,7 +39,11 @@ def latency_ecdf(requests: pd.DataFrame, metric: str = "e2e_ms", title: str = "E
         return None
     return alt.Chart(df).transform_window(
         ecdf="cume_dist()", sort=[{"field": metric}], groupby=["level"]).mark_line(interpolate="step-after").encode(
-        x=alt.X(f"{metric}:Q", title=title), y=alt.Y("ecdf:Q", title="fraction of requests"), color="level:N")
+        x=alt.X(f"{metric}:Q", title=title), y=alt.Y("ecdf:Q", title="fraction of requests"), color=_level_color())
+
+
+def _level_color() -> alt.Color:
+    return alt.Color("level:N", title="model [engine] concurrency", legend=alt.Legend(labelLimit=LABEL_LIMIT))
 
 
 def ttft_vs_speed(requests: pd.DataFrame) -> alt.Chart | None:
@@ -47,7 +52,7 @@ def ttft_vs_speed(requests: pd.DataFrame) -> alt.Chart | None:
         return None
     return alt.Chart(df).mark_circle(size=50, opacity=0.7).encode(
         x=alt.X("ttft_ms:Q", title="TTFT (ms)"), y=alt.Y("decode_tok_s:Q", title="decode speed (tokens/s, 1/TPOT)"),
-        color="level:N", shape=alt.Shape("outlier:N", title="outlier"),
+        color=_level_color(), shape=alt.Shape("outlier:N", title="outlier"),
         tooltip=["level", "prompt_id", "round", "ttft_ms", "decode_tok_s", "completion_tokens"])
 
 
@@ -59,7 +64,7 @@ def prompt_heatmap(requests: pd.DataFrame, metric: str = "e2e_ms") -> alt.Chart 
     agg = df.groupby(["prompt_id", "level"], as_index=False).agg(
         value=(metric, "median"), outliers=("outlier", "sum"), n=(metric, "size"))
     return alt.Chart(agg).mark_rect().encode(
-        x=alt.X("prompt_id:N", title="prompt"), y=alt.Y("level:N", title=None),
+        x=alt.X("prompt_id:N", title="prompt"), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         color=alt.Color("value:Q", title=f"median {metric}"),
         tooltip=["prompt_id", "level", alt.Tooltip("value:Q", format=".1f"), "outliers", "n"])
 
@@ -72,11 +77,13 @@ def throughput_vs_concurrency(results: list[dict]) -> alt.Chart | None:
     df = pd.DataFrame(rows)
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("concurrency:Q", title="concurrency", scale=alt.Scale(type="log", base=2)),
-        y=alt.Y("throughput_tok_s:Q", title="aggregate throughput (output tokens/s)"), color="model:N")
+        y=alt.Y("throughput_tok_s:Q", title="aggregate throughput (output tokens/s)"),
+        color=alt.Color("model:N", legend=alt.Legend(labelLimit=LABEL_LIMIT)))
 
 
 def summary_table(results: list[dict]) -> pd.DataFrame:
-    """The results as a readable table (p50 and p95; units in the column names)."""
+    """The results as a readable table for the page (p50 and p95; units in the column names; rounded for
+    reading: ms and tokens/s to 0.1, MB to 1; the exports keep full precision)."""
     rows = []
     for r in results:
         g = lambda k, s="p50": (r[k] or {}).get(s)  # noqa: E731
@@ -91,7 +98,11 @@ def summary_table(results: list[dict]) -> pd.DataFrame:
             "RSS before (MB)": r["rss_before_mb"], "RSS after load (MB)": r["rss_after_load_mb"],
             "peak RSS (MB)": r["peak_rss_mb"], "CPU s/token": r["cpu_s_per_token"], "error": r["error"],
         })
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    digits = {c: 1 for c in df.columns if c.endswith(("(ms)", "(ms/token)", "(tok/s)"))}
+    digits |= {c: 0 for c in df.columns if c.endswith("(MB)")}
+    digits |= {"load (s)": 2, "CPU s/token": 4}
+    return df.round({c: n for c, n in digits.items() if c in df.columns})
 
 
 def compare_runs(a: list[dict], b: list[dict], req_a: pd.DataFrame | None = None,

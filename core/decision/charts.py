@@ -7,6 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from core.bench_charts import LABEL_LIMIT
 from core.decision.matrix import CRITERIA, CRITERION_KEY
 
 LICENSE_OK = "license OK"
@@ -21,7 +22,6 @@ def license_ok(row: dict) -> bool:
     return not any(r.startswith("license") for r in row.get("failed_constraints", []))
 
 
-LABEL_LIMIT = 340   # px of candidate name beside a bar: Foundry ids are long, and their ends tell them apart
 BAR_WIDTH = 440     # plot width of the bar charts: labels + bars + legend fit a laptop's page
 
 
