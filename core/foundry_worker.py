@@ -35,7 +35,7 @@ from core.config import REPO_ROOT
 from core.errors import UserError
 
 READY_TIMEOUT_S = 60.0
-CANCEL_GRACE_S = 5.0   # a stalled request: how long a cancel may take before the worker is killed
+CANCEL_GRACE_S = 30.0  # how long a cancel may take (a long prompt's prefill is not interruptible) before a kill
 TIMED_OUT = {"timed_out": True}   # what _read returns when nothing came in time (compared by identity)
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _live: "weakref.WeakSet[FoundryWorker]" = weakref.WeakSet()

@@ -21,8 +21,20 @@ class LoadedModels:
         self._lock = threading.Lock()
 
     def ids(self) -> set[str]:
+        self._drop_dead()
         with self._lock:
             return set(self._engines)
+
+    def _drop_dead(self) -> None:
+        """Forget models whose process is gone (crashed, or killed after a stall): the list tells the
+        truth, and the next load starts them afresh."""
+        with self._lock:
+            dead = [model_id for model_id, engine in self._engines.items() if not engine.alive()]
+            engines = [self._engines.pop(model_id) for model_id in dead]
+            for model_id in dead:
+                self._info.pop(model_id, None)
+        for engine in engines:
+            engine.close()
 
     def info(self, model_id: str) -> LoadInfo | None:
         return self._info.get(model_id)
@@ -31,6 +43,7 @@ class LoadedModels:
         """Open the engine of a model row (from core.models.list_models) and keep it."""
         if model["backend"] not in LOADABLE_BACKENDS:
             raise UserError(f"{model['id']}: models served by an endpoint are loaded by their server")
+        self._drop_dead()
         with self._lock:
             if model["id"] in self._engines:
                 return self._info[model["id"]]

@@ -57,3 +57,27 @@ def test_try_prompt_streams_and_measures(models, backend, tmp_path, monkeypatch)
 def test_endpoint_models_are_not_loadable(models):
     with pytest.raises(UserError, match="loaded by their server"):
         LoadedModels().load({"id": "x", "backend": "openai"})
+
+
+@pytest.mark.parametrize("backend", ["foundry", "llamacpp"])
+def test_a_loaded_model_whose_process_died_is_dropped_and_reloads(models, backend, tmp_path, monkeypatch):
+    import signal
+
+    monkeypatch.setenv("SLM_DB", str(tmp_path / "t.duckdb"))
+    model = models[backend]
+    pool = LoadedModels()
+    try:
+        pool.load(model)
+        pid = pool.get(model["id"]).pid()
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):   # the kill lands asynchronously
+            if model["id"] not in pool.ids():
+                break
+            import time
+            time.sleep(0.05)
+        assert model["id"] not in pool.ids()   # not listed as loaded any more
+        pieces = list(stream_answer(model, "Name one colour.", pool=pool, max_tokens=8))
+        assert "".join(pieces).strip()          # loaded afresh, in a new process
+        assert pool.get(model["id"]).pid() != pid
+    finally:
+        pool.close_all()

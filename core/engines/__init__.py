@@ -101,6 +101,10 @@ class Engine:
     def close(self) -> None:
         pass
 
+    def alive(self) -> bool:
+        """False once the process that serves the model is gone (a crash, a kill). Remote: True."""
+        return True
+
     def __enter__(self):
         return self
 

@@ -61,7 +61,7 @@ class FoundryEngine(Engine):
             self._pid = pid   # kept: the worker forgets its process once closed
         return pid or self._pid
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
         pid = self.pid()
         if not pid:
             return False
@@ -109,18 +109,18 @@ class FoundryEngine(Engine):
                     if ev.get("timed_out"):   # a stall: this request fails; a killed worker ends the model
                         rec.fail(ev.get("error") or "timed out")
                         break
-                    if not self._alive():
+                    if not self.alive():
                         raise EngineDied(f"worker process {self.pid()} exited ({ev.get('error') or 'no reason'})")
                     rec.fail(ev.get("error") or "worker error")
                     break
         except EngineDied:
             raise
         except UserError as exc:
-            if not self._alive():
+            if not self.alive():
                 raise EngineDied(f"worker process {self.pid()} exited ({exc.one_line()})") from exc
             rec.fail(exc.one_line())
         except Exception as exc:  # pipe broken, worker gone
-            if not self._alive():
+            if not self.alive():
                 raise EngineDied(f"worker process {self.pid()} exited ({type(exc).__name__})") from exc
             rec.fail(f"{type(exc).__name__}: {exc}")
         finally:
@@ -131,7 +131,7 @@ class FoundryEngine(Engine):
                 except Exception:
                     pass
         if rec.error is None and rec.finish_reason is None:
-            if not self._alive():
+            if not self.alive():
                 raise EngineDied(f"worker process {self.pid()} exited mid-request")
             rec.fail("stream ended without a finish reason (truncated)")
 

@@ -162,6 +162,9 @@ class LlamaCppEngine(HttpEngine):
                    "GGUF weights are memory-mapped: RSS counts only the pages touched; they may stay in page cache"],
         )
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def close(self) -> None:
         super().close()
         proc, self.proc = self.proc, None
