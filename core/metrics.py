@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from core.engines import RequestRecord, completion_tokens_of
 from core.stats import TAIL_MIN_SAMPLES, iqr_outliers, summary
 
 MS_PER_S = 1000.0
@@ -83,7 +82,19 @@ def _ms(a: float | None, b: float | None) -> float | None:
     return (b - a) * MS_PER_S
 
 
-def is_ok(rec: RequestRecord) -> bool:
+def completion_tokens_of(rec, chunk_count: int | None = None) -> tuple[int | None, str | None]:
+    """Completion tokens and their source: usage, else tokenizer, else chunks (metrics.md)."""
+    if rec.usage_completion_tokens is not None:
+        return rec.usage_completion_tokens, "usage"
+    if rec.tokenizer_completion_tokens is not None:
+        return rec.tokenizer_completion_tokens, "tokenizer"
+    n = len(rec.chunk_times) if chunk_count is None else chunk_count
+    if n:
+        return n, "chunks"
+    return None, None
+
+
+def is_ok(rec) -> bool:
     return rec.error is None and rec.finish_reason is not None and rec.start is not None and rec.end is not None
 
 
@@ -107,7 +118,7 @@ def e2e_output_tokens_per_s(tokens: int | None, e2e_ms: float | None) -> float |
     return tokens / (e2e_ms / MS_PER_S)
 
 
-def request_row(rec: RequestRecord, *, level_start: float, done_at: float | None = None) -> dict:
+def request_row(rec, *, level_start: float, done_at: float | None = None) -> dict:
     """The stored row of one request (no ids: the runner adds them)."""
     ok = is_ok(rec)
     tokens, source = completion_tokens_of(rec)

@@ -3,12 +3,12 @@ import json
 
 import streamlit as st
 
-from core import bench_charts as charts
-from core.bench import ModelSpec, Settings, load_prompts, parse_prompts, shipped_prompt_sets
-from core.bench_job import BenchJob
+from core.bench import charts
+from core.bench.inputs import ModelSpec, Settings, load_prompts, parse_prompts, shipped_prompt_sets
+from core.bench.job import BenchJob
 from core.config import db_path
 from core.errors import UserError
-from core.report import BenchReport, requests_csv, to_csv, to_markdown
+from core.bench.report import BenchReport, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
 JOB = "bench_job"
@@ -16,7 +16,7 @@ JOB = "bench_job"
 
 @st.cache_data(ttl=60, show_spinner="Listing models…")
 def runnable_models(refresh: int, database: str) -> tuple[list[dict], list[str]]:
-    from core.models import list_models
+    from core.catalog.models import list_models
     result = list_models(include_catalog=False)
     rows = [m for m in result.models if m["backend"] in ("foundry", "openai", "llamacpp") and m.get("cached") is not False]
     return rows, result.notices

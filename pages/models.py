@@ -4,10 +4,10 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from core import endpoints
+from core.catalog import endpoints
 from core.errors import UserError
-from core.loaded import LOADABLE_BACKENDS, LoadedModels
-from core.models import MODEL_FIELDS, list_models
+from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
+from core.catalog.models import MODEL_FIELDS, list_models
 
 
 @st.cache_resource
@@ -52,7 +52,7 @@ def render_list(models, eps, notices) -> list[dict]:
 
 
 def render_try(models: list[dict], pool: LoadedModels) -> None:
-    from core.tryprompt import stream_answer
+    from core.engines.tryprompt import stream_answer
 
     runnable = [m for m in models if m["backend"] in ("foundry", "openai", "llamacpp") and m.get("cached") is not False]
     if not runnable:
@@ -114,7 +114,7 @@ def render_load(models: list[dict], pool: LoadedModels) -> None:
 
 
 def render_register() -> None:
-    from core import foundry
+    from core.catalog import foundry
 
     with st.form("models_register_form"):
         folder = st.text_input("ONNX Runtime GenAI folder", key="models_reg_folder")
@@ -170,7 +170,7 @@ def render_endpoints(eps) -> None:
 
 
 def render_download(models: list[dict]) -> None:
-    from core import foundry
+    from core.catalog import foundry
 
     remote = [m for m in models if m["source"] == "foundry-catalog" and not m.get("cached")]
     state = st.session_state.setdefault("models_dl", {})
@@ -213,7 +213,7 @@ def render_download(models: list[dict]) -> None:
 
 
 def render_eps() -> None:
-    from core import foundry
+    from core.catalog import foundry
 
     try:
         eps = foundry.execution_providers()

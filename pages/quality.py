@@ -16,7 +16,7 @@ K = "quality_"  # session-state namespace
 
 @st.cache_data(ttl=60, show_spinner="Listing models...")
 def _models(db: str) -> list[dict]:
-    from core.models import list_models
+    from core.catalog.models import list_models
 
     result = list_models(include_catalog=False, timeout=2.0)
     return [m for m in result.models if m.get("backend") in ("foundry", "llamacpp", "openai")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.bench_charts import LABEL_LIMIT
+from core.bench.charts import LABEL_LIMIT
 from core.decision.matrix import CRITERIA, CRITERION_KEY
 
 LICENSE_OK = "license OK"

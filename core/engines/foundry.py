@@ -1,4 +1,4 @@
-"""Foundry Local engine: the model runs in its own worker process (``core.foundry_worker``).
+"""Foundry Local engine: the model runs in its own worker process (``core.engines.foundry_worker``).
 
 The worker stamps ``time.perf_counter()`` itself (CLOCK_MONOTONIC, comparable across processes), so
 the pipe between the processes is not inside any timer. One fresh ChatSession per request is the
@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from importlib import metadata
 
-from core.engines import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord, process_stats
+from core.engines.base import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord, process_stats
 from core.errors import UserError
 
 RUNTIME_PACKAGES = ("foundry-local-sdk", "onnxruntime", "onnxruntime-genai-core")
@@ -39,7 +39,7 @@ class FoundryEngine(Engine):
 
     def open(self) -> LoadInfo:
         if self._factory is None:
-            from core.foundry_worker import FoundryWorker
+            from core.engines.foundry_worker import FoundryWorker
             self._factory = FoundryWorker
         self.worker = self._factory(self.model)
         self.worker.start()

@@ -19,7 +19,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from core.engines import Engine, LoadInfo, RequestOptions, RequestRecord
+from core.engines.base import Engine, LoadInfo, RequestOptions, RequestRecord
 from core.errors import UserError
 
 _perf = time.perf_counter
@@ -325,7 +325,7 @@ class HttpEngine(Engine):
     def __init__(self, model: str, base_url: str, *, api_key_env: str | None = None,
                  server_pid: int | None = None, count_tokens=None):
         super().__init__(model)
-        from core.endpoints import normalize_base_url
+        from core.catalog.endpoints import normalize_base_url
         self.base_url = normalize_base_url(base_url)
         self.api_key_env = api_key_env
         self.server_pid = server_pid
@@ -344,14 +344,14 @@ class HttpEngine(Engine):
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> LoadInfo:
-        from core.endpoints import api_key, fetch_models
+        from core.catalog.endpoints import api_key, fetch_models
         key = api_key(self.api_key_env)
         if self.api_key_env:
             self._auth = f"Authorization: Bearer {key}\r\napi-key: {key}\r\n".encode("latin-1")
         fetch_models(self.base_url, self.api_key_env, timeout=5.0)   # UserError when unreachable
         info = LoadInfo(pid=self.server_pid)
         if self.server_pid:
-            from core.engines import process_stats
+            from core.engines.base import process_stats
             st = process_stats(self.server_pid)
             if st:
                 info.rss_after_load_mb = st["rss_mb"]
@@ -511,7 +511,7 @@ def local_tokenizer(model: str):
 
         from tokenizers import Tokenizer
 
-        from core.foundry import list_local_models
+        from core.catalog.foundry import list_local_models
         for row in list_local_models():
             if model in (row.get("id"), row.get("alias")) and row.get("path"):
                 path = Path(row["path"]) / "tokenizer.json"
@@ -525,7 +525,7 @@ def local_tokenizer(model: str):
 
 def check_endpoint(base_url: str, api_key_env: str | None = None, timeout: float = 5.0) -> list[dict]:
     """The endpoint's models; UserError (one line) when it does not answer."""
-    from core.endpoints import fetch_models, normalize_base_url
+    from core.catalog.endpoints import fetch_models, normalize_base_url
     try:
         return fetch_models(normalize_base_url(base_url), api_key_env, timeout=timeout)
     except UserError:

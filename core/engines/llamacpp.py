@@ -20,7 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from core.engines import EngineDied, LoadInfo
+from core.engines.base import EngineDied, LoadInfo
 from core.engines.http import HttpEngine
 from core.errors import UserError
 
@@ -39,14 +39,14 @@ def resolve_gguf(model: str) -> str:
     if p.is_file():
         return str(p.resolve())
     try:
-        from core.starter import starter_gguf_path
+        from core.catalog.starter import starter_gguf_path
         starter = starter_gguf_path()
     except Exception:
         starter = None
     if starter and Path(starter).is_file() and model in (Path(starter).name, "smollm2-135m-instruct-gguf", "starter"):
         return str(Path(starter).resolve())
     try:
-        from core.models import resolve_model
+        from core.catalog.models import resolve_model
         row = resolve_model(model, backend="llamacpp")
         if row.get("path"):
             return str(row["path"])
@@ -126,7 +126,7 @@ class LlamaCppEngine(HttpEngine):
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True)
         os.close(fd)
-        from core.endpoints import fetch_models
+        from core.catalog.endpoints import fetch_models
         deadline = t0 + self.start_timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -148,7 +148,7 @@ class LlamaCppEngine(HttpEngine):
             self.count_tokens = GgufTokenizer(self.gguf_path)
         except Exception:
             self.count_tokens = None
-        from core.engines import process_stats
+        from core.engines.base import process_stats
         st = process_stats(self.proc.pid) or {}
         try:
             version = metadata.version("llama_cpp_python")

@@ -13,7 +13,8 @@ import argparse
 import asyncio
 import time
 
-from core.bench import ModelSpec, Runner, Settings, parse_prompts
+from core.bench.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.runner import Runner
 from tests.perf._server import server_process
 
 

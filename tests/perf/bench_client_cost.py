@@ -14,7 +14,8 @@ import os
 import tempfile
 import time
 
-from core.bench import ModelSpec, Runner, Settings, parse_prompts
+from core.bench.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.runner import Runner
 from tests.perf._server import cpu_s, server_process
 
 

@@ -15,7 +15,8 @@ import statistics
 import time
 
 from core import metrics
-from core.bench import ModelSpec, Runner, Settings, parse_prompts
+from core.bench.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.runner import Runner
 from tests.perf._server import server_process
 
 TTFT_S, TOK_S, N = 0.200, 0.020, 40

@@ -28,7 +28,7 @@ def bare(model_id: str, n: int, max_tokens: int) -> None:
     """Child process: load the model with the SDK and stream n requests; print JSON timings."""
     from foundry_local_sdk import ChatSession, MessageItem, Request, RequestOptions, SearchOptions
 
-    from core.foundry import get_local_model, get_manager, quiet_native
+    from core.catalog.foundry import get_local_model, get_manager, quiet_native
     with quiet_native():
         get_manager()
         model = get_local_model(model_id)
@@ -68,7 +68,8 @@ def run_bare(model_id: str, n: int, max_tokens: int) -> list[dict]:
 
 
 def run_ours(model_id: str, n: int, max_tokens: int) -> list[dict]:
-    from core.bench import ModelSpec, Runner, Settings, parse_prompts
+    from core.bench.inputs import ModelSpec, Settings, parse_prompts
+    from core.bench.runner import Runner
     prompts = parse_prompts(PROMPTS[1:n + 1])
     runner = Runner([ModelSpec(model=model_id, backend="foundry")], prompts,
                     Settings(rounds=1, warmup=1, max_tokens=max_tokens, concurrency=[1]), store=False)

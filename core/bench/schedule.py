@@ -1,0 +1,106 @@
+"""Scheduling one concurrency level: warm-up, then the measured requests on N concurrent slots.
+
+Knows nothing of storage or progress: it calls ``on_done(item, rec, done_at)`` as each request ends
+and ``on_phase(name)`` when the warm-up or the measured window starts. Every measured request is
+eligible from the start of the window (``queued_at``); the wait for a free slot is its queue time.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from core.engines.base import Engine, EngineDied, RequestOptions, RequestRecord
+
+_perf = time.perf_counter
+CANCEL_POLL_S = 0.05
+
+
+@dataclass
+class Item:
+    """One request to send: a prompt, its round (0 = warm-up) and whether it is a warm-up."""
+    prompt: dict
+    round: int
+    warmup: bool
+
+
+@dataclass
+class LevelOutcome:
+    done: list[tuple[Item, RequestRecord, float]] = field(default_factory=list)   # (item, record, done_at)
+    level_start: float = 0.0            # start of the measured window (perf_counter)
+    stats_before: dict | None = None    # the model process's stats at the window's start / end
+    stats_after: dict | None = None
+    died: BaseException | None = None   # the model's process went away
+
+
+def plan(prompts: list[dict], rounds: int, warmup: int) -> tuple[list[Item], list[Item]]:
+    """Warm-up items (cycling through the prompts) and the measured items (every prompt, every round)."""
+    warm = [Item(prompts[i % len(prompts)], 0, True) for i in range(warmup)]
+    measured = [Item(p, r, False) for r in range(1, rounds + 1) for p in prompts]
+    return warm, measured
+
+
+def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrency: int, opts: RequestOptions,
+              cancel: threading.Event, on_done: Callable[[Item, RequestRecord, float], None],
+              on_phase: Callable[[str], None]) -> LevelOutcome:
+    """Run one level to its end (or a cancel, or the model's process dying). Never raises EngineDied."""
+    out = LevelOutcome()
+    engine.prepare_level(concurrency)
+
+    async def worker(items: list[Item], queued_at: float | None):
+        while items:
+            if cancel.is_set():
+                return
+            item = items.pop(0)
+            rec = RequestRecord(queued_at=queued_at if queued_at is not None else _perf())
+            await engine.arequest([{"role": "user", "content": item.prompt["text"]}], opts, rec)
+            done_at = _perf()
+            out.done.append((item, rec, done_at))
+            on_done(item, rec, done_at)
+
+    async def watch(tasks):
+        while not all(t.done() for t in tasks):
+            if cancel.is_set():
+                for t in tasks:
+                    t.cancel()
+                return
+            await asyncio.sleep(CANCEL_POLL_S)
+
+    async def phase(items: list[Item], n_workers: int, queued_at: float | None):
+        tasks = [asyncio.create_task(worker(items, queued_at)) for _ in range(n_workers)]
+        watcher = asyncio.create_task(watch(tasks))
+        try:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            watcher.cancel()
+        for r in results:
+            if isinstance(r, EngineDied):
+                out.died = out.died or r
+            elif isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                raise r
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        if not engine.is_async:
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=max(concurrency, 1),
+                                                         thread_name_prefix="bench-request"))
+        out.level_start = _perf()
+        try:
+            if warm:
+                on_phase("warmup")
+                await phase(list(warm), 1, None)
+            if out.died or cancel.is_set():
+                return
+            on_phase("running")
+            out.stats_before = engine.process_stats()
+            out.level_start = _perf()
+            await phase(list(measured), concurrency, out.level_start)   # all eligible from the window's start
+            out.stats_after = engine.process_stats()
+        finally:
+            engine.finish_level()
+
+    asyncio.run(main())
+    return out

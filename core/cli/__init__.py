@@ -1,0 +1,45 @@
+"""`python -m core <command>`: the headless face of the app.
+
+Each feature module exposes `register(subparsers)`, adding its commands with a `func(args) -> int`.
+A `UserError` (bad input, unreachable endpoint, ...) becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from core.errors import UserError
+
+# Feature modules that add commands (each has register(subparsers)).
+COMMAND_MODULES = [
+    "core.cli.models",
+    "core.cli.bench",
+    "core.cli.quality",
+    "core.cli.decide",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="SLM Selector, headless.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "db", None):  # every command's --db: the DuckDB file for this process
+        os.environ["SLM_DB"] = os.path.abspath(os.path.expanduser(args.db))
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,242 @@
+"""`python -m core bench`: the benchmark from the command line (the contract in issue 3).
+
+    python -m core bench --prompts FILE [--model ID ...] [--endpoint URL] [--api-key-env VAR]
+        [--config models.json] [--rounds N] [--warmup N] [--concurrency N[,N...]] [--max-tokens N]
+        [--temperature T] [--seed S] [--timeout SECONDS] [--db PATH] [--json OUT]
+
+Seed compatibility with the workshop: BENCH_MODELS (comma-separated, when no --model),
+BENCH_ROUNDS (default rounds), BENCH_STREAM (0 = non-streaming requests to HTTP endpoints: no TTFT;
+Foundry Local always streams),
+FOUNDRY_LOCAL_ENDPOINT (the endpoint when no --endpoint is given).
+Exit codes: 0 run completed (even with failed requests); 2 bad input (one line); 130 cancelled
+with Ctrl-C and 3 a model process died (the run is stored as interrupted, finished requests kept).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+from core.errors import UserError
+
+EXIT_CANCELLED = 130
+EXIT_INTERRUPTED = 3
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in str(text).replace(" ", "").split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers")
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("concurrency levels must be whole numbers of at least 1")
+    return values
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"{name}={value!r} is not a whole number")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark models: latency, throughput, memory",
+        description="Benchmark models on a prompt set: TTFT, TPOT, E2E latency, throughput per concurrency "
+                    "level, memory and CPU of the model's process. Every request is stored in the database.",
+        epilog="Environment: BENCH_MODELS (models when no --model), BENCH_ROUNDS (default rounds), "
+               "BENCH_STREAM=0 (HTTP endpoints answer without streaming: no TTFT), "
+               "FOUNDRY_LOCAL_ENDPOINT (the endpoint when no --endpoint). "
+               "Exit 0 when the run completes (even if requests failed), 2 on bad input, "
+               "130 when cancelled (Ctrl-C), 3 when a model process died mid-run.")
+    p.add_argument("--prompts", required=True, metavar="FILE",
+                   help="JSON prompt set: a list of strings, or of objects {id, text, tags}")
+    p.add_argument("--model", action="append", default=None, metavar="ID",
+                   help="model id or alias (repeat, or comma-separate). Without --endpoint: a Foundry Local "
+                        "model, or the llama.cpp starter (smollm2-135m-instruct-gguf)")
+    p.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible endpoint serving the models")
+    p.add_argument("--api-key-env", metavar="VAR", help="NAME of the environment variable holding the API key")
+    p.add_argument("--config", metavar="models.json",
+                   help="workshop-style models file {alias: {capabilities, size_mb}}: the models to run")
+    p.add_argument("--rounds", type=int, default=None, metavar="N", help="rounds over the prompt set (default 3, or BENCH_ROUNDS)")
+    p.add_argument("--warmup", type=int, default=1, metavar="N", help="warm-up requests per level, excluded (default 1)")
+    p.add_argument("--concurrency", type=_int_list, default=[1], metavar="N[,N...]",
+                   help="concurrency levels, e.g. 1,2,4,8 (default 1)")
+    p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="max output tokens (default 256)")
+    p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="default 0 (deterministic)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="default 0")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request, also for a stalled model: a Foundry Local worker that does not stop when cancelled is killed (default 120)")
+    p.add_argument("--db", metavar="PATH", help="DuckDB file (default data/slm_selector.duckdb, or SLM_DB)")
+    p.add_argument("--json", metavar="OUT", help='write {"run_id", "results": [...]} to OUT')
+    p.set_defaults(func=run)
+
+    r = subparsers.add_parser(
+        "bench-report", help="write benchmark_report.md and CSVs for a run",
+        description="Write benchmark_report.md, benchmark_summary.csv and benchmark_requests.csv for a stored run.")
+    r.add_argument("run_id", nargs="?", help="run id (default: the latest run)")
+    r.add_argument("--out", default=".", metavar="DIR", help="folder to write into (default: current folder)")
+    r.add_argument("--db", metavar="PATH", help="DuckDB file (default data/slm_selector.duckdb, or SLM_DB)")
+    r.set_defaults(func=report)
+
+
+def _model_names(args, config: dict | None) -> list[str]:
+    names: list[str] = []
+    for item in args.model or []:
+        names += [x.strip() for x in item.split(",") if x.strip()]
+    if not names and os.environ.get("BENCH_MODELS", "").strip():
+        names = [x.strip() for x in os.environ["BENCH_MODELS"].split(",") if x.strip()]
+    if not names and config:
+        names = list(config)
+    if not names:
+        raise UserError("no model given: use --model, BENCH_MODELS or --config models.json")
+    return list(dict.fromkeys(names))
+
+
+def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | None, config: dict | None):
+    from core.bench.inputs import ModelSpec
+    config = config or {}
+    specs = []
+    if endpoint:
+        from core.catalog.endpoints import normalize_base_url
+        from core.engines.http import check_endpoint
+        base = normalize_base_url(endpoint)
+        if api_key_env:
+            from core.catalog.endpoints import api_key
+            api_key(api_key_env)    # UserError when the variable is not set
+        served = [m["id"] for m in check_endpoint(base, api_key_env)]
+        for name in names:
+            if served and name not in served:
+                known = ", ".join(served[:12])
+                raise UserError(f"unknown model {name!r} at {base} (it serves: {known})")
+            extra = config.get(name, {})
+            specs.append(ModelSpec(model=name, backend="openai", label=name, endpoint=base, api_key_env=api_key_env,
+                                   disk_mb=extra.get("size_mb")))
+        return specs
+    from core.catalog.models import list_models, resolve_model
+    rows = list_models(include_catalog=False).models
+    for name in names:
+        row = resolve_model(name, rows)
+        spec = ModelSpec.from_row(row)
+        spec.label = name
+        if spec.disk_mb is None and config.get(name, {}).get("size_mb") is not None:
+            spec.disk_mb = config[name]["size_mb"]
+        specs.append(spec)
+    return specs
+
+
+class CliProgress:
+    """Prints progress to stderr: phase changes at once, counts at most every 2 seconds."""
+
+    def __init__(self, stream=None, every_s: float = 2.0):
+        self.stream, self.every_s = stream, every_s
+        self._last = 0.0
+        self._phases: dict[int, tuple] = {}
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def on_start(self, progress) -> None:
+        self._say(f"run {progress.run_id}: {len(progress.models)} model(s), {progress.total} requests planned")
+
+    def on_update(self, progress, m) -> None:
+        key = (m.phase, m.concurrency)
+        changed = self._phases.get(id(m)) != key
+        now = time.monotonic()
+        if not changed and now - self._last < self.every_s:
+            return
+        self._phases[id(m)] = key
+        self._last = now
+        level = f" c={m.concurrency}" if m.concurrency else ""
+        eta = f", ETA {m.eta_s:.0f}s" if m.eta_s and m.phase in ("warmup", "running") else ""
+        err = f": {m.error}" if m.error and m.phase in ("failed", "interrupted") else ""
+        self._say(f"  {m.label} [{m.backend}]{level} {m.phase} {m.done}/{m.total}"
+                  f"{f', {m.failed} failed' if m.failed else ''}{eta}{err}")
+
+    def on_complete(self, outcome) -> None:
+        pass
+
+
+def _fmt(v, digits=1) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def print_results(results: list[dict], stream=None) -> None:
+    stream = stream or sys.stdout
+    head = f"{'model':32} {'backend':9} {'conc':>4} {'ok':>4} {'fail':>4} {'TTFT p50 ms':>11} {'TPOT p50 ms':>11} " \
+           f"{'E2E p50 ms':>10} {'tok/s agg':>9} {'peak MB':>8}"
+    print(head, file=stream)
+    for r in results:
+        p50 = lambda k: (r[k] or {}).get("p50")  # noqa: E731
+        print(f"{r['model'][:32]:32} {r['backend']:9} {r['concurrency']:>4} {r['requests_ok']:>4} "
+              f"{r['requests_failed']:>4} {_fmt(p50('ttft_ms')):>11} {_fmt(p50('itl_ms'), 2):>11} "
+              f"{_fmt(p50('e2e_ms')):>10} {_fmt(r['throughput_tok_s']):>9} {_fmt(r['peak_rss_mb'], 0):>8}"
+              + (f"  {r['status']}: {r['error']}" if r["status"] != "ok" else ""), file=stream)
+
+
+def run(args) -> int:
+    from core.bench.inputs import Settings, load_models_config, load_prompts
+    from core.bench.runner import run_benchmark
+    from core.output import write_json
+    from core.store import bench as db
+
+    prompt_set = load_prompts(args.prompts)
+    config = load_models_config(args.config) if args.config else None
+    rounds = args.rounds if args.rounds is not None else _env_int("BENCH_ROUNDS", 3)
+    stream = os.environ.get("BENCH_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
+    settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens, temperature=args.temperature,
+                        seed=args.seed, concurrency=args.concurrency, timeout_s=args.timeout, stream=stream).validate()
+    endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
+    specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config)
+
+    cancel = threading.Event()
+    state = {"sigint": 0}
+
+    def on_sigint(signum, frame):
+        state["sigint"] += 1
+        if state["sigint"] > 1:
+            raise KeyboardInterrupt
+        cancel.set()
+        print("cancelling: finishing the requests in flight (Ctrl-C again to stop at once)", file=sys.stderr,
+              flush=True)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    try:
+        outcome = run_benchmark(specs, prompt_set, settings, progress=CliProgress(), cancel=cancel)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    results = db.run_summary(outcome.run_id)
+    print_results(results)
+    if args.json:
+        write_json(args.json, {"run_id": outcome.run_id, "results": results})
+    if outcome.status == "interrupted":
+        kept = sum(r["requests_ok"] + r["requests_failed"] for r in results)
+        why = "cancelled" if cancel.is_set() else outcome.reason
+        print(f"error: run {outcome.run_id} interrupted ({why}); {kept} finished requests kept", file=sys.stderr)
+        return EXIT_CANCELLED if cancel.is_set() else EXIT_INTERRUPTED
+    print(f"run {outcome.run_id} completed", file=sys.stderr)
+    return 0
+
+
+def report(args) -> int:
+    from core.bench.report import write_report
+    from core.store import bench as db
+    run_id = args.run_id
+    if not run_id:
+        runs = db.list_runs()
+        if not runs:
+            raise UserError("no benchmark run in the database yet")
+        run_id = runs[0]["run_id"]
+    for kind, path in write_report(run_id, args.out).items():
+        print(path)
+    return 0

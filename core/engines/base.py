@@ -1,0 +1,171 @@
+"""What every engine shares: the request/record types, the Engine interface, process stats.
+
+An engine only *stamps times* (``time.perf_counter()``) and copies what the runtime said into a
+``RequestRecord``; it computes no statistic. Every number is derived from these records in
+``core.metrics``. Engines import this module, never the package (no import cycle).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+BACKENDS = ("foundry", "openai", "llamacpp")
+TOKEN_SOURCES = ("usage", "tokenizer", "chunks")
+
+
+@dataclass
+class RequestOptions:
+    """What one request asks for (the same for every engine)."""
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int | None = 0
+    timeout_s: float = 120.0
+    stream: bool = True
+    json_schema: dict | None = None
+
+
+@dataclass
+class RequestRecord:
+    """Raw facts about one request: timestamps (perf_counter seconds) and what the runtime returned.
+
+    Filled by an engine; nothing here is derived. ``None`` means "did not happen / not known".
+    """
+    queued_at: float | None = None          # became eligible (waiting for a concurrency slot from here)
+    start: float | None = None              # just before the request left the client
+    first_token_at: float | None = None     # first chunk carrying output text
+    end: float | None = None                # finish reason / [DONE] / end of body
+    chunk_times: list[float] = field(default_factory=list)   # each chunk carrying output text
+    text_parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    usage_completion_tokens: int | None = None   # from the runtime's usage, when it sent one
+    tokenizer_completion_tokens: int | None = None
+    error: str | None = None
+    raw: Any = None                          # last JSON object seen (chat_once only)
+
+    @property
+    def output_text(self) -> str:
+        return "".join(self.text_parts)
+
+    def fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = " ".join(str(message).split())[:500]
+
+
+@dataclass
+class LoadInfo:
+    """What opening an engine measured (None where unknown; memory never guessed)."""
+    load_s: float | None = None
+    rss_before_mb: float | None = None
+    rss_after_load_mb: float | None = None
+    model_version: str | None = None
+    execution_provider: str | None = None
+    pid: int | None = None
+    runtime: dict = field(default_factory=dict)   # runtime/SDK versions for the environment record
+    notes: list[str] = field(default_factory=list)
+
+
+class EngineDied(Exception):
+    """The process running the model went away (killed, crashed, out of memory)."""
+
+
+class Engine:
+    """Base class. Subclasses implement ``open`` and either ``arequest`` (async) or ``request_sync``."""
+
+    backend: str = ""
+    is_async: bool = False
+
+    def __init__(self, model: str):
+        self.model = model
+        self.count_tokens: Callable[[str], int] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def open(self) -> LoadInfo:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        """False once the process that serves the model is gone (a crash, a kill). Remote: True."""
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------
+    def request_sync(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
+        raise NotImplementedError
+
+    async def arequest(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.request_sync, messages, opts, rec)
+
+    def run_one(self, messages: list[dict], opts: RequestOptions) -> RequestRecord:
+        """One request, synchronously (chat_once and tests)."""
+        rec = RequestRecord()
+        if self.is_async:
+            asyncio.run(self.arequest(messages, opts, rec))
+        else:
+            self.request_sync(messages, opts, rec)
+        return rec
+
+    def prepare_level(self, concurrency: int) -> None:
+        """Called before each concurrency level."""
+
+    def finish_level(self) -> None:
+        """Called at the end of each level, inside its event loop (HTTP engines close their connections)."""
+
+    # -- the model's process -----------------------------------------------------------------
+    def pid(self) -> int | None:
+        return None
+
+    def process_stats(self) -> dict | None:
+        """{"rss_mb","peak_rss_mb","cpu_s"} of the process that runs the model, or None if unknown."""
+        pid = self.pid()
+        return process_stats(pid) if pid else None
+
+    def supports_concurrency(self) -> bool:
+        return True
+
+
+def process_stats(pid: int) -> dict | None:
+    """RSS, peak RSS (VmHWM) and CPU seconds (user+system) of a process; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    out = {"rss_mb": None, "peak_rss_mb": None, "cpu_s": None}
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            out["rss_mb"] = int(line.split()[1]) / 1024.0
+        elif line.startswith("VmHWM:"):
+            out["peak_rss_mb"] = int(line.split()[1]) / 1024.0
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    out["cpu_s"] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return out
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    token_count_source: str | None
+    raw: Any = None
+
+
+def now() -> float:
+    return time.perf_counter()

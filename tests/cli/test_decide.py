@@ -1,0 +1,140 @@
+"""`python -m core decide` on a fixture DuckDB file: the exact --json contract, reports, errors."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.decision import fixture as fx
+from core.cli import main
+from core.config import REPO_ROOT
+from core.decision import data
+
+CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
+                  "win_probability", "passes", "failed_constraints"}
+CRITERIA_KEYS = {"latency_ms", "throughput_tok_s", "peak_rss_mb", "quality", "disk_mb", "license"}
+
+
+@pytest.fixture()
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "bench.duckdb"
+    monkeypatch.setenv("SLM_DB", str(path))
+    fx.add_run("run-a", fx.STANDARD, seed=1)
+    fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
+                          "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
+               prompt_set_hash="def456", seed=2)
+    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human": (fx.fake_quality(run_id), None))
+    return path
+
+
+def test_json_contract_and_ranking(db, tmp_path, capsys):
+    out = tmp_path / "d.json"
+    rc = main(["decide", "--runs", "run-a,run-b", "--weights", "latency=0.3,throughput=0.1,memory=0.1,quality=0.4,"
+               "disk=0.05,license=0.05", "--constraint", "peak_rss_mb<=2000", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert {"winner", "candidates", "flip_points"} <= set(doc)
+    assert set(doc["flip_points"]) == {"latency", "throughput", "memory", "quality", "disk", "license"}
+    assert len(doc["candidates"]) == 5  # 4 in run-a (the failed one included) + 1 in run-b
+    for c in doc["candidates"]:
+        assert CANDIDATE_KEYS <= set(c)
+        assert set(c["criteria"]) == CRITERIA_KEYS and set(c["normalized"]) == CRITERIA_KEYS
+        assert all(0.0 <= v <= 1.0 for v in c["normalized"].values())
+        assert isinstance(c["passes"], bool) and isinstance(c["tie_with"], list)
+    rows = {c["candidate"]: c for c in doc["candidates"]}
+    fast = rows["fast-small | foundry | run-a"]
+    # concurrency 1 rows only (the level-4 rows are 3x slower) and warm-ups excluded (they took 99999 ms)
+    assert 700 < fast["criteria"]["latency_ms"] < 1000
+    assert 55 < fast["criteria"]["throughput_tok_s"] < 80  # 1000 / 15 ms per token
+    assert fast["criteria"]["quality"] == pytest.approx(0.55)
+    assert rows["fast-small | llamacpp | run-b"]["criteria"]["license"] == "mit"
+    assert rows["fast-small | llamacpp | run-b"]["criteria"]["quality"] is None  # not scored: unknown
+    big = rows["slow-big | foundry | run-a"]
+    assert not big["passes"] and big["failed_constraints"] == ["peak_rss_mb 3500 violates peak_rss_mb<=2000"]
+    assert big["rank"] is None and big["win_probability"] == 0.0
+    mystery = rows["mystery | openai | run-a"]
+    assert mystery["criteria"]["license"] == "unknown" and mystery["failed_constraints"] == ["peak_rss_mb unknown"]
+    assert not rows["broken | llamacpp | run-a"]["passes"]
+    assert rows["broken | llamacpp | run-a"]["failed_constraints"][0] == "benchmark failed: model failed to load"
+    assert doc["winner"] in {c for c, r in rows.items() if r["passes"]}
+    assert doc["winner"] == next(c["candidate"] for c in doc["candidates"] if c["rank"] == 1)
+    printed = capsys.readouterr().out
+    assert f"winner: {doc['winner']}" in printed and "FAILS: peak_rss_mb 3500" in printed
+
+
+def test_require_commercial_and_latency_metric(db, tmp_path):
+    out = tmp_path / "d.json"
+    assert main(["decide", "--runs", "run-a", "--weights", "latency=1", "--latency-metric", "ttft_p95",
+                 "--require-commercial", "--json", str(out)]) == 0
+    rows = {c["model"]: c for c in json.loads(out.read_text())["candidates"]}
+    assert rows["mystery"]["failed_constraints"] == ["license unknown: commercial use not established"]
+    assert 60 < rows["fast-small"]["criteria"]["latency_ms"] < 100  # TTFT p95, not E2E
+
+
+def test_html_report_is_self_contained(db, tmp_path):
+    report = tmp_path / "report.html"
+    assert main(["decide", "--runs", "run-a", "--weights", "quality=0.5,latency=0.5", "--report", str(report),
+                 "--save", "meeting-1", "--notes", "Chosen <b>for</b> the pilot"]) == 0
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    # nothing is fetched: no script, image, stylesheet or frame source, no import, in the page's own markup
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", text, re.S | re.I)
+    markup = re.sub(r"(<script[^>]*>).*?(</script>)", r"\1\2", text, flags=re.S | re.I)
+    assert len(scripts) == 1 and len(scripts[0]) > 500_000  # vega + vega-lite + vega-embed, inlined
+    assert not re.search(r"<(script|img|iframe|source|embed|video|audio)[^>]*\ssrc\s*=", markup, re.I)
+    assert not re.search(r"<link\b", markup, re.I)
+    assert not re.search(r"https?://", markup)
+    assert not re.search(r"url\(", markup)
+    # and the inlined JavaScript imports nothing (a module that would load code from elsewhere)
+    assert not re.search(r"\bimport\s*\(|\bimport\s+[\w{*][^;]*?\bfrom\b|^\s*import\s*[\"']", scripts[0], re.M)
+    # the charts are inside: the specs and the vega-embed call, with the libraries inlined
+    assert text.count('id="chart-') == 3 and "const specs=" in scripts[0]
+    for title in ("Quality against latency", "Weighted score by criterion", "How often each candidate wins"):
+        assert title in scripts[0]
+    assert "Chosen &lt;b&gt;for&lt;/b&gt; the pilot" in text  # notes escaped
+    assert "meeting-1" in text and "abc123" in text  # record name and prompt-set hash
+
+
+def test_markdown_csv_json_reports(db, tmp_path):
+    md, csvf, js = tmp_path / "r.md", tmp_path / "r.csv", tmp_path / "r.json"
+    for f in (md, csvf, js):
+        assert main(["decide", "--runs", "run-a", "--weights", "latency=1", "--report", str(f)]) == 0
+    text = md.read_text()
+    assert text.startswith("# Decision:") and "| candidate | status |" in text and "## Flip points" in text
+    assert "fails: benchmark failed: model failed to load" in text
+    assert "some-custom-license" in text and "not in data/licenses.json" in text
+    lines = csvf.read_text().splitlines()
+    assert lines[0].startswith("candidate,model,backend,run_id,rank,score") and len(lines) == 5
+    doc = json.loads(js.read_text())
+    assert doc["result"]["winner"] and doc["context"]["runs"]["run-a"]["prompt_set_hash"] == "abc123"
+
+
+def _cli(*args, env_db):
+    env = dict(os.environ, SLM_DB=str(env_db))
+    return subprocess.run([sys.executable, "-m", "core", "decide", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_process_exit_codes(db, tmp_path):
+    out = tmp_path / "p.json"
+    p = _cli("--runs", "run-a", "--weights", "latency=1", "--json", str(out), env_db=db)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["winner"]
+    for args, msg in [
+        (["--runs", "nope"], "error: unknown run id nope"),
+        (["--runs", "run-a", "--weights", "speed=1"], "error: unknown weight 'speed'"),
+        (["--runs", "run-a", "--constraint", "peak_rss_mb<<3"], "error: bad constraint"),
+        (["--runs", "run-a", "--report", str(tmp_path / "x.pdf")], "error: cannot write a report"),
+    ]:
+        p = _cli(*args, env_db=db)
+        assert p.returncode == 2 and p.stderr.strip().startswith(msg), (args, p.stderr)
+        assert "Traceback" not in p.stderr
+    p = _cli("--runs", "run-a", "--db", str(tmp_path / "other.duckdb"), env_db=db)
+    assert p.returncode == 2 and "unknown run id run-a" in p.stderr  # --db picks another file
+
+
+def test_saved_name_is_not_overwritten(db, tmp_path):
+    assert main(["decide", "--runs", "run-a", "--save", "q3"]) == 0
+    assert main(["decide", "--runs", "run-a", "--save", "q3"]) == 2
