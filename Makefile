@@ -1,18 +1,36 @@
-# Two commands: `make run` and `make test`. Both create/refresh .venv and build the starter models if missing.
+# Two commands: `make run` and `make test`. Both create/refresh .venv from the locked dependencies
+# (requirements.lock; `make test` adds requirements-test.lock) and build the starter models if missing.
+# `make lock` refreshes the locks from the loose inputs (requirements*.txt); see README, "Dependencies".
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test venv models clean-db
+# `make lock` runs pip-tools from its own throwaway venv (git-ignored), never from .venv.
+LOCK_VENV := .venv-lock
+LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
+# make lock UPGRADE=1 moves every pin to the newest version the inputs allow; plain `make lock` keeps
+# the pins that still satisfy the inputs (so adding one package does not move the others).
+UPGRADE ?=
+COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-$(STAMP): requirements.txt
+.PHONY: run test venv test-venv models clean-db lock
+
+$(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	@touch $(STAMP)
 
+$(TEST_STAMP): requirements-test.lock $(STAMP)
+	$(PY) -m pip install -q --require-hashes -r requirements-test.lock
+	@touch $(TEST_STAMP)
+
 venv: $(STAMP)
+
+test-venv: $(TEST_STAMP)
 
 models: venv
 	$(PY) -m core setup-models
@@ -20,8 +38,16 @@ models: venv
 run: models
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1
 
-test: models
+test: test-venv models
 	$(PY) -m pytest -q
+
+# The test lock is compiled against requirements.lock (-c in requirements-test.txt), so it comes second.
+lock:
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q $(LOCK_TOOLS)
+	$(COMPILE) -o requirements.lock requirements.txt
+	$(COMPILE) -o requirements-test.lock requirements-test.txt
+	$(COMPILE) -o requirements-build.lock requirements-build.txt
 
 clean-db:
 	rm -f data/*.duckdb data/*.duckdb.wal

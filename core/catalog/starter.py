@@ -32,6 +32,7 @@ from core.errors import UserError
 
 RECIPES_FILE = DATA_DIR / "starter_models.json"
 BUILD_REQUIREMENTS = REPO_ROOT / "requirements-build.txt"
+BUILD_LOCK = REPO_ROOT / "requirements-build.lock"  # what .venv-build installs (exact versions + hashes)
 BUILD_SCRIPT = Path(__file__).resolve().parent / "starter_build.py"
 BUILD_VENV = REPO_ROOT / ".venv-build"
 GGUF_DIR = MODELS_DIR / "gguf"
@@ -254,23 +255,23 @@ def _ensure_build_venv(say: Progress) -> Path:
     """The conversion toolchain's own venv, created and installed on first need."""
     python = BUILD_VENV / "bin" / "python"
     marker = BUILD_VENV / ".slm-requirements.sha256"
-    wanted = _file_sha(BUILD_REQUIREMENTS)
+    wanted = _file_sha(BUILD_LOCK)
     if python.exists() and marker.exists() and marker.read_text().strip() == wanted:
         return python
     start = time.perf_counter()
-    say(f"build toolchain: installing {BUILD_REQUIREMENTS.name} into {BUILD_VENV.name}/ (a few minutes the first time)")
+    say(f"build toolchain: installing {BUILD_LOCK.name} into {BUILD_VENV.name}/ (a few minutes the first time)")
     if not python.exists():
         proc = subprocess.run([sys.executable, "-m", "venv", str(BUILD_VENV)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
             raise StepError(f"cannot create the build venv {BUILD_VENV}: {_last_line(proc.stdout)}")
     proc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                           "-r", str(BUILD_REQUIREMENTS)],
+                           "--require-hashes", "-r", str(BUILD_LOCK)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         lines = [l for l in proc.stdout.splitlines() if l.strip()]
         reason = next((l for l in lines if l.startswith("ERROR")), lines[-1] if lines else "no output")
-        raise StepError(f"cannot install the build toolchain ({BUILD_REQUIREMENTS.name}): {reason.strip()}")
+        raise StepError(f"cannot install the build toolchain ({BUILD_LOCK.name}): {reason.strip()}")
     marker.write_text(wanted)
     say(f"build toolchain: ready ({time.perf_counter() - start:.0f} s)")
     return python
