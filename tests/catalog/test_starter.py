@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.catalog import starter, starter_build
+from core.cli import models as cli_models
 from core.config import MODELS_DIR, REPO_ROOT
 from core.catalog.foundry import validate_model_folder
 
@@ -104,7 +105,7 @@ def test_a_failing_model_is_named_and_the_others_still_finish(tmp_path, monkeypa
     monkeypatch.setattr(starter, "RECIPES_FILE", recipes)
     monkeypatch.setattr(starter, "BUILD_FREE_GB", 10.0**9)  # no disk is that large
 
-    code = starter._cmd_setup_models(type("Args", (), {"quiet": False})())
+    code = cli_models._cmd_setup_models(type("Args", (), {"quiet": False})())
     out, err = capsys.readouterr()
     assert code == 1
     assert "[2/4] slm-test-unbuilt-generic-cpu:1: FAILED: not enough disk space to build " \
