@@ -192,7 +192,7 @@ def _lark_literal(text: str) -> str:
 
 # The rationale: printable text without quotes, backslashes or control characters, so it is always a
 # valid JSON string, and bounded so a rambling model still closes the object.
-_RATIONALE_TERMINAL = f'RATIONALE: /[^"\\\x00-\x1f]{{0,{MAX_RATIONALE_CHARS}}}/'
+_RATIONALE_TERMINAL = r'RATIONALE: /[^"\\\x00-\x1f]{0,' + str(MAX_RATIONALE_CHARS) + r'}/'
 
 
 def pointwise_grammar(rubric: Rubric) -> str:
