@@ -150,6 +150,7 @@ def run_outputs(run_id: str) -> list[dict]:
     with connect() as con:
         cur = con.execute(
             "SELECT q.request_id, q.run_id, q.model, q.backend, q.prompt_id, q.output_text, "
+            "       q.finish_reason, q.completion_tokens, "
             "       coalesce(p.position, 0) AS position, p.text AS prompt_text "
             "FROM requests q LEFT JOIN run_prompts p ON p.run_id = q.run_id AND p.prompt_id = q.prompt_id "
             "WHERE q.run_id = ? AND q.ok AND NOT q.warmup "
@@ -195,23 +196,40 @@ def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------ human scores
 
-def save_human_scores(entries: Iterable[dict]) -> int:
-    """Upsert scores and comments in ONE transaction: all or nothing.
+def save_human_scores(entries: Iterable[dict], *, rubric_version: int | None = None) -> int:
+    """Merge scores and comments in ONE transaction (all or nothing), by (output, criterion, rater).
 
     Each entry: run_id, request_id, rubric, rater, scores {criterion: value}, comment (str|None).
+    A criterion an entry does not carry keeps its stored score; a comment of None keeps the stored one
+    ("" clears it). Batched: a handful of statements whatever the number of entries.
     """
     entries = list(entries)
+    if not entries:
+        return 0
+    now = _now()
+    score_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], c, float(v), rubric_version, now]
+                  for e in entries for c, v in e["scores"].items()]
+    comment_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], e["comment"], now]
+                    for e in entries if e.get("comment") is not None]
     with connect() as con:
-        for e in entries:
-            key = [e["request_id"], e["rubric"], e["rater"]]
-            con.execute("DELETE FROM human_scores WHERE request_id = ? AND rubric = ? AND rater = ?", key)
-            con.executemany(
-                "INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score) VALUES (?, ?, ?, ?, ?, ?)",
-                [[e["run_id"], *key, c, float(v)] for c, v in e["scores"].items()])
-            con.execute("DELETE FROM human_comments WHERE request_id = ? AND rubric = ? AND rater = ?", key)
-            if e.get("comment"):
-                con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment) VALUES (?, ?, ?, ?, ?)",
-                            [e["run_id"], *key, e["comment"]])
+        if score_rows:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _hs_in (run_id VARCHAR, request_id VARCHAR, rubric VARCHAR, "
+                        "rater VARCHAR, criterion VARCHAR, score DOUBLE, rubric_version INTEGER, updated_at TIMESTAMP)")
+            con.execute("DELETE FROM _hs_in")
+            con.executemany("INSERT INTO _hs_in VALUES (?, ?, ?, ?, ?, ?, ?, ?)", score_rows)
+            con.execute("DELETE FROM human_scores h USING _hs_in i WHERE h.request_id = i.request_id "
+                        "AND h.rubric = i.rubric AND h.rater = i.rater AND h.criterion = i.criterion")
+            con.execute("INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score, rubric_version, "
+                        "updated_at) SELECT * FROM _hs_in")
+        if comment_rows:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _hc_in (run_id VARCHAR, request_id VARCHAR, rubric VARCHAR, "
+                        "rater VARCHAR, comment VARCHAR, updated_at TIMESTAMP)")
+            con.execute("DELETE FROM _hc_in")
+            con.executemany("INSERT INTO _hc_in VALUES (?, ?, ?, ?, ?, ?)", comment_rows)
+            con.execute("DELETE FROM human_comments h USING _hc_in i WHERE h.request_id = i.request_id "
+                        "AND h.rubric = i.rubric AND h.rater = i.rater")
+            con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment, updated_at) "
+                        "SELECT * FROM _hc_in WHERE comment <> ''")
     return len(entries)
 
 
