@@ -82,7 +82,7 @@ def render_run_picker() -> tuple[str | None, str | None]:
         return run_id, None
     run = next((r for r in runs if r["run_id"] == run_id), None)
     _, made_for = views.default_rubric(run, names)
-    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + f"rubric_{run_id}")
+    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:
         st.warning(warn, icon="⚠️")
@@ -202,7 +202,7 @@ def render_results(run_id: str, rubric: str) -> None:
         ids = list(labels)
         default = next((i for i, j in enumerate(ids) if health[j]["parsed"] > 0), 0)
         jr_id = st.selectbox("Judge run (scores)", ids, index=default, format_func=labels.get,
-                             key=K + f"jrun_{run_id}_{rubric}")
+                             key=K + "jrun")
         h = health[jr_id]
         if h["state"] in ("failed", "empty"):
             st.error(f"This judge run failed: 0 of {h['total']} judgements parsed. Cause: {h['cause'] or 'unknown'}")

@@ -25,7 +25,7 @@ def render_setup() -> tuple[str, str, str] | None:
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
     run = next((r for r in runs if r["run_id"] == run_id), None)
     _, made_for = views.default_rubric(run, names)
-    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + f"rubric_{run_id}")
+    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:
         st.warning(warn, icon="⚠️")

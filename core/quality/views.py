@@ -68,7 +68,8 @@ def quality_rows(report: dict) -> list[dict]:
     for m in report["models"]:
         q = m["quality"]
         row = {"model": m["model"], "quality": q["mean"], "ci_low": q["ci_low"], "ci_high": q["ci_high"],
-               "n": q["n"], "source": q["source"] or ""}
+               "n": q["n"], "source": q["source"] or "",
+               "status": "" if q.get("verified", True) else "unverified: " + (q.get("reason") or "")}
         for c, s in m["criteria"].items():
             row[c] = s["mean"]
         rows.append(row)
@@ -202,7 +203,7 @@ def calibration_rows(cal: dict) -> list[dict]:
     for name, a in cal["agreement"].items():
         rows.append({"criterion": name, "kappa_weighted": a["kappa_weighted"], "kappa 95% low": a["kappa_ci_low"],
                      "kappa 95% high": a["kappa_ci_high"], "spearman": a["spearman"], "exact": a["exact"],
-                     "within one": a["within_one"], "alpha among people": a["alpha_people"], "pairs": a["n"],
+                     "within one": a["within_one"], "alpha among people": a["alpha_people"], "n": a["n"],
                      "outputs": a["n_outputs"]})
     return rows
 
