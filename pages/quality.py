@@ -80,7 +80,12 @@ def render_run_picker() -> tuple[str | None, str | None]:
     names = rubrics.list_rubrics()
     if not names:
         return run_id, None
-    rubric = b.selectbox("Rubric", names, key=K + "rubric")
+    run = next((r for r in runs if r["run_id"] == run_id), None)
+    _, made_for = views.default_rubric(run, names)
+    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
+    warn = views.rubric_mismatch(run, rubric, names)
+    if warn:
+        st.warning(warn, icon="⚠️")
     return run_id, rubric
 
 
@@ -111,7 +116,11 @@ def _judge_choice() -> judge.JudgeModel | None:
 def render_judge(run_id: str, rubric: str) -> None:
     st.subheader("Judge")
     st.caption(f"Template {judge.POINTWISE_VERSION} / {judge.PAIRWISE_VERSION}, temperature 0, strict JSON with up to "
-               f"{judge.DEFAULT_RETRIES} retries; an unparseable answer is kept as a failed judgement.")
+               f"{judge.DEFAULT_RETRIES} retries; an unparseable answer is kept as a failed judgement. Decoding is "
+               "constrained to the reply object on every engine (llama.cpp: JSON schema; Foundry Local: a grammar; "
+               "endpoints: json_schema), so any local model can give a parseable judgement, e.g. the starters "
+               "smollm2-135m-instruct-gguf (llama.cpp) or smollm2-135m-instruct-int4 (Foundry Local). Whether "
+               "it is a good judge is what the agreement with people below says.")
     jm = _judge_choice()
     pairwise = st.checkbox("Pairwise (each pair in both orders)", key=K + "pairwise")
     if jm is None:
@@ -131,7 +140,7 @@ def render_judge(run_id: str, rubric: str) -> None:
     st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
     kind, msg = st.session_state.pop(K + "judge_msg", (None, None))
     if msg:
-        (st.error if kind == "error" else st.success)(msg)
+        {"error": st.error, "warning": st.warning}.get(kind, st.success)(msg)
     job = st.session_state.get(K + "job")
     if job is None and st.button("Run judge", type="primary", key=K + "run_judge"):
         st.session_state[K + "job"] = Job(judge.run_judge, run_id=run_id, rubric_name=rubric, judge=jm,
@@ -160,8 +169,16 @@ def render_judge_progress() -> None:
     doc = snap["result"]
     total = len(doc.get("pairwise", [])) * 2 if doc["mode"] == "pairwise" else len({s["request_id"] for s in doc["scores"]})
     verb = "interrupted" if doc.get("status") == "interrupted" else "done"
-    st.session_state[K + "judge_msg"] = ("success", f"Judge run {doc['judge_run_id']} {verb}: "
-                                         f"{total - doc['failed']} of {total} judgements parsed, {doc['failed']} failed.")
+    parsed = total - doc["failed"]
+    level = "error" if parsed == 0 else ("warning" if doc["failed"] or verb != "done" else "success")
+    cause = ""
+    if doc["failed"]:
+        errs = [x["rationale"] for x in doc.get("scores", []) if x.get("status") == "failed" and x.get("rationale")]
+        errs += [p.get("error") for p in doc.get("pairwise", []) if p.get("error")]
+        if errs:
+            cause = " Cause: " + " ".join(str(max(set(errs), key=errs.count)).split())[:240]
+    st.session_state[K + "judge_msg"] = (level, f"Judge run {doc['judge_run_id']} {verb}: {parsed} of {total} "
+                                                f"judgements parsed, {doc['failed']} failed.{cause}")
     st.rerun()  # the whole page, so the results below show the new judgements
 
 
@@ -175,13 +192,32 @@ def render_results(run_id: str, rubric: str) -> None:
     jruns = [j for j in views.judge_runs(run_id) if j["rubric"] == rubric]
     pointwise = [j for j in jruns if j["mode"] == "pointwise"]
     jr_id = None
+    health = {}
     if pointwise:
+        health = {j["judge_run_id"]: views.judge_run_health(j) for j in pointwise}
         labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
-                                     f"{j['template_version']} · {j['status']}" for j in pointwise}
-        jr_id = st.selectbox("Judge run (scores)", list(labels), format_func=labels.get, key=K + "jrun")
+                                     f"{j['template_version']} · {health[j['judge_run_id']]['parsed']} of "
+                                     f"{health[j['judge_run_id']]['total']} parsed · {health[j['judge_run_id']]['state']}"
+                  for j in pointwise}
+        ids = list(labels)
+        default = next((i for i, j in enumerate(ids) if health[j]["parsed"] > 0), 0)
+        jr_id = st.selectbox("Judge run (scores)", ids, index=default, format_func=labels.get,
+                             key=K + "jrun")
+        h = health[jr_id]
+        if h["state"] in ("failed", "empty"):
+            st.error(f"This judge run failed: 0 of {h['total']} judgements parsed. Cause: {h['cause'] or 'unknown'}")
+        elif h["state"] == "partial":
+            st.warning(f"{h['total'] - h['parsed']} of {h['total']} judgements failed. Cause: {h['cause']}")
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
             st.warning(w)
-    report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id)
+    from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate, judge_calibration
+    g1, g2 = st.columns(2)
+    gate = Gate(g1.number_input("Trust gate: min kappa with people", -1.0, 1.0, GATE_KAPPA, 0.05, key=K + "gate_k"),
+                int(g2.number_input("Trust gate: min co-scored outputs", 1, 10_000, GATE_MIN_OUTPUTS, 1, key=K + "gate_n")))
+    report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id, gate=gate)
+    if report.get("gate") and not report["gate"]["trusted"]:
+        st.warning(f"Judge unverified: {report['gate']['reason']}. Quality uses people's scores where they exist; "
+                   "the rest is marked unverified.")
     st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs)")
     _table(views.quality_rows(report))
     left, right = st.columns([3, 2])
@@ -189,8 +225,24 @@ def render_results(run_id: str, rubric: str) -> None:
         st.markdown("**Judge scores** (rationale and raw answer as plain text)")
         _table(views.judgement_rows(jr_id, run_id) if jr_id else [])
     with right:
-        st.markdown("**Agreement judge vs people** (Spearman, quadratic-weighted kappa, n)")
-        _table(views.agreement_rows(report))
+        st.markdown("**Calibration: judge vs people** (weighted kappa with bootstrap 95% interval, Spearman, "
+                    "exact and within-one agreement; alpha among people is the ceiling a judge can reach)")
+        if jr_id:
+            cal = judge_calibration(run_id, jr_id, gate=gate, boot=500)
+            st.caption(cal["judge"] + (f" · raters: {', '.join(cal['raters'])}" if cal["raters"] else " · no rater yet"))
+            _table(views.calibration_rows(cal))
+            with st.expander("Confusion matrix and biggest disagreements"):
+                _table(views.confusion_rows(cal["agreement"]["overall"]["confusion"]))
+                _table(cal["disagreements"])
+            lb, pb = cal["length_bias"], cal["position_bias"]
+            bias = [{"bias": "length (Spearman of quality with words), judge", "value": lb["judge"], "n": lb["judge_n"]},
+                    {"bias": "length, people (for comparison)", "value": lb["human"], "n": lb["human_n"]}]
+            if pb:
+                bias.append({"bias": "position (share of pairs whose verdict flips with order)", "value": pb["share"],
+                             "n": pb["pairs"]})
+            _table(bias)
+            for w in cal["self_preference"]:
+                st.caption("Self-preference: " + w)
         st.caption("Few items or empty cells: the judge is not yet checked against people. Score a sample on "
                    "the Score by hand page before trusting it.")
     pairwise = [j for j in jruns if j["mode"] == "pairwise"]

@@ -23,7 +23,12 @@ def render_setup() -> tuple[str, str, str] | None:
     labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or ''}" for r in runs}
     a, b, c = st.columns(3)
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
-    rubric = b.selectbox("Rubric", names, key=K + "rubric")
+    run = next((r for r in runs if r["run_id"] == run_id), None)
+    _, made_for = views.default_rubric(run, names)
+    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
+    warn = views.rubric_mismatch(run, rubric, names)
+    if warn:
+        st.warning(warn, icon="⚠️")
     rater = c.text_input("Your name (rater)", key=K + "rater", max_chars=64)
     if not rater.strip():
         st.info("Enter your name to start: your scores and the blind order are kept per rater.")
@@ -67,6 +72,8 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
             if revealed:
                 st.text(cand.model)
             st.code(cand.output_text or "(empty output)", language=None, wrap_lines=True, height=320)
+            if getattr(cand, "cut", ""):
+                st.caption(f"✂ {cand.cut}: the answer stopped at the token limit, not where the model ended it")
     with st.expander("Criteria", expanded=False):
         st.dataframe(pd.DataFrame(views.rubric_criteria_rows(rubric)), hide_index=True)
     form_key = f"{K}form_{session.run_id}_{p.prompt_id}_{session.rater}"
@@ -93,8 +100,9 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
         except UserError as exc:
             st.error(exc.one_line())
             return
-        after = blind.blind_session(session.run_id, session.rubric, session.rater)
-        nxt = after.resume_index() if not after.complete else idx
+        for cand in p.candidates:   # what was saved, in memory: no reload of every score before the rerun
+            cand.scores = dict(values[cand.request_id][0])
+        nxt = session.resume_index() if not session.complete else idx
         _go(nxt)
         st.rerun()
 

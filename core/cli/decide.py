@@ -28,6 +28,11 @@ def register(subparsers) -> None:
     p.add_argument("--report", metavar="OUT.md|OUT.html", help="write a report (.md, .html, .csv or .json)")
     p.add_argument("--save", metavar="NAME", help="save the decision under this name")
     p.add_argument("--notes", default="", help="the team's notes, saved with --save and shown in the report")
+    p.add_argument("--judge-min-kappa", type=float, default=None, metavar="K",
+                   help="trust gate: a judge's scores count on their own only with weighted kappa >= K with people "
+                        "(default 0.6); below it quality resting on the judge is marked unverified")
+    p.add_argument("--judge-min-outputs", type=int, default=None, metavar="N",
+                   help="trust gate: ... on at least N outputs scored by both the judge and people (default 20)")
     p.add_argument("--db", metavar="PATH", help="DuckDB file (default: data/slm_selector.duckdb or $SLM_DB)")
     p.set_defaults(func=run)
 
@@ -39,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     weights = engine.weight_vector(args.weights)  # bad weights fail before any database work
     run_ids = data.parse_run_ids(args.runs)
-    candidates = data.load_candidates(run_ids)
+    from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate
+    k = GATE_KAPPA if args.judge_min_kappa is None else args.judge_min_kappa
+    n = GATE_MIN_OUTPUTS if args.judge_min_outputs is None else args.judge_min_outputs
+    if not -1.0 <= k <= 1.0:
+        raise UserError("--judge-min-kappa must be between -1 and 1")
+    if n < 1:
+        raise UserError("--judge-min-outputs must be at least 1")
+    candidates = data.load_candidates(run_ids, gate=Gate(k, n))
     if not candidates:
         raise UserError(f"no candidates in run(s) {', '.join(run_ids)}")
     result = engine.decide(candidates, weights, latency_metric=args.latency_metric, constraints=args.constraint,

@@ -103,8 +103,10 @@ def cmd_rubric(args) -> int:
         if not args.target:
             raise UserError("rubric import needs FILE")
         r = rubrics.import_rubric(args.target)
+        what = (f"version {r.version}" + (" (new; earlier versions and their scores are kept)" if r.version > 1 else "")
+                if getattr(r, "new_version", True) else f"unchanged, still version {r.version}")
         print(f"imported rubric {r.name}: {len(r.criteria)} criteria, {len(r.prompts)} prompts, "
-              f"{len(r.checks) + sum(len(p.checks) for p in r.prompts.values())} checks")
+              f"{len(r.checks) + sum(len(p.checks) for p in r.prompts.values())} checks; {what}")
     elif args.action == "export":
         if not args.target:
             raise UserError("rubric export needs NAME")

@@ -28,7 +28,7 @@ def parse_run_ids(spec) -> list[str]:
     return ids
 
 
-def model_quality(run_id: str, prefer: str = "human") -> tuple[dict, str | None]:
+def model_quality(run_id: str, prefer: str = "human", gate=None) -> tuple[dict, str | None]:
     """({model: {"mean","ci_low","ci_high","n","source"}}, problem or None) from the quality helper.
 
     When the helper is not installed or the run has no scores, quality is unknown ({}), never invented.
@@ -38,13 +38,16 @@ def model_quality(run_id: str, prefer: str = "human") -> tuple[dict, str | None]
     except ImportError:
         return {}, None
     try:
-        return dict(mq(run_id, prefer=prefer) or {}), None
+        return dict(mq(run_id, prefer=prefer, gate=gate) or {}), None
     except UserError as exc:
         return {}, exc.one_line()
 
 
-def load_candidates(run_ids, *, prefer: str = "human") -> list[Candidate]:
-    """One Candidate per (run, model, backend), at the lowest concurrency level of that run."""
+def load_candidates(run_ids, *, prefer: str = "human", gate=None) -> list[Candidate]:
+    """One Candidate per (run, model, backend), at the lowest concurrency level of that run.
+
+    ``gate`` (core.quality.calibration.Gate): when the judge is below it, quality resting on the judge
+    is marked unverified (a flag with the reason, in the matrix, the record and the exports)."""
     ids = parse_run_ids(run_ids)
     known = {r["run_id"] for r in store.runs(ids)}
     missing = [r for r in ids if r not in known]
@@ -54,7 +57,7 @@ def load_candidates(run_ids, *, prefer: str = "human") -> list[Candidate]:
     reqs: dict[tuple, list[dict]] = {}
     for q in store.measured_requests(ids):
         reqs.setdefault((q["run_id"], q["model"], q["backend"]), []).append(q)
-    quality: dict[str, tuple[dict, str | None]] = {rid: model_quality(rid, prefer) for rid in ids}
+    quality: dict[str, tuple[dict, str | None]] = {rid: model_quality(rid, prefer, gate) for rid in ids}
     out = []
     for r in rows:
         key = (r["run_id"], r["model"], r["backend"])
@@ -67,6 +70,8 @@ def load_candidates(run_ids, *, prefer: str = "human") -> list[Candidate]:
         notes = [f"benchmark: {n}" for n in (r["notes"] if isinstance(r["notes"], list) else [r["notes"]])]
         if q_problem:
             notes.append(f"quality unavailable: {q_problem}")
+        if q is not None and q.get("verified") is False:
+            notes.append(f"quality unverified: {q.get('reason') or 'judge below the trust gate'}")
         out.append(Candidate(
             run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
             status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],

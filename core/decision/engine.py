@@ -184,8 +184,10 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
     rng = np.random.default_rng(seed)
     winp = np.zeros(n)
     if len(passing):
+        qi = CRITERIA.index("quality")   # each model's quality drawn from its interval, with the weights
+        qs = (qi, prep.boot_norm[:, passing, qi]) if prep.boot_norm is not None else None
         winp[passing] = robustness.win_probability(prep.norm[passing], w, n=n_samples,
-                                                   concentration=concentration, rng=rng)
+                                                   concentration=concentration, rng=rng, column_samples=qs)
     flips = {c: None for c in CRITERIA}
     if len(order) >= 2:
         sub = np.asarray(order)

@@ -82,14 +82,22 @@ def csv_text(record_or_result: dict) -> str:
     keys = [CRITERION_KEY[c] for c in CRITERIA]
     w = csv.writer(buf)
     w.writerow(["candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
-                "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags"])
+                "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags", "quality_status"])
     for r in res["candidates"]:
         w.writerow([r["candidate"], r["model"], r["backend"], r["run_id"], r["rank"] if r["rank"] is not None else "",
                     f"{r['score']:.6f}", f"{r['win_probability']:.4f}", r["passes"],
                     "; ".join(r["failed_constraints"]), "; ".join(r["tie_with"])]
                    + ["" if r["criteria"][k] is None else r["criteria"][k] for k in keys]
-                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", []))])
+                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", [])), _quality_status(r)])
     return buf.getvalue()
+
+
+def _quality_status(row: dict) -> str:
+    """"unverified" when the quality rests on a judge below the trust gate, "verified", or "" when unknown."""
+    q = row.get("quality_detail") or {}
+    if not q:
+        return ""
+    return "unverified" if q.get("verified") is False else "verified"
 
 
 def json_text(record: dict) -> str:
@@ -115,7 +123,8 @@ def markdown_text(record: dict) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in res["candidates"]:
         cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
-        cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})" for c in CRITERIA]
+        cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})"
+                  + (" unverified" if c == "quality" and _quality_status(r) == "unverified" else "") for c in CRITERIA]
         lines.append("| " + " | ".join(md_text(x) for x in cells) + " |")
     lines += ["", "Each cell: measured value (normalised 0..1, 1 best).", ""]
     flagged = [(r["candidate"], f) for r in res["candidates"] for f in r.get("flags", [])]

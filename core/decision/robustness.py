@@ -33,8 +33,13 @@ def sample_weights(weights: np.ndarray, n: int = DEFAULT_SAMPLES, concentration:
 
 
 def win_probability(norm: np.ndarray, weights: np.ndarray, *, n: int = DEFAULT_SAMPLES,
-                    concentration: float = DEFAULT_CONCENTRATION, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Share of Dirichlet weight draws in which each row of `norm` (P x K) has the top score."""
+                    concentration: float = DEFAULT_CONCENTRATION, rng: np.random.Generator | None = None,
+                    column_samples: tuple[int, np.ndarray] | None = None) -> np.ndarray:
+    """Share of Dirichlet weight draws in which each row of `norm` (P x K) has the top score.
+
+    ``column_samples`` = (k, S) with S a B x P array of draws of column k (e.g. each model's quality drawn
+    from its interval, normalised): draw s uses S[s % B] in column k, so the uncertainty of that
+    criterion counts too, not only the weights'."""
     norm = np.asarray(norm, dtype=float)
     p = norm.shape[0]
     if p == 0:
@@ -43,6 +48,12 @@ def win_probability(norm: np.ndarray, weights: np.ndarray, *, n: int = DEFAULT_S
         return np.ones(1)
     W = sample_weights(weights, n, concentration, rng)
     scores = W @ norm.T  # n x P
+    if column_samples is not None:
+        k, S = column_samples
+        S = np.asarray(S, dtype=float)
+        if S.ndim == 2 and S.shape[1] == p and S.shape[0] > 0:
+            drawn = S[np.arange(n) % S.shape[0]]                  # n x P
+            scores = scores + W[:, [k]] * (drawn - norm[:, k][None, :])
     winners = scores.argmax(axis=1)
     return np.bincount(winners, minlength=p) / float(n)
 

@@ -52,6 +52,8 @@ def matrix_frame(result: dict) -> pd.DataFrame:
         for c in CRITERIA:
             title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
             rec[title] = _cell(r["criteria"][CRITERION_KEY[c]], c)
+            if c == "quality" and (r.get("quality_detail") or {}).get("verified") is False:
+                rec[title] += " (unverified)"
         for c in CRITERIA:
             rec[f"{c} (norm.)"] = round(r["normalized"][CRITERION_KEY[c]], 2)
         rec["why it fails"] = "; ".join(r["failed_constraints"])

@@ -85,16 +85,40 @@ def close_engines() -> None:
 atexit.register(close_engines)
 
 
+FALLBACK_STATUSES = ("HTTP 400", "HTTP 422", "HTTP 500")   # a server that rejects the structured-output form
+STRUCTURED_ERROR = "structured output"                      # the Foundry worker's prefix for a rejected grammar
+
+
+def structured_form(backend: str, json_schema: dict | None, grammar: str | None) -> tuple[dict | None, str | None]:
+    """(response_format, grammar) in the form each engine supports.
+
+    - llama.cpp server (llama-cpp-python): ``{"type": "json_object", "schema": ...}``; it answers HTTP
+      500 to ``json_schema``.
+    - OpenAI-compatible endpoints: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``.
+    - Foundry Local in-process: a Lark grammar (its ``json_schema`` fails natively in SDK 2.2.1).
+    """
+    if backend == "llamacpp":
+        return ({"type": "json_object", "schema": json_schema} if json_schema is not None else None), None
+    if backend == "openai":
+        if json_schema is None:
+            return None, None
+        return {"type": "json_schema", "json_schema": {"name": str(json_schema.get("title") or "answer"),
+                                                       "schema": json_schema, "strict": True}}, None
+    return None, grammar
+
+
 def chat_once(backend: str, model: str, messages: list[dict], *, endpoint: str | None = None,
               api_key_env: str | None = None, temperature: float = 0.0, max_tokens: int = 256, seed: int = 0,
-              json_schema: dict | None = None, timeout: float = 120.0, keep_open: bool = True) -> ChatResult:
+              json_schema: dict | None = None, grammar: str | None = None, timeout: float = 120.0,
+              keep_open: bool = True) -> ChatResult:
     """One chat call outside a benchmark (the LLM judge uses it).
 
     ``backend``: "foundry" (``model`` = id or alias of a Foundry Local model), "openai" (needs
     ``endpoint``; the API key is read from the env var ``api_key_env`` names) or "llamacpp" (``model`` =
-    a GGUF path, or the starter's alias). ``json_schema`` is sent as ``response_format`` json_schema to
-    HTTP endpoints (asked again without it if the server rejects it with 400/422) and ignored by
-    Foundry Local and llama.cpp here. A failed call raises ``UserError`` with one line.
+    a GGUF path, or the starter's alias). Structured output goes in each engine's own form
+    (``structured_form``): ``json_schema`` to HTTP engines, ``grammar`` (Lark) to Foundry Local. When the
+    engine rejects it (HTTP 400/422/500, or the worker's grammar error) the call is made again without
+    it, and ``ChatResult.constrained`` is False. A failed call raises ``UserError`` with one line.
 
     ``keep_open`` (default): the engine (a Foundry worker process with the model loaded, a llama.cpp
     server) stays open for the next call with the same model; ``close_engines()`` stops them (also
@@ -107,13 +131,20 @@ def chat_once(backend: str, model: str, messages: list[dict], *, endpoint: str |
         model = resolve_gguf(model)
     elif backend == "foundry":
         model = _foundry_id(model)
+    response_format, grammar = structured_form(backend, json_schema, grammar)
     opts = RequestOptions(temperature=temperature, max_tokens=max_tokens, seed=seed, timeout_s=timeout,
                           stream=backend != "openai",   # HTTP: one JSON body, usage always there
-                          json_schema=json_schema if backend == "openai" else None)
+                          response_format=response_format, grammar=grammar)
+    constrained = response_format is not None or grammar is not None
     engine, lock = _engine_for(backend, model, endpoint, api_key_env)
     try:
         with lock:
             rec = engine.run_one(messages, opts)
+            if constrained and rec.error and (rec.error.startswith(FALLBACK_STATUSES) or STRUCTURED_ERROR in rec.error):
+                # the engine has no (or another) structured output: ask again without it
+                from dataclasses import replace
+                constrained = False
+                rec = engine.run_one(messages, replace(opts, response_format=None, grammar=None))
             if rec.error is None and rec.usage_completion_tokens is None and engine.count_tokens and rec.text_parts:
                 rec.tokenizer_completion_tokens = engine.count_tokens(rec.output_text)
     except EngineDied as exc:
@@ -126,7 +157,7 @@ def chat_once(backend: str, model: str, messages: list[dict], *, endpoint: str |
         raise UserError(f"{backend} model {model!r}: {rec.error}")
     tokens, source = completion_tokens_of(rec)
     return ChatResult(text=rec.output_text, finish_reason=rec.finish_reason, prompt_tokens=rec.prompt_tokens,
-                      completion_tokens=tokens, token_count_source=source, raw=rec.raw)
+                      completion_tokens=tokens, token_count_source=source, raw=rec.raw, constrained=constrained)
 
 
 def _foundry_id(model: str) -> str:

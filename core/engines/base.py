@@ -26,6 +26,11 @@ class RequestOptions:
     timeout_s: float = 120.0
     stream: bool = True
     json_schema: dict | None = None
+    # structured output in the engine's own form: the literal ``response_format`` of an HTTP body
+    # (llama.cpp: {"type": "json_object", "schema": ...}; OpenAI: {"type": "json_schema", ...}),
+    # or a Lark grammar for Foundry Local in-process. None: free text.
+    response_format: dict | None = None
+    grammar: str | None = None
 
 
 @dataclass
@@ -165,6 +170,7 @@ class ChatResult:
     completion_tokens: int | None
     token_count_source: str | None
     raw: Any = None
+    constrained: bool = False      # the answer was decoded under a schema/grammar the engine accepted
 
 
 def now() -> float:

@@ -84,7 +84,8 @@ class FoundryEngine(Engine):
         events = None
         try:
             events = self.worker.chat(messages, temperature=opts.temperature, max_tokens=opts.max_tokens,
-                                      seed=opts.seed, timeout_s=opts.timeout_s)
+                                      seed=opts.seed, timeout_s=opts.timeout_s,
+                                      **({"grammar": opts.grammar} if opts.grammar else {}))
             for ev in events:
                 kind, t = ev.get("type"), ev.get("t")
                 if kind == "start":

@@ -250,16 +250,22 @@ class FoundryWorker:
                                       "execution_provider")}
 
     def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 256,
-             seed: int | None = 0, timeout_s: float | None = None) -> Iterator[dict]:
+             seed: int | None = 0, timeout_s: float | None = None, grammar: str | None = None) -> Iterator[dict]:
         """Stream one answer as events: start, chunk..., then done or error (never raises mid-stream).
 
         A fresh ChatSession per request in the worker, so no history leaks between requests. Closing
         the iterator early cancels the request in the worker. When nothing at all comes for the rest
         of `timeout_s` (a stalled runtime), the request is cancelled, the worker killed if the cancel
         does not take, and the last event is an error with "timed_out": true.
+
+        With `grammar` (a Lark grammar) the answer is decoded under it, in one piece: the worker uses
+        the SDK's chat client (the only API with a response format); a grammar the runtime rejects
+        ends in an error starting "structured output:".
         """
         request = {"op": "chat", "messages": messages, "temperature": temperature, "max_tokens": max_tokens,
                    "seed": seed}
+        if grammar:
+            request["grammar"] = grammar
         with self._lock:
             try:
                 self._send(request)
@@ -427,6 +433,9 @@ def _chat(model, message: dict, send, cancel: threading.Event) -> None:
     if model is None:
         send({"type": "error", "error": "no model loaded", "t": time.perf_counter()})
         return
+    if message.get("grammar"):
+        _chat_grammar(model, message, send)
+        return
     builders = {"system": MessageItem.system, "user": MessageItem.user, "assistant": MessageItem.assistant,
                 "developer": MessageItem.developer}
     options = SearchOptions(temperature=message.get("temperature"), max_output_tokens=message.get("max_tokens"),
@@ -466,6 +475,43 @@ def _chat(model, message: dict, send, cancel: threading.Event) -> None:
                   "finish_reason": reason.name.lower() if reason is not None and reason.name != "NONE" else None,
                   "prompt_tokens": usage.prompt_tokens if usage else None,
                   "completion_tokens": usage.completion_tokens if usage else None, "t": end})
+
+
+def _chat_grammar(model, message: dict, send) -> None:
+    """One answer decoded under a Lark grammar (structured output), not streamed.
+
+    ChatSession has no response format in SDK 2.x; the deprecated chat client does
+    (``settings.response_format = {"type": "lark_grammar", ...}``; its ``json_schema`` fails natively).
+    """
+    import warnings
+
+    perf = time.perf_counter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client = model.get_chat_client()
+    client.settings.temperature = message.get("temperature")
+    client.settings.max_tokens = message.get("max_tokens")
+    if message.get("seed") is not None:
+        client.settings.random_seed = int(message["seed"])
+    client.settings.response_format = {"type": "lark_grammar", "lark_grammar": message["grammar"]}
+    msgs = [{"role": m.get("role", "user"), "content": str(m.get("content", ""))} for m in message["messages"]]
+    send({"type": "start", "t": perf()})
+    try:
+        completion = client.complete_chat(msgs)
+    except Exception as exc:
+        from core.catalog.foundry import one_line
+
+        send({"type": "error", "error": f"structured output: {one_line(exc)}", "t": perf()})
+        return
+    end = perf()
+    choice = completion.choices[0] if completion.choices else None
+    text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
+    if text:
+        send({"type": "chunk", "text": text, "t": end})
+    usage = completion.usage
+    send({"type": "done", "finish_reason": (choice.finish_reason if choice is not None else None) or "stop",
+          "prompt_tokens": usage.prompt_tokens if usage else None,
+          "completion_tokens": usage.completion_tokens if usage else None, "t": end})
 
 
 if __name__ == "__main__":

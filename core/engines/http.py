@@ -383,6 +383,8 @@ class HttpEngine(Engine):
         if opts.json_schema is not None:
             payload["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": str(opts.json_schema.get("title") or "answer"), "schema": opts.json_schema, "strict": True}}
+        if opts.response_format is not None:
+            payload["response_format"] = opts.response_format
         return json.dumps(payload, separators=(",", ":")).encode()
 
     def _head(self, length: int, stream: bool) -> bytes:

@@ -50,6 +50,7 @@ class Candidate:
     output_text: str
     scores: dict[str, float] = field(default_factory=dict)   # this rater's, if any
     comment: str = ""
+    cut: str = ""         # "cut at N tokens" when the token limit stopped the output
 
 
 @dataclass
@@ -94,6 +95,7 @@ class BlindSession:
 def blind_session(run_id: str, rubric_name: str, rater: str) -> BlindSession:
     """Everything the scoring page shows for one rater, with their saved scores (resume)."""
     from core.quality.outputs import run_outputs
+    from core.quality.views import cut_mark
     from core.quality.rubrics import get_rubric
     from core.store import quality as store
 
@@ -114,7 +116,8 @@ def blind_session(run_id: str, rubric_name: str, rater: str) -> BlindSession:
         rows = {o["request_id"]: o for o in by_prompt[pid]}
         order = blind_order(run_id, pid, rater, list(rows))
         cands = [Candidate(slot_name(i), rid, item_id(run_id, rid), rows[rid]["model"],
-                           rows[rid]["output_text"], saved.get(rid, {}), comments.get((rid, rater), "") or "")
+                           rows[rid]["output_text"], saved.get(rid, {}), comments.get((rid, rater), "") or "",
+                           cut_mark(rows[rid].get("finish_reason"), rows[rid].get("completion_tokens")))
                  for i, rid in enumerate(order)]
         prompts.append(BlindPrompt(len(prompts), pid, prompt_meta[pid][1], cands))
     return BlindSession(run_id, rubric.name, rater, rubric.criterion_names, prompts)
@@ -159,8 +162,8 @@ def save_prompt_scores(run_id: str, rubric_name: str, rater: str,
             raise UserError(f"score every criterion (missing: {', '.join(missing)})")
         rows.append({"run_id": run_id, "request_id": rid, "rubric": rubric.name, "rater": rater,
                      "scores": {c: validate_score(rubric, c, scores[c]) for c in rubric.criterion_names},
-                     "comment": (comment or "").strip() or None})
-    return store.save_human_scores(rows)
+                     "comment": (comment or "").strip()})   # the form shows the comment: empty clears it
+    return store.save_human_scores(rows, rubric_version=rubric.version)
 
 
 # ------------------------------------------------------------------ annotation files
@@ -302,7 +305,7 @@ def import_annotations(source: str | Path | bytes, *, expect_run: str | None = N
                 raise UserError(f"line {line}: {exc.one_line()}") from None
         entries.append({"run_id": run_id, "request_id": out["request_id"], "rubric": rubric.name, "rater": rater,
                         "scores": scores, "comment": row["comment"].strip() or None})
-    store.save_human_scores(entries)
+    store.save_human_scores(entries, rubric_version=rubric.version)   # merges: an empty cell blanks nothing
     return {"rows": len(entries), "skipped": skipped, "run_id": run_id, "rubric": rubric.name, "rater": rater}
 
 

@@ -157,14 +157,24 @@ def pointwise_shape(rubric: Rubric) -> str:
     return '{"rationale": "<two or three sentences>", "scores": {' + scores + "}}"
 
 
-def pointwise_schema(rubric: Rubric) -> dict:
+MAX_RATIONALE_CHARS = 400      # the grammar/schema bound on the free-text rationale
+
+
+def pointwise_schema(rubric: Rubric, *, bounded: bool = False) -> dict:
+    """The reply object as a JSON schema: fixed keys, each score one of its scale's whole numbers.
+
+    ``bounded`` adds a maxLength on the rationale (llama.cpp turns it into grammar; OpenAI's strict
+    mode may refuse the keyword, so it is left off there)."""
+    rationale: dict = {"type": "string"}
+    if bounded:
+        rationale["maxLength"] = MAX_RATIONALE_CHARS
     return {
         "type": "object",
         "properties": {
-            "rationale": {"type": "string"},
+            "rationale": rationale,
             "scores": {
                 "type": "object",
-                "properties": {c.name: {"type": "integer", "minimum": c.scale_min, "maximum": c.scale_max}
+                "properties": {c.name: {"type": "integer", "enum": list(range(c.scale_min, c.scale_max + 1))}
                                for c in rubric.criteria},
                 "required": rubric.criterion_names,
                 "additionalProperties": False,
@@ -175,6 +185,31 @@ def pointwise_schema(rubric: Rubric) -> dict:
     }
 
 
+def _lark_literal(text: str) -> str:
+    """A Lark string literal that matches ``text`` exactly."""
+    return json.dumps(text)   # JSON string escaping is Lark's: \" \\ \n \uXXXX
+
+
+# The rationale: printable text without quotes, backslashes or control characters, so it is always a
+# valid JSON string, and bounded so a rambling model still closes the object.
+_RATIONALE_TERMINAL = r'RATIONALE: /[^"\\\x00-\x1f]{0,' + str(MAX_RATIONALE_CHARS) + r'}/'
+
+
+def pointwise_grammar(rubric: Rubric) -> str:
+    """The reply object as a Lark grammar (Foundry Local's structured output): the exact keys in
+    order, each score one of its whole numbers, a bounded rationale."""
+    parts = ['"{\\"rationale\\": \\"" RATIONALE "\\", \\"scores\\": {"']
+    lines = []
+    for i, c in enumerate(rubric.criteria):
+        key = json.dumps(c.name)   # the key as it appears in JSON
+        lead = ("" if i == 0 else ", ") + key + ": "
+        parts.append(_lark_literal(lead))
+        parts.append(f"s{i}")
+        lines.append(f"s{i}: " + " | ".join(_lark_literal(str(v)) for v in range(c.scale_min, c.scale_max + 1)))
+    parts.append(_lark_literal("}}"))
+    return "\n".join(["start: " + " ".join(parts), *lines, _RATIONALE_TERMINAL]) + "\n"
+
+
 PAIRWISE_SHAPE = '{"rationale": "<two or three sentences>", "winner": "1" or "2" or "tie"}'
 PAIRWISE_SCHEMA = {
     "type": "object",
@@ -182,6 +217,14 @@ PAIRWISE_SCHEMA = {
     "required": ["rationale", "winner"],
     "additionalProperties": False,
 }
+PAIRWISE_GRAMMAR = ("start: " + _lark_literal('{"rationale": "') + " RATIONALE "
+                    + _lark_literal('", "winner": "') + " winner " + _lark_literal('"}') + "\n"
+                    + 'winner: "1" | "2" | "tie"\n' + _RATIONALE_TERMINAL + "\n")
+
+
+def structured_for(backend: str, schema: dict, grammar: str) -> tuple[dict | None, str | None]:
+    """(json_schema, grammar) to hand chat_once for this backend (it puts each in the engine's form)."""
+    return (None, grammar) if backend == "foundry" else (schema, None)
 
 
 def pointwise_messages(rubric: Rubric, prompt_id: str, task: str, output: str) -> list[dict]:
@@ -211,17 +254,41 @@ class JudgeParseError(ValueError):
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
 
 
+MAX_ANSWER_CHARS = 100_000
+
+
+def _no_constant(name: str):
+    raise JudgeParseError(f"{name} is not a number a score can be")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise JudgeParseError(f"{text[:40]} is not a finite number")
+    return v
+
+
 def _json_object(text: str) -> dict:
+    """Exactly one JSON object: no NaN/Infinity, no number that overflows, no nesting that exhausts the
+    parser. Whatever the text holds ends as JudgeParseError, never another exception."""
     s = (text or "").strip()
+    if len(s) > MAX_ANSWER_CHARS:
+        raise JudgeParseError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
     m = _FENCE.fullmatch(s)
     if m:  # one code fence around the whole answer is tolerated, nothing else
         s = m.group(1).strip()
     if not s:
         raise JudgeParseError("the answer is empty")
     try:
-        obj = json.loads(s)
+        obj = json.loads(s, parse_constant=_no_constant, parse_float=_finite_float)
+    except JudgeParseError:
+        raise
     except json.JSONDecodeError as exc:
         raise JudgeParseError(f"not a single JSON object ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise JudgeParseError("the JSON is nested too deeply") from None
+    except (ValueError, OverflowError, MemoryError) as exc:   # e.g. an integer with more than 4300 digits
+        raise JudgeParseError(f"not a usable JSON object ({type(exc).__name__})") from None
     if not isinstance(obj, dict):
         raise JudgeParseError("the JSON is not an object")
     return obj
@@ -254,10 +321,10 @@ def parse_pointwise(text: str, rubric: Rubric) -> tuple[dict[str, int], str]:
     out = {}
     for c in rubric.criteria:
         v = scores[c.name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
-            raise JudgeParseError(f"score for {c.name!r} must be a whole number (got {v!r})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            raise JudgeParseError(f"score for {c.name!r} must be a whole number (got {str(v)[:40]})")
         if not c.scale_min <= v <= c.scale_max:
-            raise JudgeParseError(f"score for {c.name!r} is {v}, outside {c.scale_min}..{c.scale_max}")
+            raise JudgeParseError(f"score for {c.name!r} is {str(v)[:40]}, outside {c.scale_min}..{c.scale_max}")
         out[c.name] = int(v)
     return out, rationale
 
@@ -272,11 +339,15 @@ def parse_pairwise(text: str) -> tuple[str, str]:
     if isinstance(winner, int) and not isinstance(winner, bool):
         winner = str(winner)
     if winner not in ("1", "2", "tie"):
-        raise JudgeParseError(f'"winner" must be "1", "2" or "tie" (got {winner!r})')
+        raise JudgeParseError(f'"winner" must be "1", "2" or "tie" (got {str(winner)[:40]!r})')
     return winner, _rationale(obj)
 
 
 # ------------------------------------------------------------------ calling the judge
+
+STRUCTURED_FORMS = {"llamacpp": "response_format json_object + schema", "openai": "response_format json_schema",
+                    "foundry": "lark_grammar (chat client)"}
+
 
 @dataclass
 class JudgeModel:
@@ -290,7 +361,7 @@ class JudgeModel:
 
     def settings(self, retries: int) -> dict:
         return {"temperature": 0.0, "max_tokens": self.max_tokens, "seed": self.seed, "retries": retries,
-                "timeout": self.timeout, "json_schema": True}
+                "timeout": self.timeout, "structured_output": STRUCTURED_FORMS.get(self.backend)}
 
 
 @dataclass
@@ -301,34 +372,44 @@ class Attempted:
     raws: list[str] = field(default_factory=list)
     attempts: int = 0
     error: str | None = None
+    constrained: bool | None = None   # the last answer was decoded under the schema/grammar
 
 
 def ask(judge: JudgeModel, messages: list[dict], parse: Callable[[str], object], schema: dict,
-        retries: int = DEFAULT_RETRIES, chat=None) -> Attempted:
-    """Call the judge; parse strictly; on an unparseable answer retry (bounded) with the reason."""
+        retries: int = DEFAULT_RETRIES, chat=None, grammar: str | None = None) -> Attempted:
+    """Call the judge; parse strictly; on an unparseable answer retry (bounded) with the reason.
+
+    Structured output in the engine's form: the schema to HTTP engines, the Lark grammar to Foundry
+    Local. Nothing the answer holds can raise out of here: it ends as a failed attempt with its text."""
     if chat is None:
         from core.engines import chat_once as chat
+    json_schema, grammar = structured_for(judge.backend, schema, grammar) if grammar is not None else (schema, None)
+    extra = {"grammar": grammar} if grammar is not None else {}
     convo = list(messages)
     raws: list[str] = []
     reason = None
+    constrained = None
     for attempt in range(1, retries + 2):
         try:
             res = chat(judge.backend, judge.model, convo, endpoint=judge.endpoint, api_key_env=judge.api_key_env,
-                       temperature=0.0, max_tokens=judge.max_tokens, seed=judge.seed, json_schema=schema,
-                       timeout=judge.timeout)
+                       temperature=0.0, max_tokens=judge.max_tokens, seed=judge.seed, json_schema=json_schema,
+                       timeout=judge.timeout, **extra)
         except UserError as exc:  # transport / engine failure: recorded, not retried
             return Attempted(False, None, raws[-1] if raws else None, raws, attempt,
-                             f"judge call failed: {exc.one_line()}")
-        text = res.text or ""
+                             f"judge call failed: {exc.one_line()}", constrained)
+        text = res.text if isinstance(getattr(res, "text", None), str) else ""
+        constrained = getattr(res, "constrained", None)
         raws.append(text)
         try:
-            return Attempted(True, parse(text), text, raws, attempt, None)
+            return Attempted(True, parse(text), text, raws, attempt, None, constrained)
         except JudgeParseError as exc:
             reason = str(exc)
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+            reason = f"unusable answer ({type(exc).__name__})"
         convo = convo + [{"role": "assistant", "content": text},
                          {"role": "user", "content": RETRY_MESSAGE.format(reason=reason)}]
     return Attempted(False, None, raws[-1] if raws else None, raws, retries + 1,
-                     f"unparseable answer after {retries + 1} attempts: {reason}")
+                     f"unparseable answer after {retries + 1} attempts: {reason}", constrained)
 
 
 # ------------------------------------------------------------------ a judge run
@@ -377,10 +458,11 @@ def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: boo
     judge_run_id = store.create_judge_run(
         run_id=run_id, rubric=rubric.name, judge_model=judge.model, judge_backend=judge.backend,
         judge_endpoint=judge.endpoint, mode="pairwise" if pairwise else "pointwise", template_version=version,
-        settings=judge.settings(retries), warnings=warnings)
+        settings=judge.settings(retries), warnings=warnings, rubric_version=rubric.version)
     doc = {"run_id": run_id, "judge": {"model": judge.model, "backend": judge.backend, "template_version": version},
            "scores": [], "failed": 0, "warnings": warnings, "judge_run_id": judge_run_id,
-           "mode": "pairwise" if pairwise else "pointwise", "rubric": rubric.name}
+           "mode": "pairwise" if pairwise else "pointwise", "rubric": rubric.name,
+           "rubric_version": rubric.version, "judged": 0, "constrained": 0}
     status = "interrupted"
     try:
         if pairwise:
@@ -398,19 +480,23 @@ def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: boo
 def _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc, cancel=None) -> None:
     from core.store import quality as store
 
-    schema = pointwise_schema(rubric)
+    schema = pointwise_schema(rubric, bounded=judge.backend == "llamacpp")
+    grammar = pointwise_grammar(rubric)
     for i, out in enumerate(outputs):
         if progress:
             progress(i, len(outputs), f"{out['prompt_id']} / candidate {i + 1}")
         if cancel is not None and cancel.is_set():
             return
         messages = pointwise_messages(rubric, out["prompt_id"], out["prompt_text"], out["output_text"])
-        res = ask(judge, messages, lambda t: parse_pointwise(t, rubric), schema, retries, chat)
+        res = ask(judge, messages, lambda t: parse_pointwise(t, rubric), schema, retries, chat, grammar=grammar)
         scores, rationale = res.value if res.ok else (None, None)
         store.save_judgement(judge_run_id=judge_run_id, run_id=run_id, request_id=out["request_id"],
                              rubric=rubric.name, template_version=POINTWISE_VERSION,
                              status="ok" if res.ok else "failed", scores=scores, rationale=rationale, raw=res.raw,
-                             raw_attempts=res.raws, attempts=res.attempts, error=res.error, messages=messages)
+                             raw_attempts=res.raws, attempts=res.attempts, error=res.error, messages=messages,
+                             constrained=res.constrained, rubric_version=rubric.version)
+        doc["judged"] += 1
+        doc["constrained"] += bool(res.constrained)
         if not res.ok:
             doc["failed"] += 1
         for c in rubric.criteria:
@@ -452,7 +538,9 @@ def _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progres
         verdicts, rationales, raws, errors = {}, {}, {}, []
         for order, first, second in (("ab", a, b), ("ba", b, a)):
             messages = pairwise_messages(rubric, pid, a["prompt_text"], first["output_text"], second["output_text"])
-            res = ask(judge, messages, parse_pairwise, PAIRWISE_SCHEMA, retries, chat)
+            res = ask(judge, messages, parse_pairwise, PAIRWISE_SCHEMA, retries, chat, grammar=PAIRWISE_GRAMMAR)
+            doc["judged"] += 1
+            doc["constrained"] += bool(res.constrained)
             raws[order] = res.raw
             if res.ok:
                 winner, rationale = res.value

@@ -92,6 +92,7 @@ class Rubric:
     prompt_set: str | None = None
     checks: list[dict] = field(default_factory=list)          # every prompt
     prompts: dict[str, PromptExpectation] = field(default_factory=dict)
+    version: int | None = None        # the stored version (set by the store; not part of the file form)
 
     def criterion(self, name: str) -> Criterion:
         for c in self.criteria:
@@ -326,7 +327,9 @@ def import_rubric(source: str | Path | dict | Rubric, *, replace: bool = True) -
         rubric = load_rubric_file(source)
     if not replace and store.rubric_exists(rubric.name):
         raise RubricError(f"rubric {rubric.name!r} already exists")
-    store.save_rubric(rubric)
+    version, new = store.save_rubric(rubric)
+    rubric.version = version
+    rubric.new_version = new   # type: ignore[attr-defined]  (what the CLI/page says: new version or unchanged)
     return rubric
 
 
@@ -340,7 +343,12 @@ def get_rubric(name: str) -> Rubric:
         known = store.list_rubric_names()
         hint = f" (known: {', '.join(known)})" if known else " (none stored: import one with `python -m core rubric import FILE`)"
         raise UserError(f"unknown rubric {name!r}{hint}")
-    return rubric_from_json(data)
+    version = data.pop("_version", None)
+    rubric = rubric_from_json(data)
+    if version is None:   # stored before versions existed: this content becomes version 1
+        version, _ = store.save_rubric(rubric)
+    rubric.version = version
+    return rubric
 
 
 def export_rubric(name: str, out: str | Path) -> Path:

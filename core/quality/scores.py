@@ -10,6 +10,11 @@ Sources: human scores are the mean over raters; judge scores come from the lates
 run of the run (and rubric). With prefer="human" (the default, setting "quality.prefer") an output
 scored by people uses the people's scores and the judge fills in the others; prefer="judge" is the
 reverse. "source" says what the number rests on: "human", "judge" or "human+judge".
+
+The trust gate (core.quality.calibration.Gate): the judge's scores count on their own only when the
+judge agrees with people (kappa >= 0.6 on >= 20 co-scored outputs by default). Below the gate, a model
+that people scored gets its quality from the people's scores alone; one that only the judge scored
+keeps the judge's number marked "unverified" with the reason ("verified": False, "reason").
 """
 from __future__ import annotations
 
@@ -87,7 +92,7 @@ def _source(kinds: set[str]) -> str | None:
 
 
 def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None = None,
-                   judge_run_id: str | None = None) -> dict:
+                   judge_run_id: str | None = None, gate=None) -> dict:
     """The `scores` document: {"run_id", "rubric", "prefer", "judge_run_id", "models": [...], "agreement": {...}}."""
     from core.quality.agreement import agreement
     from core.quality.outputs import run_outputs
@@ -105,12 +110,21 @@ def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None
     human, human_rows = _human_scores(run_id, rub.name)
     doc["judge_run_id"] = jr["judge_run_id"] if jr else None
     weights = {c.name: c.weight for c in rub.criteria}
+    trusted, reason = True, None
+    if judge:
+        from core.quality.calibration import Gate, calibrate
+        cal = calibrate(rub, judge, human_rows, boot=200, gate=gate or Gate())
+        trusted, reason = cal["trusted"], "judge not calibrated: " + cal["gate_reason"]
+        doc["gate"] = {"trusted": trusted, "reason": cal["gate_reason"], **cal["gate"]}
+    human_models = {o["model"] for o in outputs if o["request_id"] in human}
 
     per_model: dict[str, dict] = {}
     for o in outputs:
         m = per_model.setdefault(o["model"], {"quality": [], "kinds": set(),
                                               "criteria": {c: ([], set()) for c in rub.criterion_names}})
         order = [("human", human), ("judge", judge)] if prefer == "human" else [("judge", judge), ("human", human)]
+        if not trusted and o["model"] in human_models:
+            order = [("human", human)]   # below the gate: people's scores where they exist, alone
         chosen = next(((kind, src[o["request_id"]]) for kind, src in order if o["request_id"] in src), None)
         if chosen is None:
             continue
@@ -126,9 +140,12 @@ def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None
             m["kinds"].add(kind)
     for model in sorted(per_model):
         m = per_model[model]
+        q = _stat(m["quality"], _source(m["kinds"]))
+        q["verified"] = trusted or "judge" not in m["kinds"]
+        q["reason"] = None if q["verified"] else reason
         doc["models"].append({
             "model": model,
-            "quality": _stat(m["quality"], _source(m["kinds"])),
+            "quality": q,
             "criteria": {c: _stat(vals, _source(kinds)) for c, (vals, kinds) in m["criteria"].items()},
         })
 
@@ -145,11 +162,11 @@ def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None
     return doc
 
 
-def model_quality(run_id: str, *, prefer: str = "human", rubric: str | None = None) -> dict[str, dict]:
-    """{model: {"mean", "ci_low", "ci_high", "n", "source"}} on the rubric's normalised 0..1 scale.
+def model_quality(run_id: str, *, prefer: str = "human", rubric: str | None = None, gate=None) -> dict[str, dict]:
+    """{model: {"mean", "ci_low", "ci_high", "n", "source", "verified", "reason"}} on the rubric's 0..1 scale.
 
     model is the candidate label (the model id; "MODEL (BACKEND)" when one model ran on two engines).
     Models with no score are left out. The rubric is the one most recently used on the run unless named.
     """
-    doc = quality_report(run_id, prefer=prefer, rubric=rubric)
+    doc = quality_report(run_id, prefer=prefer, rubric=rubric, gate=gate)
     return {m["model"]: dict(m["quality"]) for m in doc["models"] if m["quality"]["n"] > 0}

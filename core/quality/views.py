@@ -26,8 +26,10 @@ def judgement_rows(judge_run_id: str, run_id: str) -> list[dict]:
         row = {"prompt_id": j["prompt_id"], "model": labels.get((j["model"], j["backend"]), j["model"]),
                "status": j["status"], "attempts": j["attempts"]}
         row.update({f"{c}": v for c, v in sorted(j["scores"].items())})
-        row.update({"rationale": j["rationale"] or "", "error": j["error"] or "", "raw": j["raw"] or "",
-                    "template_version": j["template_version"]})
+        row.update({"output": cut_mark(j.get("finish_reason"), j.get("completion_tokens")),
+                    "constrained": j.get("constrained"), "rationale": j["rationale"] or "", "error": j["error"] or "",
+                    "raw": j["raw"] or "", "template_version": j["template_version"],
+                    "rubric_version": j.get("rubric_version")})
         rows.append(row)
     return rows
 
@@ -66,7 +68,8 @@ def quality_rows(report: dict) -> list[dict]:
     for m in report["models"]:
         q = m["quality"]
         row = {"model": m["model"], "quality": q["mean"], "ci_low": q["ci_low"], "ci_high": q["ci_high"],
-               "n": q["n"], "source": q["source"] or ""}
+               "n": q["n"], "source": q["source"] or "",
+               "status": "" if q.get("verified", True) else "unverified: " + (q.get("reason") or "")}
         for c, s in m["criteria"].items():
             row[c] = s["mean"]
         rows.append(row)
@@ -150,3 +153,63 @@ def rubric_from_edit(base: dict, name: str, description: str, criteria_rows: lis
     if extra:
         raise RubricError(f"prompts and checks: unknown key {extra[0]!r}")
     return doc
+
+
+# ------------------------------------------------------------------ honest defaults and marks (issue 11)
+
+def default_rubric(run: dict | None, names: list[str]) -> tuple[str | None, str | None]:
+    """(the rubric made for the run's prompt set, i.e. data/rubrics/<prompt set name>.json, or None;
+    its name if stored). The prompt set is stored as a path or a name: its stem is the rubric's name."""
+    from pathlib import Path
+
+    ps = (run or {}).get("prompt_set") or ""
+    stem = Path(str(ps)).stem if ps else ""
+    return (stem or None), (stem if stem in names else None)
+
+
+def rubric_mismatch(run: dict | None, chosen: str | None, names: list[str]) -> str | None:
+    """A one-line warning when the chosen rubric is not the one made for the run's prompt set."""
+    made_for, stored = default_rubric(run, names)
+    if stored and chosen and chosen != stored:
+        return (f"Rubric {chosen} was not made for this run's prompt set ({made_for}): its criteria and expected "
+                f"aspects may not fit these prompts. The matching rubric is {stored}.")
+    return None
+
+
+def judge_run_health(run: dict) -> dict:
+    from core.quality.calibration import judge_run_health as health
+    from core.store import quality as store
+
+    return health(run, store.judgements(run["judge_run_id"]) if run["mode"] == "pointwise" else [])
+
+
+def default_judge_run(pointwise_runs: list[dict]) -> int:
+    """Index of the latest judge run with at least one parsed judgement (0 when none has)."""
+    for i, jr in enumerate(pointwise_runs):
+        if judge_run_health(jr)["parsed"] > 0:
+            return i
+    return 0
+
+
+def cut_mark(finish_reason: str | None, completion_tokens: int | None) -> str:
+    """"cut at N tokens" for an output stopped by the token limit, else ""."""
+    if (finish_reason or "").lower() in ("length", "max_tokens", "max_length"):
+        return f"cut at {completion_tokens} tokens" if completion_tokens else "cut at the token limit"
+    return ""
+
+
+def calibration_rows(cal: dict) -> list[dict]:
+    rows = []
+    for name, a in cal["agreement"].items():
+        rows.append({"criterion": name, "kappa_weighted": a["kappa_weighted"], "kappa 95% low": a["kappa_ci_low"],
+                     "kappa 95% high": a["kappa_ci_high"], "spearman": a["spearman"], "exact": a["exact"],
+                     "within one": a["within_one"], "alpha among people": a["alpha_people"], "n": a["n"],
+                     "outputs": a["n_outputs"]})
+    return rows
+
+
+def confusion_rows(conf: dict | None) -> list[dict]:
+    if not conf:
+        return []
+    return [{"judge \\ people": str(lab), **{str(c): n for c, n in zip(conf["labels"], row)}}
+            for lab, row in zip(conf["labels"], conf["matrix"])]

@@ -26,7 +26,7 @@ class DatabaseBusy(UserError):
 
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "lock" in text or "conflicting" in text or "could not set lock" in text
+    return "lock" in text or "conflicting" in text or "could not set lock" in text or "already attached" in text
 
 
 def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:

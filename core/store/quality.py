@@ -4,7 +4,10 @@ Every function opens its own short connection (never held across a model call).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from core.store.db import connect, fetch_dicts, from_json, to_json
@@ -36,9 +39,44 @@ def delete_rubric(name: str) -> bool:
         return found
 
 
-def save_rubric(rubric) -> None:
-    """Replace the rubric (criteria, prompts, checks) in one transaction."""
+def _now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def rubric_hash(doc: dict) -> str:
+    body = {k: v for k, v in doc.items() if k != "format"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _latest_version(con, name: str) -> tuple[int, str] | None:
+    row = con.execute("SELECT version, content_hash FROM rubric_versions WHERE rubric = ? ORDER BY version DESC "
+                      "LIMIT 1", [name]).fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def rubric_versions(name: str) -> list[dict]:
+    """Every stored version of a rubric, newest first: {"version", "content_hash", "created_at", "doc"}."""
     with connect() as con:
+        rows = fetch_dicts(con.execute("SELECT version, content_hash, created_at, doc FROM rubric_versions "
+                                       "WHERE rubric = ? ORDER BY version DESC", [name]), {"doc"})
+    return rows
+
+
+def save_rubric(rubric) -> tuple[int, bool]:
+    """Store the rubric as its current form (criteria, prompts, checks) in one transaction, and keep
+    every version: other content than the latest version adds version N+1 (the old one stays in
+    rubric_versions, and the scores given against it keep its number). Returns (version, new)."""
+    doc = rubric.as_json()
+    digest = rubric_hash(doc)
+    with connect() as con:
+        latest = _latest_version(con, rubric.name)
+        if latest is not None and latest[1] == digest:
+            rubric.version = latest[0]
+            return latest[0], False
+        version = (latest[0] + 1) if latest else 1
+        con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [rubric.name, version, digest, to_json(doc), _now()])
+        rubric.version = version
         _delete_rubric(con, rubric.name)
         con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, current_timestamp)",
                     [rubric.name, rubric.description, rubric.prompt_set])
@@ -56,6 +94,7 @@ def save_rubric(rubric) -> None:
             checks += [[rubric.name, pid, i, to_json(c)] for i, c in enumerate(e.checks)]
         if checks:
             con.executemany("INSERT INTO rubric_checks (rubric, prompt_id, position, spec) VALUES (?, ?, ?, ?)", checks)
+    return version, True
 
 
 def load_rubric(name: str) -> dict | None:
@@ -70,6 +109,7 @@ def load_rubric(name: str) -> dict | None:
                               "WHERE rubric = ? ORDER BY prompt_id", [name]).fetchall()
         checks = con.execute("SELECT prompt_id, spec FROM rubric_checks WHERE rubric = ? ORDER BY prompt_id, position",
                              [name]).fetchall()
+        latest = _latest_version(con, name)
     out: dict[str, Any] = {"name": head[0], "description": head[1] or ""}
     if head[2]:
         out["prompt_set"] = head[2]
@@ -84,6 +124,7 @@ def load_rubric(name: str) -> dict | None:
     for pid, spec in checks:
         if pid != "*":
             out["prompts"].setdefault(pid, {"expected_aspects": []}).setdefault("checks", []).append(from_json(spec))
+    out["_version"] = latest[0] if latest else None
     return out
 
 
@@ -109,6 +150,7 @@ def run_outputs(run_id: str) -> list[dict]:
     with connect() as con:
         cur = con.execute(
             "SELECT q.request_id, q.run_id, q.model, q.backend, q.prompt_id, q.output_text, "
+            "       q.finish_reason, q.completion_tokens, "
             "       coalesce(p.position, 0) AS position, p.text AS prompt_text "
             "FROM requests q LEFT JOIN run_prompts p ON p.run_id = q.run_id AND p.prompt_id = q.prompt_id "
             "WHERE q.run_id = ? AND q.ok AND NOT q.warmup "
@@ -154,23 +196,40 @@ def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------ human scores
 
-def save_human_scores(entries: Iterable[dict]) -> int:
-    """Upsert scores and comments in ONE transaction: all or nothing.
+def save_human_scores(entries: Iterable[dict], *, rubric_version: int | None = None) -> int:
+    """Merge scores and comments in ONE transaction (all or nothing), by (output, criterion, rater).
 
     Each entry: run_id, request_id, rubric, rater, scores {criterion: value}, comment (str|None).
+    A criterion an entry does not carry keeps its stored score; a comment of None keeps the stored one
+    ("" clears it). Batched: a handful of statements whatever the number of entries.
     """
     entries = list(entries)
+    if not entries:
+        return 0
+    now = _now()
+    score_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], c, float(v), rubric_version, now]
+                  for e in entries for c, v in e["scores"].items()]
+    comment_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], e["comment"], now]
+                    for e in entries if e.get("comment") is not None]
     with connect() as con:
-        for e in entries:
-            key = [e["request_id"], e["rubric"], e["rater"]]
-            con.execute("DELETE FROM human_scores WHERE request_id = ? AND rubric = ? AND rater = ?", key)
-            con.executemany(
-                "INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score) VALUES (?, ?, ?, ?, ?, ?)",
-                [[e["run_id"], *key, c, float(v)] for c, v in e["scores"].items()])
-            con.execute("DELETE FROM human_comments WHERE request_id = ? AND rubric = ? AND rater = ?", key)
-            if e.get("comment"):
-                con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment) VALUES (?, ?, ?, ?, ?)",
-                            [e["run_id"], *key, e["comment"]])
+        if score_rows:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _hs_in (run_id VARCHAR, request_id VARCHAR, rubric VARCHAR, "
+                        "rater VARCHAR, criterion VARCHAR, score DOUBLE, rubric_version INTEGER, updated_at TIMESTAMP)")
+            con.execute("DELETE FROM _hs_in")
+            con.executemany("INSERT INTO _hs_in VALUES (?, ?, ?, ?, ?, ?, ?, ?)", score_rows)
+            con.execute("DELETE FROM human_scores h USING _hs_in i WHERE h.request_id = i.request_id "
+                        "AND h.rubric = i.rubric AND h.rater = i.rater AND h.criterion = i.criterion")
+            con.execute("INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score, rubric_version, "
+                        "updated_at) SELECT * FROM _hs_in")
+        if comment_rows:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _hc_in (run_id VARCHAR, request_id VARCHAR, rubric VARCHAR, "
+                        "rater VARCHAR, comment VARCHAR, updated_at TIMESTAMP)")
+            con.execute("DELETE FROM _hc_in")
+            con.executemany("INSERT INTO _hc_in VALUES (?, ?, ?, ?, ?, ?)", comment_rows)
+            con.execute("DELETE FROM human_comments h USING _hc_in i WHERE h.request_id = i.request_id "
+                        "AND h.rubric = i.rubric AND h.rater = i.rater")
+            con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment, updated_at) "
+                        "SELECT * FROM _hc_in WHERE comment <> ''")
     return len(entries)
 
 
@@ -226,14 +285,16 @@ def template_text(version: str) -> str | None:
 
 
 def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backend: str, judge_endpoint: str | None,
-                     mode: str, template_version: str, settings: dict, warnings: list[str]) -> str:
+                     mode: str, template_version: str, settings: dict, warnings: list[str],
+                     rubric_version: int | None = None) -> str:
     judge_run_id = uuid.uuid4().hex[:16]
     with connect() as con:
         con.execute(
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
-            "template_version, settings, warnings, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            "template_version, settings, warnings, status, rubric_version, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
             [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
-             to_json(settings), to_json(warnings)])
+             to_json(settings), to_json(warnings), rubric_version, _now()])
     return judge_run_id
 
 
@@ -245,14 +306,16 @@ def finish_judge_run(judge_run_id: str, status: str) -> None:
 
 def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: str, template_version: str,
                    status: str, scores: dict[str, float] | None, rationale: str | None, raw: str | None,
-                   raw_attempts: list[str], attempts: int, error: str | None, messages: list[dict]) -> str:
+                   raw_attempts: list[str], attempts: int, error: str | None, messages: list[dict],
+                   constrained: bool | None = None, rubric_version: int | None = None) -> str:
     judgement_id = uuid.uuid4().hex[:16]
     with connect() as con:
         con.execute(
             "INSERT INTO judgements (judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, "
-            "rationale, raw, raw_attempts, attempts, error, messages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rationale, raw, raw_attempts, attempts, error, messages, constrained, rubric_version, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
-             to_json(raw_attempts), attempts, error, to_json(messages)])
+             to_json(raw_attempts), attempts, error, to_json(messages), constrained, rubric_version, _now()])
         if scores:
             con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
                             [[judgement_id, c, float(v)] for c, v in scores.items()])
@@ -290,7 +353,8 @@ def judgements(judge_run_id: str) -> list[dict]:
     with connect() as con:
         rows = fetch_dicts(con.execute(
             "SELECT j.judgement_id, j.request_id, j.status, j.rationale, j.raw, j.attempts, j.error, "
-            "       j.template_version, q.model, q.backend, q.prompt_id "
+            "       j.template_version, j.constrained, j.rubric_version, q.model, q.backend, q.prompt_id, "
+            "       q.output_text, q.completion_tokens, q.finish_reason "
             "FROM judgements j JOIN requests q ON q.request_id = j.request_id "
             "WHERE j.judge_run_id = ? ORDER BY q.prompt_id, q.model, j.created_at", [judge_run_id]))
         scores = con.execute(

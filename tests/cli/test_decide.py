@@ -25,7 +25,7 @@ def db(tmp_path, monkeypatch):
     fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
                           "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
                prompt_set_hash="def456", seed=2)
-    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human": (fx.fake_quality(run_id), None))
+    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human", gate=None: (fx.fake_quality(run_id), None))
     return path
 
 

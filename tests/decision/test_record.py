@@ -19,7 +19,7 @@ def db(tmp_path, monkeypatch):
         con.execute("INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, mode, "
                     "template_version, status) VALUES ('j1', 'run-a', 'meeting-notes', 'judge-model', 'foundry', "
                     "'pointwise', 'pointwise-v3', 'completed')")
-    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human": (fx.fake_quality(run_id), None))
+    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human", gate=None: (fx.fake_quality(run_id), None))
     return tmp_path
 
 

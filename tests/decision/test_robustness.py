@@ -105,3 +105,16 @@ def test_win_probability():
     W = robustness.sample_weights(np.array([0.6, 0, 0.1, 0.3, 0, 0]), n=20_000, rng=np.random.default_rng(1))
     assert np.allclose(W.sum(axis=1), 1) and (W[:, [1, 4, 5]] == 0).all()
     assert W.mean(axis=0) == pytest.approx([0.6, 0, 0.1, 0.3, 0, 0], abs=0.01)
+
+
+def test_win_probability_samples_quality_from_its_interval():
+    import numpy as np
+    from core.decision.robustness import win_probability
+    # all weight on quality: weights alone can never flip A (0.6) over B (0.5) ...
+    norm = np.array([[1.0], [0.0]])
+    w = np.array([1.0])
+    assert win_probability(norm, w, n=1000).tolist() == [1.0, 0.0]
+    # ... but when the quality draws overlap (B beats A in 30 of 100 draws), it is no longer certain
+    draws = np.array([[1.0, 0.0]] * 70 + [[0.0, 1.0]] * 30)
+    p = win_probability(norm, w, n=1000, column_samples=(0, draws))
+    assert p.tolist() == [0.7, 0.3]

@@ -110,6 +110,12 @@ def test_pipeline_agreement_matches_hand_example(tmp_path, monkeypatch):
     assert q_h["source"] == "human"
     # people: coverage Y normalised mean = (.25+.25+.5+1+.75)/5 = .55, faithfulness .5 -> (2*.55 + .5)/3
     assert q_h["mean"] == pytest.approx((2 * 0.55 + 0.5) / 3)
-    q_j = {m["model"]: m["quality"] for m in quality_report("ra", prefer="judge")["models"]}["m-a"]
-    assert q_j["source"] == "judge"
+    # prefer="judge", but the judge is below the default gate (5 co-scored outputs < 20): people's scores
+    rep_gated = quality_report("ra", prefer="judge")
+    assert rep_gated["gate"]["trusted"] is False and "only 5 co-scored outputs" in rep_gated["gate"]["reason"]
+    assert {m["model"]: m["quality"] for m in rep_gated["models"]}["m-a"]["source"] == "human"
+    # with the gate at 5 outputs the judge (kappa 14/17 >= 0.6) is trusted and its scores are used
+    from core.quality.calibration import Gate
+    q_j = {m["model"]: m["quality"] for m in quality_report("ra", prefer="judge", gate=Gate(0.6, 5))["models"]}["m-a"]
+    assert q_j["source"] == "judge" and q_j["verified"] is True
     assert q_j["mean"] == pytest.approx((2 * 0.5 + 0.5) / 3)
