@@ -123,10 +123,11 @@ def render_files(session: blind.BlindSession) -> None:
                                                                                       session.rater),
                            file_name=f"annotations_{session.run_id}_{session.rubric}_{session.rater}.csv",
                            mime="text/csv", key=K + "download")
-        up = st.file_uploader("Import a filled annotation file", type=["csv"], key=K + "upload")
+        up = st.file_uploader(f"Import a filled annotation file as rater {session.rater}", type=["csv"],
+                              key=K + "upload")
         if up is not None and st.button("Import scores", key=K + "import"):
             try:
-                res = blind.import_annotations(up.getvalue(), expect_run=session.run_id,
+                res = blind.import_annotations(up.getvalue(), rater=session.rater, expect_run=session.run_id,
                                                expect_rubric=session.rubric)
                 st.success(f"Imported {res['rows']} scored outputs for {res['rater']} "
                            f"({res['skipped']} left blank).")

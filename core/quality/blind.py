@@ -191,9 +191,13 @@ def _fmt(v) -> str:
     return str(int(v)) if float(v) == int(v) else str(v)
 
 
-def import_annotations(source: str | Path | bytes, *, expect_run: str | None = None,
+def import_annotations(source: str | Path | bytes, *, rater: str, expect_run: str | None = None,
                        expect_rubric: str | None = None) -> dict:
     """Validate a whole annotation CSV, then store it in one transaction (all rows or none).
+
+    ``rater`` is who imports (named on the page or the command line), never taken from the file: the
+    file's rater column must be the same person (its blind order is theirs), else nothing is imported.
+    Scores merge by (output, criterion, rater): a blank cell or comment changes nothing stored.
 
     Refuses, naming the line and the reason: not CSV/UTF-8, missing or unknown columns, a row whose
     run/rubric/rater differs from the first, an unknown run or rubric, an item that is not an output
@@ -242,7 +246,8 @@ def import_annotations(source: str | Path | bytes, *, expect_run: str | None = N
         raise UserError("annotation file has no rows")
 
     first_line, first = rows[0]
-    run_id, rubric_name, rater = first["run_id"].strip(), first["rubric"].strip(), first["rater"].strip()
+    run_id, rubric_name, file_rater = first["run_id"].strip(), first["rubric"].strip(), first["rater"].strip()
+    rater = _rater(rater)
     if expect_run and run_id != expect_run:
         raise UserError(f"line {first_line}: file is for run {run_id!r}, not {expect_run!r}")
     if expect_rubric and rubric_name != expect_rubric:
@@ -253,10 +258,9 @@ def import_annotations(source: str | Path | bytes, *, expect_run: str | None = N
         rubric = get_rubric(rubric_name)
     except UserError as exc:
         raise UserError(f"line {first_line}: {exc.one_line()}") from None
-    try:
-        rater = _rater(rater)
-    except UserError as exc:
-        raise UserError(f"line {first_line}: {exc.one_line()}") from None
+    if " ".join(file_rater.split()).casefold() != rater.casefold():
+        raise UserError(f"line {first_line}: this file was exported for rater {file_rater!r}, not {rater!r} "
+                        "(each rater imports their own file)")
     crit_missing = [c for c in rubric.criterion_names if c not in header]
     if crit_missing:
         raise UserError(f"line 1: missing criterion column(s) {', '.join(crit_missing)} of rubric {rubric.name!r}")
@@ -272,9 +276,9 @@ def import_annotations(source: str | Path | bytes, *, expect_run: str | None = N
 
     entries, seen, skipped = [], set(), 0
     for line, row in rows:
-        for col, want in (("run_id", run_id), ("rubric", rubric.name), ("rater", rater)):
+        for col, want in (("run_id", run_id), ("rubric", rubric.name), ("rater", file_rater)):
             got = " ".join(row[col].split())
-            if got != want:
+            if got != " ".join(want.split()):
                 raise UserError(f"line {line}: {col} {got!r} differs from the first row's {want!r} (one file per run, rubric and rater)")
         iid = row["item_id"].strip()
         out = by_item.get(iid)

@@ -90,7 +90,7 @@ def test_pipeline_agreement_matches_hand_example(tmp_path, monkeypatch):
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    assert import_annotations(buf.getvalue().encode())["rows"] == 5
+    assert import_annotations(buf.getvalue().encode(), rater="ana")["rows"] == 5
 
     rep = quality_report("ra")
     ag = rep["agreement"]

@@ -100,7 +100,7 @@ def test_annotation_roundtrip(run):
     filled, header = _filled(text, "4")
     filled[0]["comment"] = "multi\nline, with \"quotes\""
     filled[5]["coverage"] = filled[5]["faithfulness"] = ""   # left blank: skipped, not refused
-    res = import_annotations(_csv(filled, header).encode())
+    res = import_annotations(_csv(filled, header).encode(), rater="ana")
     assert res == {"rows": 23, "skipped": 1, "run_id": "rb", "rubric": "notes", "rater": "ana"}
     assert len(qstore.human_scores("rb", "notes", "ana")) == 46
     # re-export shows the saved scores and the comment in the same blind order
@@ -144,7 +144,7 @@ def test_bad_annotation_files_refused_whole(run):
     for name, content, msg in _bad_cases(text):
         data = content if isinstance(content, bytes) else content.encode()
         with pytest.raises(UserError) as exc:
-            import_annotations(data)
+            import_annotations(data, rater="ana")
         assert msg in str(exc.value), (name, str(exc.value))
         with connect() as con:  # nothing half-imported
             assert con.execute("SELECT count(*) FROM human_scores").fetchone()[0] == 0, name
@@ -155,7 +155,7 @@ def test_mismatched_file_refused_for_expected_run(run):
     text = export_annotations("rb", "notes", "ana")
     good, header = _filled(text)
     with pytest.raises(UserError, match="file is for run 'rb', not 'other'"):
-        import_annotations(_csv(good, header).encode(), expect_run="other")
+        import_annotations(_csv(good, header).encode(), rater="ana", expect_run="other")
 
 
 def test_failure_while_storing_rolls_back_everything(run, monkeypatch):
@@ -189,8 +189,28 @@ def test_failure_while_storing_rolls_back_everything(run, monkeypatch):
 
     monkeypatch.setattr(sq, "connect", flaky_connect)
     with pytest.raises(RuntimeError, match="disk full"):
-        import_annotations(_csv(good, header).encode())
+        import_annotations(_csv(good, header).encode(), rater="ana")
     monkeypatch.setattr(sq, "connect", real)
     assert calls["n"] == 1
     with connect() as con:
         assert con.execute("SELECT count(*) FROM human_scores").fetchone()[0] == 0
+
+
+def test_import_keeps_the_rater_named_by_the_importer_and_blanks_nothing(run):
+    """The rater comes from the page / command, not from the file; a blank cell or comment keeps what is stored."""
+    text = export_annotations("rb", "notes", "ana")
+    filled, header = _filled(text, "4")
+    filled[0]["comment"] = "first pass"
+    assert import_annotations(_csv(filled, header).encode(), rater="ana")["rows"] == 24
+    # someone else cannot import ana's file as theirs (its blind order is ana's): refused whole
+    with pytest.raises(UserError, match="exported for rater 'ana', not 'ben'"):
+        import_annotations(_csv(filled, header).encode(), rater="ben")
+    assert qstore.human_scores("rb", "notes", "ben") == []
+    # a second file with blank cells and a blank comment changes nothing of what is stored
+    second, _ = _filled(text, "")
+    second[1]["coverage"] = second[1]["faithfulness"] = "2"
+    assert import_annotations(_csv(second, header).encode(), rater="ana") == {
+        "rows": 1, "skipped": 23, "run_id": "rb", "rubric": "notes", "rater": "ana"}
+    again = list(csv.DictReader(io.StringIO(export_annotations("rb", "notes", "ana"))))
+    assert again[0]["comment"] == "first pass" and again[0]["coverage"] == "4"
+    assert again[1]["coverage"] == "2"
