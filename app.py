@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.config import db_path
+from core.config import db_path, store_label
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
 
@@ -28,6 +28,6 @@ page = st.navigation({
 
 with st.sidebar:
     st.caption("Database")
-    st.code(str(db_path()), language=None, wrap_lines=True)
+    st.code(store_label(), language=None, wrap_lines=True)
 
 page.run()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from core.store.db import connect, fetch_dicts, from_json, to_json
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
 
 
 # ------------------------------------------------------------------ rubrics
@@ -29,6 +29,7 @@ def _delete_rubric(con, name: str) -> None:
     con.execute("DELETE FROM rubrics WHERE name = ?", [name])
 
 
+@retrying
 def delete_rubric(name: str) -> bool:
     with connect() as con:
         found = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
@@ -36,6 +37,7 @@ def delete_rubric(name: str) -> bool:
         return found
 
 
+@retrying
 def save_rubric(rubric) -> None:
     """Replace the rubric (criteria, prompts, checks) in one transaction."""
     with connect() as con:
@@ -127,13 +129,14 @@ def run_prompts(run_id: str) -> list[dict]:
 
 # ------------------------------------------------------------------ checks
 
+@retrying
 def replace_check_results(run_id: str, rubric: str, results: list[dict]) -> None:
     with connect() as con:
         con.execute("DELETE FROM check_results WHERE run_id = ? AND rubric = ?", [run_id, rubric])
         if results:
             con.executemany(
-                "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
                 [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], to_json(r["spec"]),
                   r["passed"], r["detail"]] for r in results])
 
@@ -154,6 +157,7 @@ def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------ human scores
 
+@retrying
 def save_human_scores(entries: Iterable[dict]) -> int:
     """Upsert scores and comments in ONE transaction: all or nothing.
 
@@ -165,11 +169,13 @@ def save_human_scores(entries: Iterable[dict]) -> int:
             key = [e["request_id"], e["rubric"], e["rater"]]
             con.execute("DELETE FROM human_scores WHERE request_id = ? AND rubric = ? AND rater = ?", key)
             con.executemany(
-                "INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO human_scores (run_id, request_id, rubric, rater, criterion, score, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
                 [[e["run_id"], *key, c, float(v)] for c, v in e["scores"].items()])
             con.execute("DELETE FROM human_comments WHERE request_id = ? AND rubric = ? AND rater = ?", key)
             if e.get("comment"):
-                con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment) VALUES (?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO human_comments (run_id, request_id, rubric, rater, comment, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?, current_timestamp)",
                             [e["run_id"], *key, e["comment"]])
     return len(entries)
 
@@ -210,11 +216,13 @@ def raters(run_id: str, rubric: str | None = None) -> list[str]:
 
 # ------------------------------------------------------------------ judge
 
+@retrying
 def ensure_template(version: str, kind: str, text: str) -> None:
     with connect() as con:
         row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [version]).fetchone()
         if row is None:
-            con.execute("INSERT INTO judge_templates (version, kind, text) VALUES (?, ?, ?)", [version, kind, text])
+            con.execute("INSERT INTO judge_templates (version, kind, text, created_at) VALUES (?, ?, ?, current_timestamp)",
+                        [version, kind, text])
         elif row[0] != text:
             raise RuntimeError(f"judge template {version} changed without a new version number")
 
@@ -225,24 +233,28 @@ def template_text(version: str) -> str | None:
     return row[0] if row else None
 
 
+@retrying
 def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backend: str, judge_endpoint: str | None,
                      mode: str, template_version: str, settings: dict, warnings: list[str]) -> str:
     judge_run_id = uuid.uuid4().hex[:16]
     with connect() as con:
         con.execute(
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
-            "template_version, settings, warnings, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            "template_version, settings, warnings, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp)",
             [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
              to_json(settings), to_json(warnings)])
     return judge_run_id
 
 
+@retrying
 def finish_judge_run(judge_run_id: str, status: str) -> None:
     with connect() as con:
         con.execute("UPDATE judge_runs SET status = ?, finished_at = current_timestamp WHERE judge_run_id = ?",
                     [status, judge_run_id])
 
 
+@retrying
 def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: str, template_version: str,
                    status: str, scores: dict[str, float] | None, rationale: str | None, raw: str | None,
                    raw_attempts: list[str], attempts: int, error: str | None, messages: list[dict]) -> str:
@@ -250,7 +262,8 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
     with connect() as con:
         con.execute(
             "INSERT INTO judgements (judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, "
-            "rationale, raw, raw_attempts, attempts, error, messages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rationale, raw, raw_attempts, attempts, error, messages, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
              to_json(raw_attempts), attempts, error, to_json(messages)])
         if scores:
@@ -259,12 +272,14 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
     return judgement_id
 
 
+@retrying
 def save_pairwise(row: dict) -> None:
     cols = ("judge_run_id", "run_id", "rubric", "prompt_id", "request_a", "request_b", "model_a", "model_b",
             "template_version", "verdict_ab", "verdict_ba", "verdict", "rationale_ab", "rationale_ba", "raw_ab",
             "raw_ba", "error")
     with connect() as con:
-        con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}, created_at) "
+                    f"VALUES ({', '.join('?' for _ in cols)}, current_timestamp)",
                     [row.get(c) for c in cols])
 
 
