@@ -100,7 +100,8 @@ def list_runs() -> list[dict]:
     """Every run, newest first, with its models and request counts."""
     with connect() as con:
         return _dicts(con.execute(
-            "SELECT r.run_id, r.created_at, r.finished_at, r.status, r.prompt_set, r.prompt_set_hash, r.settings, "
+            "SELECT r.run_id, r.created_at, r.finished_at, r.status, coalesce(r.device, 'unknown') AS device, "
+            " r.prompt_set, r.prompt_set_hash, r.settings, "
             " (SELECT string_agg(DISTINCT m.label || ' [' || m.backend || ']', ', ') FROM run_models m "
             "   WHERE m.run_id = r.run_id) AS models, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup) AS requests, "
