@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "core.cli.bench",
     "core.cli.quality",
     "core.cli.decide",
+    "core.cli.store",
 ]
 
 
