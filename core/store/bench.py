@@ -88,11 +88,13 @@ def delete_run(run_id: str) -> None:
 def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
     """Runs left 'running' by a process that died long ago become 'interrupted'."""
     with connect() as con:
-        rows = con.execute(
-            "UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run finished') "
-            "WHERE status = 'running' AND created_at < current_timestamp - to_seconds(?) RETURNING run_id",
-            [float(older_than_s)]).fetchall()
-    return len(rows)
+        # no RETURNING: DuckLake does not support it on UPDATE / DELETE
+        stale = "status = 'running' AND created_at < current_timestamp - to_seconds(?)"
+        n = con.execute(f"SELECT count(*) FROM runs WHERE {stale}", [float(older_than_s)]).fetchone()[0]
+        if n:
+            con.execute("UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run "
+                        f"finished') WHERE {stale}", [float(older_than_s)])
+    return n
 
 
 # -- reads -------------------------------------------------------------------------------------

@@ -156,14 +156,22 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
         else:
             Path(data).mkdir(parents=True, exist_ok=True)
         opts.append(f"DATA_PATH {_sql_text(data)}")
-    try:
-        con.execute(f"ATTACH {_sql_text(LAKE_PREFIX + rest)} AS {LAKE_ALIAS} ({', '.join(opts)})")
-    except duckdb.Error as exc:
-        con.close()
-        hint = "" if data else " (set SLM_DATA_PATH to the folder or s3:// path for the data files)"
-        # the conninfo may hold a password: name the store by its kind only
-        raise UserError(f"cannot attach the DuckLake store ({kind}): {_one_line(exc)}{hint}") from exc
-    return con
+    deadline = time.monotonic() + float(os.environ.get("SLM_DB_LOCK_TIMEOUT", "60"))
+    while True:
+        try:
+            con.execute(f"ATTACH {_sql_text(LAKE_PREFIX + rest)} AS {LAKE_ALIAS} ({', '.join(opts)})")
+            return con
+        except duckdb.Error as exc:
+            text = str(exc).lower()
+            # two processes creating a new catalog at once: the loser sees the winner's tables; attach again
+            racing = "already exists" in text or "duplicate key" in text or _is_conflict(exc)
+            if racing and time.monotonic() < deadline:
+                time.sleep(0.05 + 0.1 * random.random())
+                continue
+            con.close()
+            hint = "" if data else " (set SLM_DATA_PATH to the folder or s3:// path for the data files)"
+            # the conninfo may hold a password: name the store by its kind only
+            raise UserError(f"cannot attach the DuckLake store ({kind}): {_one_line(exc)}{hint}") from exc
 
 
 def _lake(url: str) -> duckdb.DuckDBPyConnection:
@@ -308,7 +316,10 @@ def migrate(con: duckdb.DuckDBPyConnection, *, lake: bool = False) -> list[str]:
                 applied.append(name)
                 break
             except BaseException as exc:
-                con.rollback()
+                try:
+                    con.rollback()
+                except duckdb.Error:
+                    pass   # a failed commit already ended the transaction
                 if isinstance(exc, duckdb.Error) and lake and time.monotonic() < deadline and (
                         _is_conflict(exc) or "already exists" in str(exc)):
                     time.sleep(0.02 + 0.05 * random.random())

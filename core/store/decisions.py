@@ -88,8 +88,8 @@ def save_decision(rec: dict, *, replace: bool = False) -> None:
 @retrying
 def update_notes(name: str, notes: str) -> bool:
     with connect() as con:
-        n = con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ? RETURNING name",
-                        [notes, name]).fetchall()
+        n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
+        con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ?", [notes, name])
     return bool(n)
 
 
@@ -116,5 +116,6 @@ def list_decisions() -> list[dict]:
 @retrying
 def delete_decision(name: str) -> bool:
     with connect() as con:
-        n = con.execute("DELETE FROM decisions WHERE name = ? RETURNING name", [name]).fetchall()
+        n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
+        con.execute("DELETE FROM decisions WHERE name = ?", [name])
     return bool(n)

@@ -45,3 +45,37 @@ def run_devices(run_ids: list[str]) -> dict[str, str]:
     with connect() as con:
         return dict(con.execute("SELECT run_id, coalesce(device, 'unknown') FROM runs WHERE list_contains(?, run_id)",
                                 [list(run_ids)]).fetchall())
+
+
+def runs_on_devices(devices: list[str]) -> list[str]:
+    """Ids of the runs recorded on these devices that have model rows, oldest first."""
+    with connect() as con:
+        return [r[0] for r in con.execute(
+            "SELECT run_id FROM runs r WHERE list_contains(?, coalesce(device, 'unknown')) "
+            "AND EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = r.run_id) ORDER BY created_at, run_id",
+            [list(devices)]).fetchall()]
+
+
+def fleet_inputs(run_ids: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """(runs with device, run_models rows at each model's lowest concurrency, measured requests as numpy columns).
+
+    Requests come back as columns (run_id, model, backend, ok, e2e_ms, ttft_ms, tpot_ms) sorted by
+    run_id, model, backend: a million rows in well under a second, no Python row objects.
+    """
+    ids = list(run_ids)
+    with connect() as con:
+        runs = fetch_dicts(con.execute(
+            "SELECT run_id, created_at, status, coalesce(device, 'unknown') AS device FROM runs "
+            "WHERE list_contains(?, run_id) ORDER BY created_at, run_id", [ids]))
+        models = fetch_dicts(con.execute(
+            "SELECT run_id, model, backend, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
+            "       environment, notes FROM run_models WHERE list_contains(?, run_id) "
+            "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
+            "ORDER BY run_id, model, backend", [ids]), {"environment", "notes"})
+        reqs = con.execute(
+            "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
+            "             WHERE list_contains(?, run_id) GROUP BY ALL) "
+            "SELECT q.run_id, q.model, q.backend, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms "
+            "FROM requests q JOIN lvl USING (run_id, model, backend, concurrency) "
+            "WHERE NOT q.warmup ORDER BY q.run_id, q.model, q.backend", [ids]).fetchnumpy()
+    return runs, models, reqs
