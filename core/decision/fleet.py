@@ -137,7 +137,6 @@ def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str],
         fc.tpot_ms = np.concatenate([c.tpot_ms for c in arrays])
         q = _decider(fc, "quality") if agg["quality"] == "worst" else None
         fc.quality = (q.quality if q is not None else None) if agg["quality"] == "worst" else _mean_quality(present)
-        fc._device_metrics = {}
         out.append(fc)
     return out
 
@@ -156,32 +155,28 @@ def load_device_candidates(devices: list[str], run_ids=None, *, prefer: str = "h
     with several runs of a model, the latest one counts."""
     from core.store import devices as dstore
 
-    ids = data.parse_run_ids(run_ids) if run_ids else dstore.runs_on_devices(devices)
+    got = dstore.fleet_inputs(devices, data.parse_run_ids(run_ids) if run_ids else None)
+    ids, runs, models, reqs = got["run_ids"], got["runs"], got["models"], got["requests"]
     if not ids:
         raise UserError(f"no benchmark run recorded on device(s) {', '.join(devices)}")
-    runs, models, reqs = dstore.fleet_inputs(ids)
     known = {r["run_id"] for r in runs}
     missing = [r for r in ids if r not in known]
     if missing:
         raise UserError(f"unknown run id {', '.join(missing)}")
     device_of = {r["run_id"]: r["device"] for r in runs}
     order = {r["run_id"]: i for i, r in enumerate(runs)}
-    # slices of the sorted request columns per (run, model, backend)
-    n = len(reqs["run_id"]) if reqs else 0
-    spans: dict[tuple, tuple[int, int]] = {}
-    if n:
-        cols = [np.asarray(reqs[k]) for k in ("run_id", "model", "backend")]
-        diff = np.zeros(n - 1, dtype=bool)
-        for c in cols:
-            diff |= c[1:] != c[:-1]
-        change = np.flatnonzero(diff) + 1
-        starts = np.concatenate([[0], change]).astype(int)
-        ends = np.concatenate([change, [n]]).astype(int)
-        for s, e in zip(starts, ends):
-            spans[(str(cols[0][s]), str(cols[1][s]), str(cols[2][s]))] = (int(s), int(e))
-    col = {k: np.asarray(reqs[k], dtype=float) for k in ("e2e_ms", "ttft_ms", "tpot_ms")} if n else {}
+    # slices of the request columns (sorted by level: the index of the model row) per (run, model, backend)
+    n = len(reqs["level"]) if reqs else 0
+    level = np.asarray(reqs["level"], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+    bounds = np.searchsorted(level, np.arange(len(models) + 1))
+    spans = {(m["run_id"], m["model"], m["backend"]): (int(bounds[i]), int(bounds[i + 1]))
+             for i, m in enumerate(sorted(models, key=lambda m: (m["run_id"], m["model"], m["backend"])))}
+    # NULL (unknown) values arrive masked: NaN
+    col = {k: np.ma.filled(np.ma.asarray(reqs[k]).astype(float), np.nan) for k in ("e2e_ms", "ttft_ms", "tpot_ms")} \
+        if n else {}
     okcol = np.asarray(reqs["ok"], dtype=bool) if n else None
-    quality = {rid: data.model_quality(rid, prefer) for rid in ids}
+    scored = got["scored"]      # a quality report only where there is something to report
+    quality = {rid: (data.model_quality(rid, prefer) if rid in scored else ({}, None)) for rid in ids}
     per: dict[tuple[str, str], dict[str, Candidate]] = {}
     for r in sorted(models, key=lambda m: order.get(m["run_id"], 0)):
         dev = device_of.get(r["run_id"])

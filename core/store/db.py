@@ -103,17 +103,21 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def lake_data_path(url: str) -> str | None:
-    """SLM_DATA_PATH (a folder or s3://...), else for a SQLite catalog a folder beside it; None: the catalog's own."""
+def lake_data_path(url: str) -> tuple[str | None, bool]:
+    """(data path to attach with, whether it overrides the catalog's): SLM_DATA_PATH (a folder or s3://...) when
+    set -- each machine names its own mount of the shared folder, so it overrides for this process only --,
+    else for a new SQLite catalog a folder beside it; (None, False): the path the catalog recorded."""
     value = os.environ.get("SLM_DATA_PATH", "").strip()
     if value:
         if value.startswith("s3://"):
-            return value.rstrip("/") + "/"
-        return str(Path(value).expanduser().resolve()) + "/"
+            return value.rstrip("/") + "/", True
+        return str(Path(value).expanduser().resolve()) + "/", True
     rest = url[len(LAKE_PREFIX):]
     if rest.startswith("sqlite:"):
-        return str(Path(rest[len("sqlite:"):]).expanduser().resolve()) + ".files/"
-    return None
+        path = Path(rest[len("sqlite:"):]).expanduser().resolve()
+        if not path.exists():
+            return str(path) + ".files/", False
+    return None, False
 
 
 def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
@@ -148,7 +152,7 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
     if kind == "sqlite":
         Path(rest[len("sqlite:"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         rest = "sqlite:" + str(Path(rest[len("sqlite:"):]).expanduser().resolve())
-    data = lake_data_path(url)
+    data, override = lake_data_path(url)
     opts = [f"DATA_INLINING_ROW_LIMIT {INLINE_ROWS}"]
     if data:
         if data.startswith("s3://"):
@@ -156,6 +160,8 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
         else:
             Path(data).mkdir(parents=True, exist_ok=True)
         opts.append(f"DATA_PATH {_sql_text(data)}")
+        if override:
+            opts.append("OVERRIDE_DATA_PATH true")
     deadline = time.monotonic() + float(os.environ.get("SLM_DB_LOCK_TIMEOUT", "60"))
     while True:
         try:

@@ -56,14 +56,22 @@ def runs_on_devices(devices: list[str]) -> list[str]:
             [list(devices)]).fetchall()]
 
 
-def fleet_inputs(run_ids: list[str]) -> tuple[list[dict], list[dict], dict]:
-    """(runs with device, run_models rows at each model's lowest concurrency, measured requests as numpy columns).
+def fleet_inputs(devices: list[str], run_ids: list[str] | None = None) -> dict:
+    """Everything the fleet decision reads, in one transaction: {"run_ids", "runs", "models", "requests", "scored"}.
 
-    Requests come back as columns (run_id, model, backend, ok, e2e_ms, ttft_ms, tpot_ms) sorted by
-    run_id, model, backend: a million rows in well under a second, no Python row objects.
+    run_ids: the given ones, else every run of the devices. runs: with their device; models: run_models rows at
+    each model's lowest concurrency level, ordered by (run_id, model, backend); requests: measured requests as
+    numeric numpy columns only (``level``: the index of their row in ``models``; ok, e2e_ms, ttft_ms, tpot_ms),
+    sorted by level -- a million rows without a Python object per row; scored: runs with any quality data.
     """
-    ids = list(run_ids)
     with connect() as con:
+        if run_ids:
+            ids = list(run_ids)
+        else:
+            ids = [r[0] for r in con.execute(
+                "SELECT run_id FROM runs r WHERE list_contains(?, coalesce(device, 'unknown')) "
+                "AND EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = r.run_id) ORDER BY created_at, run_id",
+                [list(devices)]).fetchall()]
         runs = fetch_dicts(con.execute(
             "SELECT run_id, created_at, status, coalesce(device, 'unknown') AS device FROM runs "
             "WHERE list_contains(?, run_id) ORDER BY created_at, run_id", [ids]))
@@ -74,8 +82,26 @@ def fleet_inputs(run_ids: list[str]) -> tuple[list[dict], list[dict], dict]:
             "ORDER BY run_id, model, backend", [ids]), {"environment", "notes"})
         reqs = con.execute(
             "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
-            "             WHERE list_contains(?, run_id) GROUP BY ALL) "
-            "SELECT q.run_id, q.model, q.backend, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms "
-            "FROM requests q JOIN lvl USING (run_id, model, backend, concurrency) "
-            "WHERE NOT q.warmup ORDER BY q.run_id, q.model, q.backend", [ids]).fetchnumpy()
-    return runs, models, reqs
+            "             WHERE list_contains(?, run_id) GROUP BY ALL), "
+            "     num AS (SELECT *, (row_number() OVER (ORDER BY run_id, model, backend) - 1)::INTEGER AS level "
+            "             FROM lvl) "
+            "SELECT num.level, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms "
+            "FROM requests q JOIN num USING (run_id, model, backend, concurrency) "
+            "WHERE NOT q.warmup ORDER BY num.level", [ids]).fetchnumpy()
+        scored = _scored(con, ids)
+    return {"run_ids": ids, "runs": runs, "models": models, "requests": reqs, "scored": scored}
+
+
+def _scored(con, ids: list[str]) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT run_id FROM human_scores WHERE list_contains($ids, run_id) "
+        "UNION SELECT run_id FROM judgements WHERE list_contains($ids, run_id) "
+        "UNION SELECT run_id FROM check_results WHERE list_contains($ids, run_id) "
+        "UNION SELECT run_id FROM pairwise_verdicts WHERE list_contains($ids, run_id)", {"ids": list(ids)}
+    ).fetchall()}
+
+
+def scored_runs(run_ids: list[str]) -> set[str]:
+    """The runs that have any quality data (human scores, judgements, check results): the others need no report."""
+    with connect() as con:
+        return _scored(con, list(run_ids))
