@@ -259,3 +259,39 @@ def test_bundle_round_trip_and_tamper(tmp_path, servers, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "runs.status" in err
     assert _counts(other)["requests"] == 0
+
+
+RATER = r"""
+import sys
+from core.quality.blind import save_prompt_scores
+from core.quality.outputs import run_outputs
+rater, score = sys.argv[1], float(sys.argv[2])
+for o in run_outputs("team-q"):       # one prompt form at a time, as the scoring page saves them
+    save_prompt_scores("team-q", "notes", rater, {o["request_id"]: ({"coverage": score, "faithfulness": score}, "")})
+"""
+
+
+def test_raters_on_two_machines_score_into_one_store(tmp_path, pg, monkeypatch):
+    """Team quality: two raters' processes (two machines) score the same run into one ducklake:postgres store at
+    once; the quality report sees both (the mean over raters) and lists both raters."""
+    from core.quality import model_quality
+    from core.quality.rubrics import import_rubric
+    from core.store import quality as qstore
+    from tests.support.quality_run import TEST_RUBRIC, make_run
+
+    store = f"ducklake:postgres:{pg.conninfo('team_quality')}"
+    monkeypatch.setenv("SLM_DB", store)
+    monkeypatch.setenv("SLM_DATA_PATH", str(tmp_path / "files"))
+    outputs = {(m, f"p{i}"): f"The launch moves to May ({m}, {i})." for m in ("m1", "m2") for i in range(1, 6)}
+    make_run("team-q", {f"p{i}": f"prompt {i}" for i in range(1, 6)}, outputs, extra_requests=False)
+    import_rubric(TEST_RUBRIC)
+    procs = [subprocess.Popen([sys.executable, "-c", RATER, rater, score], cwd=REPO,
+                              env={**_env(store, rater, tmp_path / "files")}, stderr=subprocess.PIPE, text=True)
+             for rater, score in (("ann", "5"), ("bob", "3"))]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    assert qstore.raters("team-q", "notes") == ["ann", "bob"]
+    assert len(qstore.human_scores("team-q", "notes")) == 2 * 10 * 2     # raters x outputs x criteria, nothing lost
+    q = model_quality("team-q", rubric="notes")
+    assert q["m1"]["mean"] == pytest.approx(0.75) and q["m1"]["n"] == 5    # (5 -> 1.0 and 3 -> 0.5) averaged
