@@ -8,6 +8,7 @@ from core.catalog import endpoints
 from core.errors import UserError
 from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
 from core.catalog.models import MODEL_FIELDS, list_models
+from core.config import db_path
 from core.store import devices
 
 
@@ -23,7 +24,7 @@ def cached_models(loaded: frozenset, refresh: int):
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def cached_devices() -> list[str]:
+def cached_devices(store: str) -> list[str]:
     return devices.device_names()
 
 
@@ -43,7 +44,7 @@ def render_list(models, eps, notices) -> list[dict]:
     max_mb = float(df["disk_mb"].max() or 0) if df["disk_mb"].notna().any() else 0.0
     limit = c3.number_input("Max disk MB (0 = any)", min_value=0.0, value=0.0, step=100.0, key="models_f_size",
                             help=f"largest listed: {max_mb:,.0f} MB")
-    on_devices = c4.multiselect("Benchmarked on device", cached_devices(), key="models_f_device",
+    on_devices = c4.multiselect("Benchmarked on device", cached_devices(str(db_path())), key="models_f_device",
                                 help="models with a benchmark run recorded on these devices")
     mask = pd.Series(True, index=df.index)
     if on_devices:

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--report", metavar="OUT.md|OUT.html", help="write a report (.md, .html, .csv or .json)")
     p.add_argument("--save", metavar="NAME", help="save the decision under this name")
     p.add_argument("--notes", default="", help="the team's notes, saved with --save and shown in the report")
-    p.add_argument("--db", metavar="PATH", help="DuckDB file (default: data/slm_selector.duckdb or $SLM_DB)")
+    p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default: data/slm_selector.duckdb or $SLM_DB)")
     p.set_defaults(func=run)
 
 

@@ -123,7 +123,11 @@ def lake_data_path(url: str) -> tuple[str | None, bool]:
 def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
     """S3 credentials from the environment only (never stored): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     AWS_REGION, AWS_ENDPOINT_URL (for S3-compatible storage)."""
-    con.execute("LOAD httpfs")
+    try:
+        con.execute("LOAD httpfs")
+    except duckdb.Error as exc:
+        raise UserError("an s3:// SLM_DATA_PATH needs the httpfs extension: pip install 'duckdb-ext-httpfs==1.4.4.*' "
+                        f"({_one_line(exc)})") from exc
     parts = ["TYPE s3"]
     for env, key in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"),
                      ("AWS_SESSION_TOKEN", "SESSION_TOKEN"), ("AWS_REGION", "REGION")):
@@ -156,7 +160,11 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
     opts = [f"DATA_INLINING_ROW_LIMIT {INLINE_ROWS}"]
     if data:
         if data.startswith("s3://"):
-            _s3_secret(con)
+            try:
+                _s3_secret(con)
+            except UserError:
+                con.close()
+                raise
         else:
             Path(data).mkdir(parents=True, exist_ok=True)
         opts.append(f"DATA_PATH {_sql_text(data)}")
