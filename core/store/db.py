@@ -69,7 +69,8 @@ def _is_conflict(exc: Exception) -> bool:
 
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    """The error on one line, with any password of a connection string masked."""
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", " ".join(str(exc).split()), flags=re.IGNORECASE)
 
 
 def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
@@ -210,7 +211,9 @@ def close_lakes() -> None:
 
 def _cursor(target: str | Path, timeout: float) -> duckdb.DuckDBPyConnection:
     if is_lake(target):
-        cur = _lake(str(target)).cursor()
+        base = _lake(str(target))
+        with _lock:           # one cursor per operation and thread, made one at a time
+            cur = base.cursor()
         cur.execute(f"USE {LAKE_ALIAS}")
         return cur
     path = Path(target)
