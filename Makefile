@@ -16,7 +16,7 @@ UPGRADE ?=
 COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test venv test-venv models clean-db lock
+.PHONY: run test venv test-venv models clean-db lock postgres
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,15 @@ models: venv
 run: models
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1
 
-test: test-venv models
+# PostgreSQL 15 (Debian package) for the ducklake:postgres: tests; installed when missing and we are root.
+# The tests run their own server as the postgres user on a free port: the package's cluster is stopped.
+postgres:
+	@test -x /usr/lib/postgresql/15/bin/pg_ctl || { test "$$(id -u)" = 0 && apt-get update -q \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql \
+	  && (pg_ctlcluster 15 main stop 2>/dev/null || true); } \
+	  || echo "PostgreSQL 15 not installed: the ducklake:postgres tests are skipped"
+
+test: test-venv models postgres
 	$(PY) -m pytest -q
 
 # The test lock is compiled against requirements.lock (-c in requirements-test.txt), so it comes second.

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.config import db_path
+from core.config import device_label, set_device_label, store_label
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
 
@@ -28,6 +28,14 @@ page = st.navigation({
 
 with st.sidebar:
     st.caption("Database")
-    st.code(str(db_path()), language=None, wrap_lines=True)
+    st.code(store_label(), language=None, wrap_lines=True)
+    label = st.text_input("This device", value=device_label(), key="app_device", max_chars=80,
+                          help="the label runs from this machine are recorded under (saved on this machine only; "
+                               "SLM_DEVICE overrides it)")
+    if label.strip() and label.strip() != device_label():
+        try:
+            set_device_label(label)
+        except (OSError, ValueError) as exc:
+            st.error(f"device label not saved: {' '.join(str(exc).split())}")
 
 page.run()

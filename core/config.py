@@ -14,10 +14,52 @@ DEFAULT_DB = DATA_DIR / "slm_selector.duckdb"
 APP_NAME = "slm-selector"
 
 
-def db_path() -> Path:
-    """The DuckDB file in use: `SLM_DB` when set, else data/slm_selector.duckdb."""
+def db_path() -> Path | str:
+    """The store in use: `SLM_DB` when set, else data/slm_selector.duckdb.
+
+    A DuckDB file (a Path), or a DuckLake URL kept as text: `ducklake:sqlite:PATH`, `ducklake:postgres:CONNINFO`.
+    """
     value = os.environ.get("SLM_DB", "").strip()
+    if value.startswith("ducklake:"):
+        return value
     return Path(value).expanduser().resolve() if value else DEFAULT_DB
+
+
+def store_label(target=None) -> str:
+    """The store as the UI may show it: a DuckLake postgres URL loses everything but dbname/host/port (no password)."""
+    value = str(target if target is not None else db_path())
+    if value.startswith("ducklake:postgres:"):
+        keep = [p for p in value[len("ducklake:postgres:"):].split() if p.split("=", 1)[0] in ("dbname", "host", "port")]
+        return "ducklake:postgres:" + " ".join(keep)
+    return value
+
+
+def device_file() -> Path:
+    """Where this machine keeps its device label (local: never in a shared store)."""
+    return cache_dir() / "device"
+
+
+def device_label() -> str:
+    """This machine's device label: `SLM_DEVICE`, else the label saved once for this machine, else the hostname."""
+    import socket
+    value = os.environ.get("SLM_DEVICE", "").strip()
+    if value:
+        return value
+    try:
+        saved = device_file().read_text().strip()
+    except OSError:
+        saved = ""
+    return saved or socket.gethostname()
+
+
+def set_device_label(label: str) -> str:
+    """Save this machine's device label (one line, at most 80 characters)."""
+    label = " ".join(str(label).split())[:80]
+    if not label:
+        raise ValueError("the device label is empty")
+    device_file().parent.mkdir(parents=True, exist_ok=True)
+    device_file().write_text(label + "\n")
+    return label
 
 
 def cache_dir() -> Path:

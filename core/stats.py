@@ -11,6 +11,9 @@ TAIL_MIN_SAMPLES = 20  # below this, p90/p95/p99 are indicative only (metrics.md
 
 
 def _clean(values: Iterable[float | None]) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":   # no Python loop over a numeric array
+        arr = values.astype(float, copy=False).ravel()
+        return arr[np.isfinite(arr)]
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     return arr[np.isfinite(arr)]
 

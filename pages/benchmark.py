@@ -236,7 +236,8 @@ def render_compare(runs: list[dict]) -> None:
 
 def render_past(runs: list[dict]) -> None:
     st.subheader("Past runs")
-    st.dataframe([{k: r[k] for k in ("run_id", "created_at", "status", "prompt_set", "models", "requests", "failed")}
+    st.dataframe([{k: r[k] for k in ("run_id", "created_at", "device", "status", "prompt_set", "models", "requests",
+                                     "failed")}
                   for r in runs], hide_index=True)
 
 
@@ -247,6 +248,10 @@ render_setup()
 render_progress()
 job = st.session_state.get(JOB)
 all_runs = cached_runs(hash((job.run_id, job.running)) if job else 0, str(db_path()))
+devices = sorted({r["device"] for r in all_runs})
+if len(devices) > 1:
+    picked = st.multiselect("Devices", devices, key="bench_f_devices", help="show the runs of these devices only")
+    all_runs = [r for r in all_runs if not picked or r["device"] in picked]
 if not all_runs:
     st.info("No benchmark run yet.")
 else:

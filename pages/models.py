@@ -8,6 +8,8 @@ from core.catalog import endpoints
 from core.errors import UserError
 from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
 from core.catalog.models import MODEL_FIELDS, list_models
+from core.config import db_path
+from core.store import devices
 
 
 @st.cache_resource
@@ -21,6 +23,11 @@ def cached_models(loaded: frozenset, refresh: int):
     return result.models, result.endpoints, result.notices
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def cached_devices(store: str) -> list[str]:
+    return devices.device_names()
+
+
 def render_list(models, eps, notices) -> list[dict]:
     for notice in notices:
         st.caption(f":material/info: {notice}")
@@ -31,13 +38,18 @@ def render_list(models, eps, notices) -> list[dict]:
         st.info("No models yet. Run `make run` (it builds the starter models) or add an endpoint below.")
         return []
     df = pd.DataFrame(models)[list(MODEL_FIELDS)]
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     sources = c1.multiselect("Source", sorted(df["source"].unique()), key="models_f_source")
     licenses = c2.multiselect("License", sorted(df["license"].fillna("unknown").unique()), key="models_f_license")
     max_mb = float(df["disk_mb"].max() or 0) if df["disk_mb"].notna().any() else 0.0
     limit = c3.number_input("Max disk MB (0 = any)", min_value=0.0, value=0.0, step=100.0, key="models_f_size",
                             help=f"largest listed: {max_mb:,.0f} MB")
+    on_devices = c4.multiselect("Benchmarked on device", cached_devices(str(db_path())), key="models_f_device",
+                                help="models with a benchmark run recorded on these devices")
     mask = pd.Series(True, index=df.index)
+    if on_devices:
+        benched = devices.models_on_devices(on_devices)
+        mask &= df["id"].isin(benched) | df["alias"].isin(benched)
     if sources:
         mask &= df["source"].isin(sources)
     if licenses:

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "core.cli.bench",
     "core.cli.quality",
     "core.cli.decide",
+    "core.cli.store",
 ]
 
 
@@ -33,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "db", None):  # every command's --db: the DuckDB file for this process
-        os.environ["SLM_DB"] = os.path.abspath(os.path.expanduser(args.db))
+    if getattr(args, "db", None):  # every command's --db: the store (DuckDB file or DuckLake URL) for this process
+        db = str(args.db)
+        os.environ["SLM_DB"] = db if db.startswith("ducklake:") else os.path.abspath(os.path.expanduser(db))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="default 0 (deterministic)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="default 0")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request, also for a stalled model: a Foundry Local worker that does not stop when cancelled is killed (default 120)")
-    p.add_argument("--db", metavar="PATH", help="DuckDB file (default data/slm_selector.duckdb, or SLM_DB)")
+    p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default data/slm_selector.duckdb, or SLM_DB)")
     p.add_argument("--json", metavar="OUT", help='write {"run_id", "results": [...]} to OUT')
     p.set_defaults(func=run)
 
@@ -82,7 +82,7 @@ def register(subparsers) -> None:
         description="Write benchmark_report.md, benchmark_summary.csv and benchmark_requests.csv for a stored run.")
     r.add_argument("run_id", nargs="?", help="run id (default: the latest run)")
     r.add_argument("--out", default=".", metavar="DIR", help="folder to write into (default: current folder)")
-    r.add_argument("--db", metavar="PATH", help="DuckDB file (default data/slm_selector.duckdb, or SLM_DB)")
+    r.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default data/slm_selector.duckdb, or SLM_DB)")
     r.set_defaults(func=report)
 
 

@@ -14,7 +14,12 @@ def register(subparsers) -> None:
         description="Rank the candidates (model x engine) of one or more benchmark runs by a weighted sum of "
                     "normalised criteria, with hard constraints, win probabilities, flip points and ties.",
     )
-    p.add_argument("--runs", required=True, metavar="ID[,ID...]", help="benchmark run ids")
+    p.add_argument("--runs", metavar="ID[,ID...]", help="benchmark run ids (with --devices: default every run of "
+                                                          "those devices)")
+    p.add_argument("--devices", metavar="NAME[,NAME...]",
+                   help="fleet decision: target devices; every constraint must hold on every one of them")
+    p.add_argument("--aggregate", default="worst", metavar="worst|mean|CRITERION=worst|mean,...",
+                   help="with --devices: how each criterion is taken across devices (default: the worst device)")
     p.add_argument("--weights", default="balanced", metavar="NAME=W,...",
                    help=f"weights of {', '.join(CRITERIA)} (a subset is fine, the rest are 0; normalised to sum 1) "
                         "or a preset: balanced, 'latency first', 'quality first', 'smallest footprint'")
@@ -33,7 +38,7 @@ def register(subparsers) -> None:
                         "(default 0.6); below it quality resting on the judge is marked unverified")
     p.add_argument("--judge-min-outputs", type=int, default=None, metavar="N",
                    help="trust gate: ... on at least N outputs scored by both the judge and people (default 20)")
-    p.add_argument("--db", metavar="PATH", help="DuckDB file (default: data/slm_selector.duckdb or $SLM_DB)")
+    p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default: data/slm_selector.duckdb or $SLM_DB)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from core.output import write_json
 
     weights = engine.weight_vector(args.weights)  # bad weights fail before any database work
+    if args.devices:
+        return _run_fleet(args, weights)
+    if not args.runs:
+        raise UserError("no run id given: use --runs ID[,ID...] (or --devices NAME[,NAME...])")
     run_ids = data.parse_run_ids(args.runs)
     from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate
     k = GATE_KAPPA if args.judge_min_kappa is None else args.judge_min_kappa
@@ -64,6 +73,30 @@ def run(args: argparse.Namespace) -> int:
             record.save(rec)
         if args.report:
             export.write_report(rec, args.report)
+    _print_table(result)
+    return 0
+
+
+def _run_fleet(args: argparse.Namespace, weights) -> int:
+    from core.decision import fleet, record, export
+    from core.output import write_json
+
+    devices = fleet.parse_devices(args.devices)
+    agg = fleet.parse_aggregation(args.aggregate)
+    result = fleet.decide_fleet(devices, weights, run_ids=args.runs, aggregation=agg,
+                                latency_metric=args.latency_metric, constraints=args.constraint,
+                                require_commercial=args.require_commercial, method=args.normalization)
+    if args.json:
+        write_json(args.json, result)
+    if args.report or args.save:
+        run_ids = sorted({d["run_id"] for r in result["candidates"] for d in r["devices"].values() if d})
+        rec = record.build_record(args.save or "decision", result, run_ids, notes=args.notes)
+        if args.save:
+            record.save(rec)
+        if args.report:
+            export.write_report(rec, args.report)
+    sys.stdout.write(f"devices: {', '.join(devices)}; aggregation: "
+                     f"{', '.join(f'{k}={v}' for k, v in agg.items())}\n")
     _print_table(result)
     return 0
 

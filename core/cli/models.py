@@ -80,7 +80,7 @@ def register(sub) -> None:
                                    "GGUF and the models of each configured endpoint.")
     p.add_argument("--json", metavar="FILE", help='write {"models": [...], "endpoints": [...], "notices": [...]}')
     p.add_argument("--no-catalog", action="store_true", help="skip Foundry Local's public catalog")
-    p.add_argument("--db", metavar="PATH", help="DuckDB file (default: $SLM_DB or data/slm_selector.duckdb)")
+    p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default: $SLM_DB or data/slm_selector.duckdb)")
     p.set_defaults(func=cmd_models)
 
     e = sub.add_parser("endpoint", help="add, remove or list OpenAI-compatible endpoints",

@@ -82,11 +82,13 @@ def decode_tok_s(tpot_ms) -> np.ndarray:
 
     NaN where unknown. The throughput criterion is the mean of these (the benchmark's output_tokens_per_s mean).
     """
-    from core.metrics import per_s
+    from core.metrics import MS_PER_S
 
     arr = np.asarray(tpot_ms, dtype=float).ravel()
-    vals = [per_s(float(v)) if np.isfinite(v) else None for v in arr]
-    return np.asarray([np.nan if v is None else v for v in vals], dtype=float)
+    ok = np.isfinite(arr) & (arr > 0)          # per_s: 1000 / v, unknown for a non-positive v (vectorised)
+    out = np.full(arr.shape, np.nan)
+    out[ok] = MS_PER_S / arr[ok]
+    return out
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.store.db import connect, fetch_dicts, to_json
+from core.store.db import connect, fetch_dicts, flush_inlined, retrying, to_json
 
 REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
@@ -32,24 +32,29 @@ def _dicts(cur) -> list[dict]:
 
 
 # -- writes ------------------------------------------------------------------------------------
+@retrying
 def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: dict, environment: dict,
-               prompts: list[dict], note: str | None = None) -> None:
+               prompts: list[dict], note: str | None = None, device: str | None = None) -> None:
     with connect() as con:
         con.execute(
-            "INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment, note) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note])
+            "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment, note, "
+            "device) VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?)",
+            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note,
+             device or (environment or {}).get("device")])
         con.executemany(
             "INSERT INTO run_prompts (run_id, prompt_id, position, text, tags) VALUES (?, ?, ?, ?, ?)",
             [[run_id, p["id"], i, p["text"], to_json(p.get("tags") or [])] for i, p in enumerate(prompts)])
 
 
+@retrying
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
     with connect() as con:
         con.execute("UPDATE runs SET status = ?, finished_at = current_timestamp, note = coalesce(?, note) "
                     "WHERE run_id = ?", [status, note, run_id])
+    flush_inlined()   # DuckLake: the run's small inserts written out as Parquet (no-op on a local file)
 
 
+@retrying
 def save_level(run_model: dict, requests: list[dict]) -> None:
     """One model x concurrency level: its run_models row (replaced) and its request rows, in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
@@ -63,28 +68,33 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
         if requests:
             df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
             df["chunk_gaps_ms"] = [list(map(float, g or [])) for g in df["chunk_gaps_ms"]]
+            df["warmup"] = df["warmup"].fillna(False).astype(bool)
             con.register("new_requests", df)
             try:
-                con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
-                            f"SELECT {', '.join(REQUEST_COLUMNS)} FROM new_requests")
+                con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
+                            f"SELECT {', '.join(REQUEST_COLUMNS)}, current_timestamp FROM new_requests")
             finally:
                 con.unregister("new_requests")
 
 
+@retrying
 def delete_run(run_id: str) -> None:
     with connect() as con:
         for table in ("requests", "run_models", "run_prompts", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table names are constants
 
 
+@retrying
 def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
     """Runs left 'running' by a process that died long ago become 'interrupted'."""
     with connect() as con:
-        rows = con.execute(
-            "UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run finished') "
-            "WHERE status = 'running' AND created_at < current_timestamp - to_seconds(?) RETURNING run_id",
-            [float(older_than_s)]).fetchall()
-    return len(rows)
+        # no RETURNING: DuckLake does not support it on UPDATE / DELETE
+        stale = "status = 'running' AND created_at < current_timestamp - to_seconds(?)"
+        n = con.execute(f"SELECT count(*) FROM runs WHERE {stale}", [float(older_than_s)]).fetchone()[0]
+        if n:
+            con.execute("UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run "
+                        f"finished') WHERE {stale}", [float(older_than_s)])
+    return n
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -92,7 +102,8 @@ def list_runs() -> list[dict]:
     """Every run, newest first, with its models and request counts."""
     with connect() as con:
         return _dicts(con.execute(
-            "SELECT r.run_id, r.created_at, r.finished_at, r.status, r.prompt_set, r.prompt_set_hash, r.settings, "
+            "SELECT r.run_id, r.created_at, r.finished_at, r.status, coalesce(r.device, 'unknown') AS device, "
+            " r.prompt_set, r.prompt_set_hash, r.settings, "
             " (SELECT string_agg(DISTINCT m.label || ' [' || m.backend || ']', ', ') FROM run_models m "
             "   WHERE m.run_id = r.run_id) AS models, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup) AS requests, "

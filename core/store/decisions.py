@@ -5,7 +5,7 @@ Every function opens its own short connection.
 from __future__ import annotations
 
 
-from core.store.db import connect, fetch_dicts, from_json, to_json
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
 
 
 # ------------------------------------------------------------------ benchmark inputs
@@ -70,6 +70,7 @@ def decision_exists(name: str) -> bool:
         return con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0] > 0
 
 
+@retrying
 def save_decision(rec: dict, *, replace: bool = False) -> None:
     """Insert a decision record (keys as the table's columns); `replace` overwrites one of the same name."""
     values = [to_json(rec.get(c)) if c in _JSON_COLS else rec.get(c)
@@ -80,13 +81,15 @@ def save_decision(rec: dict, *, replace: bool = False) -> None:
             con.execute("DELETE FROM decisions WHERE name = ?", [rec["name"]])
         con.execute(
             "INSERT INTO decisions (name, winner, run_ids, weights, constraints, latency_metric, normalization, "
-            "result, context, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            "result, context, notes, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, current_timestamp)", values)
 
 
+@retrying
 def update_notes(name: str, notes: str) -> bool:
     with connect() as con:
-        n = con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ? RETURNING name",
-                        [notes, name]).fetchall()
+        n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
+        con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ?", [notes, name])
     return bool(n)
 
 
@@ -110,7 +113,9 @@ def list_decisions() -> list[dict]:
             "FROM decisions ORDER BY updated_at DESC, name"))
 
 
+@retrying
 def delete_decision(name: str) -> bool:
     with connect() as con:
-        n = con.execute("DELETE FROM decisions WHERE name = ? RETURNING name", [name]).fetchall()
+        n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
+        con.execute("DELETE FROM decisions WHERE name = ?", [name])
     return bool(n)

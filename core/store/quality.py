@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from core.store.db import connect, fetch_dicts, from_json, to_json
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
 
 
 # ------------------------------------------------------------------ rubrics
@@ -32,6 +32,7 @@ def _delete_rubric(con, name: str) -> None:
     con.execute("DELETE FROM rubrics WHERE name = ?", [name])
 
 
+@retrying
 def delete_rubric(name: str) -> bool:
     with connect() as con:
         found = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
@@ -62,6 +63,7 @@ def rubric_versions(name: str) -> list[dict]:
     return rows
 
 
+@retrying
 def save_rubric(rubric) -> tuple[int, bool]:
     """Store the rubric as its current form (criteria, prompts, checks) in one transaction, and keep
     every version: other content than the latest version adds version N+1 (the old one stays in
@@ -169,13 +171,14 @@ def run_prompts(run_id: str) -> list[dict]:
 
 # ------------------------------------------------------------------ checks
 
+@retrying
 def replace_check_results(run_id: str, rubric: str, results: list[dict]) -> None:
     with connect() as con:
         con.execute("DELETE FROM check_results WHERE run_id = ? AND rubric = ?", [run_id, rubric])
         if results:
             con.executemany(
-                "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
                 [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], to_json(r["spec"]),
                   r["passed"], r["detail"]] for r in results])
 
@@ -196,6 +199,7 @@ def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------ human scores
 
+@retrying
 def save_human_scores(entries: Iterable[dict], *, rubric_version: int | None = None) -> int:
     """Merge scores and comments in ONE transaction (all or nothing), by (output, criterion, rater).
 
@@ -269,11 +273,13 @@ def raters(run_id: str, rubric: str | None = None) -> list[str]:
 
 # ------------------------------------------------------------------ judge
 
+@retrying
 def ensure_template(version: str, kind: str, text: str) -> None:
     with connect() as con:
         row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [version]).fetchone()
         if row is None:
-            con.execute("INSERT INTO judge_templates (version, kind, text) VALUES (?, ?, ?)", [version, kind, text])
+            con.execute("INSERT INTO judge_templates (version, kind, text, created_at) VALUES (?, ?, ?, current_timestamp)",
+                        [version, kind, text])
         elif row[0] != text:
             raise RuntimeError(f"judge template {version} changed without a new version number")
 
@@ -284,6 +290,7 @@ def template_text(version: str) -> str | None:
     return row[0] if row else None
 
 
+@retrying
 def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backend: str, judge_endpoint: str | None,
                      mode: str, template_version: str, settings: dict, warnings: list[str],
                      rubric_version: int | None = None) -> str:
@@ -298,12 +305,14 @@ def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backen
     return judge_run_id
 
 
+@retrying
 def finish_judge_run(judge_run_id: str, status: str) -> None:
     with connect() as con:
         con.execute("UPDATE judge_runs SET status = ?, finished_at = current_timestamp WHERE judge_run_id = ?",
                     [status, judge_run_id])
 
 
+@retrying
 def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: str, template_version: str,
                    status: str, scores: dict[str, float] | None, rationale: str | None, raw: str | None,
                    raw_attempts: list[str], attempts: int, error: str | None, messages: list[dict],
@@ -322,12 +331,14 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
     return judgement_id
 
 
+@retrying
 def save_pairwise(row: dict) -> None:
     cols = ("judge_run_id", "run_id", "rubric", "prompt_id", "request_a", "request_b", "model_a", "model_b",
             "template_version", "verdict_ab", "verdict_ba", "verdict", "rationale_ab", "rationale_ba", "raw_ab",
             "raw_ba", "error")
     with connect() as con:
-        con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}, created_at) "
+                    f"VALUES ({', '.join('?' for _ in cols)}, current_timestamp)",
                     [row.get(c) for c in cols])
 
 
