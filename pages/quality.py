@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.config import db_path
 from core.errors import UserError
+from core.output import md_text
 from core.jobs import Job
 from core.quality import checks, judge, rubrics, scores, views
 
@@ -53,19 +54,19 @@ def render_rubrics() -> None:
                 try:
                     new = views.rubric_from_edit(doc, rub.name, desc, crit.to_dict("records"), rest)
                     rubrics.import_rubric(new)
-                    st.success(f"Saved rubric {rub.name}.")
+                    st.success(f"Saved rubric {md_text(rub.name)}.")
                 except UserError as exc:
-                    st.error(exc.one_line())
+                    st.error(md_text(exc.one_line()))
     up = st.file_uploader("Import a rubric (JSON)", type=["json"], key=K + "upload")
     if up is not None and st.button("Import", key=K + "import"):
         try:
-            rub = rubrics.parse_rubric_text(up.getvalue().decode("utf-8", errors="strict"), up.name)
+            rub = rubrics.parse_rubric_text(up.getvalue(), up.name)
             rubrics.import_rubric(rub)
-            st.success(f"Imported rubric {rub.name}: {len(rub.criteria)} criteria, {len(rub.prompts)} prompts.")
+            st.success(f"Imported rubric {md_text(rub.name)}: {len(rub.criteria)} criteria, {len(rub.prompts)} prompts.")
         except UnicodeDecodeError:
-            st.error(f"{up.name}: not UTF-8 text")
+            st.error(f"{md_text(up.name)}: not UTF-8 text")
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
 
 
 def render_run_picker() -> tuple[str | None, str | None]:
@@ -120,7 +121,7 @@ def render_judge(run_id: str, rubric: str) -> None:
 
     outs = run_outputs(run_id)
     for w in judge.same_family_warnings(jm.model, sorted({o["model_id"] for o in outs})):
-        st.warning(w)
+        st.warning(md_text(w))
     n = len(outs)
     pairs = 0
     if pairwise:
@@ -131,7 +132,7 @@ def render_judge(run_id: str, rubric: str) -> None:
     st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
     kind, msg = st.session_state.pop(K + "judge_msg", (None, None))
     if msg:
-        (st.error if kind == "error" else st.success)(msg)
+        (st.error if kind == "error" else st.success)(md_text(msg))
     job = st.session_state.get(K + "job")
     if job is None and st.button("Run judge", type="primary", key=K + "run_judge"):
         st.session_state[K + "job"] = Job(judge.run_judge, run_id=run_id, rubric_name=rubric, judge=jm,
@@ -149,7 +150,7 @@ def render_judge_progress() -> None:
     snap = job.snapshot()
     if snap["running"]:
         total = snap["total"] or 1
-        st.progress(snap["done"] / total, text=f"{snap['done']} of {snap['total']}: {snap['what']}")
+        st.progress(snap["done"] / total, text=f"{snap['done']} of {snap['total']}: {md_text(snap['what'])}")
         if st.button("Cancel judge run", key=K + "cancel_judge", disabled=snap["cancelling"]):
             job.cancel()
         return
@@ -180,7 +181,7 @@ def render_results(run_id: str, rubric: str) -> None:
                                      f"{j['template_version']} · {j['status']}" for j in pointwise}
         jr_id = st.selectbox("Judge run (scores)", list(labels), format_func=labels.get, key=K + "jrun")
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
-            st.warning(w)
+            st.warning(md_text(w))
     report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id)
     st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs)")
     _table(views.quality_rows(report))
@@ -208,7 +209,7 @@ def render_results(run_id: str, rubric: str) -> None:
         try:
             checks.run_checks(run_id, rubric)
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
     summary, detail = views.check_rows(run_id, rubric)
     if summary:
         st.markdown("**Automatic checks**")
@@ -227,7 +228,7 @@ def main() -> None:
             render_judge(run_id, rubric)
             render_results(run_id, rubric)
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
 
 
 main()

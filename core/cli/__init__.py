@@ -35,11 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "db", None):  # every command's --db: the DuckDB file for this process
         os.environ["SLM_DB"] = os.path.abspath(os.path.expanduser(args.db))
+    from core.output import TerminalStream, redact
+
+    # Everything the commands print passes through term_text: model ids, endpoint errors and outputs
+    # come from outside and may hold ANSI escapes or control characters.
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(f"error: {redact(exc.one_line())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
+from core.output import redact
 from core.store.db import connect, fetch_dicts, from_json, to_json
 
 
@@ -232,7 +233,7 @@ def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backen
         con.execute(
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
             "template_version, settings, warnings, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-            [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
+            [judge_run_id, run_id, rubric, judge_model, judge_backend, redact(judge_endpoint), mode, template_version,
              to_json(settings), to_json(warnings)])
     return judge_run_id
 
@@ -252,7 +253,7 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
             "INSERT INTO judgements (judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, "
             "rationale, raw, raw_attempts, attempts, error, messages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
-             to_json(raw_attempts), attempts, error, to_json(messages)])
+             to_json(raw_attempts), attempts, redact(error), to_json(messages)])
         if scores:
             con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
                             [[judgement_id, c, float(v)] for c, v in scores.items()])
