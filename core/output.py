@@ -84,7 +84,7 @@ def script_body(js: str) -> str:
 
 # ---------------------------------------------------------------- Markdown (files and Streamlit)
 
-_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()#!|<>~:@&$^])")
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()#!|<>~@&$^])")
 _MD_LINE_START = re.compile(r"^([-+=])|^(\d+)\.")
 _BARE_LINK = re.compile(r"(?i)(?<=www)(?=\.)|(?<=:)(?=//)")
 WORD_JOINER = "\u2060"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from core.decision.matrix import CRITERIA, CRITERION_KEY
 from core.errors import UserError
-from core.output import _jsonable, csv_row, html_text, md_text, script_body, script_json
+from core.output import _jsonable, csv_row, md_text, script_body, script_json
+from core.output import html_text as escape_html
 
 LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
 CRITERION_TITLE = {
@@ -173,7 +174,7 @@ def html_text(record: dict) -> str:
     """One self-contained HTML page: no network request of any kind when opened."""
     from core.decision.charts import chart_specs
 
-    e = html_text
+    e = escape_html
     res = record["result"]
     lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
     specs = chart_specs(res)
