@@ -114,6 +114,9 @@ def md_code(value: Any) -> str:
 # ---------------------------------------------------------------- CSV
 
 _FORMULA_START = ("=", "+", "-", "@")
+# Rows end in CRLF (RFC 4180): the writer then quotes any cell holding a lone CR, which a "\n" terminator
+# would leave bare, splitting the row for every reader.
+CSV_EOL = "\r\n"
 
 
 def csv_cell(value: Any) -> Any:

@@ -7,6 +7,7 @@ package is missing, the charts are left out and the report says so.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from pathlib import Path
@@ -152,7 +153,9 @@ def _context_line(ctx: dict) -> str:
     return "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=4)
 def _js_bundle(snippet: str) -> str | None:
+    """The bundled JavaScript for `snippet` (constant: the data lives in its own JSON element)."""
     try:
         import vl_convert as vlc
     except ImportError:
@@ -243,7 +246,7 @@ def write_report(record: dict, path: str | Path) -> Path:
     text = writers[suffix](record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8", newline="")   # CSV rows keep their CRLF on every OS
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

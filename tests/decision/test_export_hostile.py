@@ -120,3 +120,67 @@ def test_csv_has_no_live_formula(rec):
         for cell in r.values():
             assert cell[:1] not in ("=", "+", "@", "\t", "\r") and not cell.lstrip().startswith("=")
     assert {r["candidate"] for r in rows} >= {"'" + FORMULA + " | foundry | run-a"}
+
+
+# ------------------------------------------------------------------ any names, property-based
+
+import copy  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from core.output import csv_cell, term_text  # noqa: E402
+
+META = ["<", ">", "&", "\"", "'", "`", "*", "_", "[", "]", "(", ")", "!", "|", "#", "\\", "$", "=", "+", "-", "@",
+        "\t", "\n", "\x1b[31m", "\u2028", "</script", "</SCRIPT", "<!--", "![j](http://evil/x.png)", "www.", "  =1+2"]
+names = st.lists(st.one_of(st.text(min_size=1, max_size=6), st.sampled_from(META)), min_size=1, max_size=6).map("".join)
+HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "tr", "th", "td", "span",
+             "div", "ul", "li", "script"}
+MD_TOKENS = {"heading_open", "heading_close", "inline", "text", "paragraph_open", "paragraph_close",
+             "bullet_list_open", "bullet_list_close", "list_item_open", "list_item_close", "table_open", "table_close",
+             "thead_open", "thead_close", "tbody_open", "tbody_close", "tr_open", "tr_close", "th_open", "th_close",
+             "td_open", "td_close", "softbreak", "hardbreak", "strong_open", "strong_close"}
+
+
+def _rename(rec, new_names):
+    rec = copy.deepcopy(rec)
+    old = [r["candidate"] for r in rec["result"]["candidates"]]
+    mapping = dict(zip(old, new_names))
+    for r in rec["result"]["candidates"]:
+        r["candidate"] = r["model"] = mapping[r["candidate"]]
+        r["tie_with"] = [mapping.get(t, t) for t in r["tie_with"]]
+    if rec["result"]["winner"] in mapping:
+        rec["result"]["winner"] = mapping[rec["result"]["winner"]]
+    rec["name"] = new_names[0]
+    return rec
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(st.lists(names, min_size=4, max_size=4, unique=True))
+def test_any_names_stay_text_in_every_export(rec, new_names):
+    r = _rename(rec, new_names)
+    # HTML: only our own tags, no handler attribute, every name in the text as given
+    p = _Elements()
+    p.feed(export.html_text(r))
+    p.close()
+    assert {t for t, _ in p.elements} <= HTML_TAGS
+    assert not [e for e in p.elements if any(k.startswith("on") for k in e[1])]
+    assert [t for t, _ in p.scripts] in (["application/json", "module"], [])
+    # Markdown: only our own constructs; every name readable
+    stack, types, text = MarkdownIt("commonmark").enable("table").parse(export.markdown_text(r)), set(), []
+    while stack:
+        t = stack.pop()
+        types.add(t.type)
+        stack.extend(t.children or [])
+        if t.type == "text":
+            text.append(t.content)
+    assert types <= MD_TOKENS, types - MD_TOKENS
+    shown = " ".join(text).replace(WORD_JOINER, "")
+    for n in new_names:
+        assert " ".join(term_text(n).split()) in shown
+    # CSV: the names back as written, none a formula
+    rows = list(csv.DictReader(io.StringIO(export.csv_text(r))))
+    assert sorted(x["model"] for x in rows) == sorted(csv_cell(n) for n in new_names)
+    for row in rows:
+        for cell in row.values():
+            assert not (cell[:1] in ("\t", "\r") or cell.lstrip()[:1] in ("=", "+", "@"))
