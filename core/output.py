@@ -23,6 +23,7 @@ import html
 import json
 import math
 import re
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -269,12 +270,20 @@ def redact(text: Any) -> Any:
 
 # ---------------------------------------------------------------- reading untrusted JSON
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def json_depth_error(text: str, max_depth: int) -> tuple[int, int] | None:
-    """(line, column) where `text` nests arrays/objects deeper than `max_depth`, or None. No recursion:
-    a scan over strings and brackets only, so any depth is measured safely."""
+    """(line, column) where `text` nests arrays/objects deeper than `max_depth`, or None. No recursion: strings
+    are cut out and the brackets left are counted (regular expressions, C speed); the place is looked for only
+    when the limit is passed."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return None
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0) <= max_depth:
+        return None
     depth = 0
     for m in _JSON_TOKEN.finditer(text):
         tok = m.group(0)
