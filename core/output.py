@@ -196,8 +196,8 @@ _HEX = set("0123456789abcdefABCDEF")
 
 def _random_like(token: str) -> bool:
     """A long run mixing letters and digits the way generated keys do, not a name: model names are made of
-    short parts (``SmolLM2-135M-Instruct-Q4_K_M``); hashes (all hex, 40 or 64 long) are not keys."""
-    for seg in re.split(r"[-_]", token.rstrip("=")):
+    short parts (``SmolLM2-135M-Instruct-Q4_K_M``), paths of short folders; hashes (all hex, 40 or 64 long) are not keys."""
+    for seg in re.split(r"[-_/]", token.rstrip("=")):
         digits = sum(c.isdigit() for c in seg)
         upper = sum(c.isupper() for c in seg)
         lower = sum(c.islower() for c in seg)

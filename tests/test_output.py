@@ -202,6 +202,8 @@ def test_redact_url_credentials_and_leaves_names_and_hashes():
     out = redact(text)
     assert "hunter2" not in out and "bob" not in out and "api-key=***" in out and "sig=***" in out and "x=1" in out
     assert "SmolLM2-135M-Instruct-Q4_K_M-GGUF" in out and "ab12" * 16 in out
+    path = "cannot read /home/User/Projects2024/Models3B/x.json: no such file"
+    assert redact(path) == path
     assert redact({"endpoint": "http://u:p@h/v1", "n": 3, "l": ["Bearer abcdefghijk123"]}) == \
         {"endpoint": "http://***@h/v1", "n": 3, "l": ["Bearer ***"]}
 
