@@ -183,7 +183,7 @@ def html_text(record: dict) -> str:
     specs = chart_specs(res)
     # The specs (holding model names) stay out of the bundled code: a JSON element, every '<', '>', '&'
     # escaped (script_json), read at load time; the bundle itself is constant vendor code.
-    snippet = "const specs = JSON.parse(document.getElementById('chart-specs').textContent);\n" + \
+    snippet = "const specs = JSON.parse(document.getElementById('decision-specs').textContent);\n" + \
         "for (const [name, spec] of Object.entries(specs)) {\n" \
         "  vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})" \
         ".catch(err => { document.getElementById('chart-' + name).textContent = 'chart failed: ' + err; });\n}\n"
@@ -229,7 +229,7 @@ def html_text(record: dict) -> str:
     out.append("</ul><h2>Notes</h2>")
     out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
     if bundle is not None:
-        out.append(f"<script type=\"application/json\" id=\"chart-specs\">{script_json(specs)}</script>")
+        out.append(f"<script type=\"application/json\" id=\"decision-specs\">{script_json(specs)}</script>")
         out.append("<script type=\"module\">\n" + script_body(bundle) + "\n</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
