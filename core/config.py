@@ -66,3 +66,33 @@ def cache_dir() -> Path:
     """Per-user cache outside the clone (built starter models are kept here, keyed by recipe)."""
     base = os.environ.get("SLM_CACHE") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / APP_NAME
+
+
+# ---------------------------------------------------------------- input limits
+# Every file parser (prompt sets, models.json, rubrics, annotation files) checks these before it stores
+# anything. Each can be raised or lowered with the environment variable of the same name.
+LIMITS = {
+    "SLM_MAX_FILE_MB": 10,            # size of one input file (prompt set, models.json, rubric, annotations)
+    "SLM_MAX_PROMPTS": 10_000,        # prompts in one prompt set
+    "SLM_MAX_PROMPT_CHARS": 200_000,  # characters in one prompt
+    "SLM_MAX_JSON_DEPTH": 64,         # nesting of arrays/objects in an input file
+    "SLM_MAX_OUTPUT_JSON_DEPTH": 256,  # nesting the `valid_json` check follows in a model's output
+}
+
+
+def limit(name: str) -> int:
+    """The limit `name` (a key of LIMITS): the environment variable when it holds a positive whole number,
+    else the default."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number > 0:
+            return number
+    return LIMITS[name]
+
+
+def max_file_bytes() -> int:
+    return limit("SLM_MAX_FILE_MB") * 1024 * 1024

@@ -1,13 +1,13 @@
 """Benchmark: pick models and a prompt set, run in the background with live progress, read the results."""
-import json
 
 import streamlit as st
 
 from core.bench import charts
-from core.bench.inputs import ModelSpec, Settings, load_prompts, parse_prompts, shipped_prompt_sets
+from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
 from core.bench.job import BenchJob
 from core.config import db_path
 from core.errors import UserError
+from core.output import md_text
 from core.bench.report import BenchReport, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
@@ -27,7 +27,7 @@ def render_models() -> list[ModelSpec]:
         st.session_state["bench_refresh"] = st.session_state.get("bench_refresh", 0) + 1
     rows, notices = runnable_models(st.session_state.get("bench_refresh", 0), str(db_path()))
     for n in notices:
-        st.caption(f":material/info: {n}")
+        st.caption(f":material/info: {md_text(n)}")
     labels = {f"{m.get('alias') or m['id']}  ·  {m['backend']}  ·  {m.get('source')}": m for m in rows}
     if not labels:
         st.info("No runnable model: build the starter models (`python -m core setup-models`) or add an endpoint "
@@ -53,22 +53,14 @@ def render_prompts():
                                   key="bench_prompt_upload")
             if up is None:
                 return None
-            try:
-                data = json.loads(up.getvalue().decode("utf-8-sig"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise UserError(f"prompt file {up.name} is not valid JSON ({exc})") from exc
-            ps = parse_prompts(data, name=up.name)
+            ps = read_prompts(up.getvalue(), up.name)
         else:
             base = st.session_state.get("bench_prompt_shipped") or next(iter(sets), None)
             start = sets[base].read_text() if base in sets else '["Explain retrieval augmented generation briefly."]'
             text = st.text_area("Prompts (JSON)", start, height=220, key="bench_prompt_text")
-            try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise UserError(f"the edited prompt set is not valid JSON ({exc})") from exc
-            ps = parse_prompts(data, name="edited")
+            ps = read_prompts(text, "edited")
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
         return None
     st.caption(f"{len(ps.prompts)} prompts · sha256 {ps.hash[:12]}…")
     with st.expander("Prompts (as sent)"):
@@ -94,7 +86,7 @@ def render_settings() -> Settings | None:
     except ValueError:
         st.error("Concurrency levels: whole numbers separated by commas, e.g. 1,2,4")
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
     return None
 
 
@@ -110,7 +102,7 @@ def render_setup() -> None:
                 st.session_state[JOB] = BenchJob(specs, ps, settings).start()
                 st.session_state["bench_view_run"] = st.session_state[JOB].run_id
             except UserError as exc:
-                st.error(exc.one_line())
+                st.error(md_text(exc.one_line()))
             st.rerun()
 
 
@@ -126,13 +118,13 @@ def _progress_body() -> None:
     st.caption(f"Run {snap.run_id}: {snap.status} · {snap.done}/{snap.total} requests · "
                f"{snap.elapsed_s:.0f} s elapsed{eta}" + (" · cancelling…" if snap.cancelling else ""))
     if snap.error:
-        st.error(snap.error)
+        st.error(md_text(snap.error))
     for m in snap.models:
         frac = m.done / m.total if m.total else 0.0
         level = f" · concurrency {m.concurrency}" if m.concurrency else ""
         m_eta = f" · ETA {m.eta_s:.0f} s" if m.eta_s and m.phase in ("warmup", "running") else ""
         failed = f" · {m.failed} failed" if m.failed else ""
-        st.progress(min(frac, 1.0), text=f"{m.label} [{m.backend}]{level} · {m.phase} · {m.done}/{m.total}{failed}{m_eta}")
+        st.progress(min(frac, 1.0), text=f"{md_text(m.label)} \\[{m.backend}\\]{level} · {m.phase} · {m.done}/{m.total}{failed}{m_eta}")
         if m.error:
             st.text(f"{m.label}: {m.error}")
     if job.running and st.button("Cancel", key="bench_cancel", disabled=snap.cancelling):
@@ -166,7 +158,7 @@ def render_results(runs: list[dict]) -> None:
     run_id = st.selectbox("Run", ids, index=index, format_func=fmt.get, key="bench_result_run")
     report = _report(run_id)
     if report.run["status"] != "completed":
-        st.caption(f"This run is {report.run['status']}: numbers come from the requests that finished.")
+        st.caption(f"This run is {md_text(report.run['status'])}: numbers come from the requests that finished.")
     table = charts.summary_table(report.results)
     st.dataframe(table, hide_index=True)
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):

@@ -8,6 +8,7 @@ from core.decision import charts, data, engine, export, record, view
 from core.decision.licenses import known_licenses
 from core.decision.matrix import CRITERIA, PRESETS, explanation
 from core.errors import UserError
+from core.output import md_text
 from core.store import decisions as store
 
 K = "decision_"  # session-state namespace
@@ -122,9 +123,9 @@ def render_save(result: dict, run_ids: list[str]) -> None:
             try:
                 rec = record.build_record(name, result, run_ids, notes=notes)
                 record.save(rec, replace=replace)
-                st.success(f"Saved '{rec['name']}'. Show it on the Present page.")
+                st.success(f"Saved '{md_text(rec['name'])}'. Show it on the Present page.")
             except UserError as exc:
-                st.error(exc.one_line())
+                st.error(md_text(exc.one_line()))
     rec = record.build_record(st.session_state.get(K + "name") or "decision", result, run_ids,
                               notes=st.session_state.get(K + "notes") or "", context={"runs": data.run_context(run_ids)})
     stem = "decision"
@@ -154,7 +155,7 @@ def main() -> None:
         render_charts(result)
         render_save(result, run_ids)
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
 
 
 main()

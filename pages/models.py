@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.catalog import endpoints
 from core.errors import UserError
+from core.output import md_text
 from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
 from core.catalog.models import MODEL_FIELDS, list_models
 from core.config import db_path
@@ -30,10 +31,10 @@ def cached_devices(store: str) -> list[str]:
 
 def render_list(models, eps, notices) -> list[dict]:
     for notice in notices:
-        st.caption(f":material/info: {notice}")
+        st.caption(f":material/info: {md_text(notice)}")
     for ep in eps:
         if ep["status"] != "ok":
-            st.caption(f":material/cloud_off: endpoint {ep['name']}: unreachable ({ep['message']})")
+            st.caption(f":material/cloud_off: endpoint {md_text(ep['name'])}: unreachable ({md_text(ep['message'])})")
     if not models:
         st.info("No models yet. Run `make run` (it builds the starter models) or add an endpoint below.")
         return []
@@ -86,7 +87,7 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
             text += piece
             box.text(text)  # plain text, never markdown
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
         return
     cols = st.columns(3)
     cols[0].metric("Time to first token", f"{stats['ttft_ms']:.0f} ms" if stats.get("ttft_ms") is not None else "–")
@@ -122,7 +123,7 @@ def render_load(models: list[dict], pool: LoadedModels) -> None:
                 cached_models.clear()
                 st.rerun()
             except UserError as exc:
-                st.error(exc.one_line())
+                st.error(md_text(exc.one_line()))
 
 
 def render_register() -> None:
@@ -137,20 +138,23 @@ def render_register() -> None:
         license_id = c2.text_input("License id", "unknown", key="models_reg_license")
         params = c1.text_input("Parameters", placeholder="135M", key="models_reg_params")
         quant = c2.text_input("Quantization", placeholder="int4", key="models_reg_quant")
+        replace = st.checkbox("If this id is registered for another folder, replace that registration",
+                              key="models_reg_replace")
         go = st.form_submit_button("Validate and register")
     if go:
         problems = foundry.validate_model_folder(folder) if folder else ["no folder given"]
         if problems:
-            st.error("Cannot register: " + "; ".join(problems))
+            st.error("Cannot register: " + md_text("; ".join(problems)))
             return
         try:
             registered = foundry.register_local_model(folder, model_id.strip(), display_name=display or model_id,
                                                       publisher=publisher, license=license_id,
-                                                      parameters=params or None, quantization=quant or None)
+                                                      parameters=params or None, quantization=quant or None,
+                                                      replace=replace)
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
             return
-        st.success(f"Registered {registered}")
+        st.success(f"Registered {md_text(registered)}")
         cached_models.clear()
 
 
@@ -170,7 +174,7 @@ def render_endpoints(eps) -> None:
             cached_models.clear()
             st.rerun()
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
     names = [e["name"] for e in eps]
     if names:
         c1, c2 = st.columns([4, 1])
@@ -210,12 +214,12 @@ def render_download(models: list[dict]) -> None:
     def progress():
         if not state.get("thread"):
             return
-        st.progress(min(state["pct"], 100.0) / 100, text=f"{state['model']}: {state['pct']:.0f}%")
+        st.progress(min(state["pct"], 100.0) / 100, text=f"{md_text(state['model'])}: {state['pct']:.0f}%")
         if state["done"]:
             if state["error"]:
-                st.error(state["error"])
+                st.error(md_text(state["error"]))
             else:
-                st.success(f"Downloaded {state['model']}")
+                st.success(f"Downloaded {md_text(state['model'])}")
             state.clear()
             cached_models.clear()
         elif st.button("Cancel download", key="models_dl_cancel"):
@@ -230,7 +234,7 @@ def render_eps() -> None:
     try:
         eps = foundry.execution_providers()
     except UserError as exc:
-        st.caption(exc.one_line())
+        st.caption(md_text(exc.one_line()))
         return
     if eps:
         st.dataframe(pd.DataFrame(eps), hide_index=True, width="stretch")
@@ -243,7 +247,7 @@ def render_eps() -> None:
                 foundry.register_execution_providers()
             st.success("Execution providers registered.")
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
 
 
 st.title("Models")

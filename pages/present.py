@@ -40,7 +40,7 @@ def render(rec: dict) -> None:
     st.altair_chart(charts.score_chart(res), width="content")
     st.header("Notes")
     st.text(rec.get("notes") or "(none)")
-    st.caption(f"Saved {rec.get('created_at')} · runs {', '.join(rec['run_ids'])} · {res['explanation']}")
+    st.caption(md_text(f"Saved {rec.get('created_at')} · runs {', '.join(rec['run_ids'])} · {res['explanation']}"))
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
             return
         render(record.load(name))
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
 
 
 main()

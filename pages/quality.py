@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.config import db_path
 from core.errors import UserError
+from core.output import md_text
 from core.jobs import Job
 from core.quality import checks, judge, rubrics, scores, views
 
@@ -53,19 +54,19 @@ def render_rubrics() -> None:
                 try:
                     new = views.rubric_from_edit(doc, rub.name, desc, crit.to_dict("records"), rest)
                     rubrics.import_rubric(new)
-                    st.success(f"Saved rubric {rub.name}.")
+                    st.success(f"Saved rubric {md_text(rub.name)}.")
                 except UserError as exc:
-                    st.error(exc.one_line())
+                    st.error(md_text(exc.one_line()))
     up = st.file_uploader("Import a rubric (JSON)", type=["json"], key=K + "upload")
     if up is not None and st.button("Import", key=K + "import"):
         try:
-            rub = rubrics.parse_rubric_text(up.getvalue().decode("utf-8", errors="strict"), up.name)
+            rub = rubrics.parse_rubric_text(up.getvalue(), up.name)
             rubrics.import_rubric(rub)
-            st.success(f"Imported rubric {rub.name}: {len(rub.criteria)} criteria, {len(rub.prompts)} prompts.")
+            st.success(f"Imported rubric {md_text(rub.name)}: {len(rub.criteria)} criteria, {len(rub.prompts)} prompts.")
         except UnicodeDecodeError:
-            st.error(f"{up.name}: not UTF-8 text")
+            st.error(f"{md_text(up.name)}: not UTF-8 text")
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
 
 
 def render_run_picker() -> tuple[str | None, str | None]:
@@ -129,7 +130,7 @@ def render_judge(run_id: str, rubric: str) -> None:
 
     outs = run_outputs(run_id)
     for w in judge.same_family_warnings(jm.model, sorted({o["model_id"] for o in outs})):
-        st.warning(w)
+        st.warning(md_text(w))
     n = len(outs)
     pairs = 0
     if pairwise:
@@ -140,7 +141,7 @@ def render_judge(run_id: str, rubric: str) -> None:
     st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
     kind, msg = st.session_state.pop(K + "judge_msg", (None, None))
     if msg:
-        {"error": st.error, "warning": st.warning}.get(kind, st.success)(msg)
+        {"error": st.error, "warning": st.warning}.get(kind, st.success)(md_text(msg))
     job = st.session_state.get(K + "job")
     if job is None and st.button("Run judge", type="primary", key=K + "run_judge"):
         st.session_state[K + "job"] = Job(judge.run_judge, run_id=run_id, rubric_name=rubric, judge=jm,
@@ -158,7 +159,7 @@ def render_judge_progress() -> None:
     snap = job.snapshot()
     if snap["running"]:
         total = snap["total"] or 1
-        st.progress(snap["done"] / total, text=f"{snap['done']} of {snap['total']}: {snap['what']}")
+        st.progress(snap["done"] / total, text=f"{snap['done']} of {snap['total']}: {md_text(snap['what'])}")
         if st.button("Cancel judge run", key=K + "cancel_judge", disabled=snap["cancelling"]):
             job.cancel()
         return
@@ -209,14 +210,14 @@ def render_results(run_id: str, rubric: str) -> None:
         elif h["state"] == "partial":
             st.warning(f"{h['total'] - h['parsed']} of {h['total']} judgements failed. Cause: {h['cause']}")
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
-            st.warning(w)
+            st.warning(md_text(w))
     from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate, judge_calibration
     g1, g2 = st.columns(2)
     gate = Gate(g1.number_input("Trust gate: min kappa with people", -1.0, 1.0, GATE_KAPPA, 0.05, key=K + "gate_k"),
                 int(g2.number_input("Trust gate: min co-scored outputs", 1, 10_000, GATE_MIN_OUTPUTS, 1, key=K + "gate_n")))
     report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id, gate=gate)
     if report.get("gate") and not report["gate"]["trusted"]:
-        st.warning(f"Judge unverified: {report['gate']['reason']}. Quality uses people's scores where they exist; "
+        st.warning(f"Judge unverified: {md_text(report['gate']['reason'])}. Quality uses people's scores where they exist; "
                    "the rest is marked unverified.")
     st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs)")
     _table(views.quality_rows(report))
@@ -260,7 +261,7 @@ def render_results(run_id: str, rubric: str) -> None:
         try:
             checks.run_checks(run_id, rubric)
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
     summary, detail = views.check_rows(run_id, rubric)
     if summary:
         st.markdown("**Automatic checks**")
@@ -279,7 +280,7 @@ def main() -> None:
             render_judge(run_id, rubric)
             render_results(run_id, rubric)
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
 
 
 main()

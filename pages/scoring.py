@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
+from core.output import md_text
 from core.quality import blind, rubrics, views
 
 K = "scoring_"  # session-state namespace
@@ -90,7 +91,7 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
                     sc[c.name] = st.number_input(
                         f"{c.name} ({c.scale_min}-{c.scale_max})", min_value=c.scale_min, max_value=c.scale_max,
                         step=1, value=int(saved) if saved is not None else None, placeholder="score",
-                        key=f"{form_key}_{cand.slot}_{c.name}", help=c.description)
+                        key=f"{form_key}_{cand.slot}_{c.name}", help=md_text(c.description))
                 comment = st.text_input("Comment", value=cand.comment, key=f"{form_key}_{cand.slot}_comment")
                 values[cand.request_id] = (sc, comment)
         submitted = st.form_submit_button("Save and next", type="primary")
@@ -98,7 +99,7 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
         try:
             blind.save_prompt_scores(session.run_id, session.rubric, session.rater, values)
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
             return
         for cand in p.candidates:   # what was saved, in memory: no reload of every score before the rerun
             cand.scores = dict(values[cand.request_id][0])
@@ -129,10 +130,10 @@ def render_files(session: blind.BlindSession) -> None:
             try:
                 res = blind.import_annotations(up.getvalue(), rater=session.rater, expect_run=session.run_id,
                                                expect_rubric=session.rubric)
-                st.success(f"Imported {res['rows']} scored outputs for {res['rater']} "
+                st.success(f"Imported {res['rows']} scored outputs for {md_text(res['rater'])} "
                            f"({res['skipped']} left blank).")
             except UserError as exc:
-                st.error(f"Nothing imported: {exc.one_line()}")
+                st.error(f"Nothing imported: {md_text(exc.one_line())}")
 
 
 def main() -> None:
@@ -152,7 +153,7 @@ def main() -> None:
         render_prompt(session, idx, revealed)
         render_files(session)
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
 
 
 main()

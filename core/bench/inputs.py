@@ -84,13 +84,19 @@ class PromptSet:
 
 def parse_prompts(data, name: str = "prompts") -> PromptSet:
     """A prompt set from parsed JSON: a list of strings (the workshop's shape), or a list of
-    {id, text, tags} objects, or {"prompts": [...]} holding either. UserError naming the problem."""
+    {id, text, tags} objects, or {"prompts": [...]} holding either. UserError naming the file, the prompt and
+    the problem; limits: SLM_MAX_PROMPTS prompts, SLM_MAX_PROMPT_CHARS characters each (core.config)."""
+    from core.config import limit
+
     if isinstance(data, dict) and isinstance(data.get("prompts"), list):
         data = data["prompts"]
     if not isinstance(data, list):
         raise UserError(f"prompt file {name} must hold a JSON list of prompts (strings or objects with a text)")
     if not data:
         raise UserError(f"prompt file {name} has no prompts")
+    max_prompts, max_chars = limit("SLM_MAX_PROMPTS"), limit("SLM_MAX_PROMPT_CHARS")
+    if len(data) > max_prompts:
+        raise UserError(f"prompt file {name} has {len(data):,} prompts; the limit is {max_prompts:,} (SLM_MAX_PROMPTS)")
     prompts, seen = [], set()
     for i, item in enumerate(data, 1):
         if isinstance(item, str):
@@ -102,14 +108,19 @@ def parse_prompts(data, name: str = "prompts") -> PromptSet:
             if not isinstance(pid, (str, int)) or isinstance(pid, bool):
                 raise UserError(f"prompt {i} in {name}: its id must be text")
             pid = str(pid)
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise UserError(f"prompt {i} in {name}: tags must be a list of strings")
+            if len(pid) > 200:
+                raise UserError(f"prompt {i} in {name}: its id is longer than 200 characters")
+            if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 200 for t in tags):
+                raise UserError(f"prompt {i} in {name}: tags must be a list of strings (200 characters at most)")
         else:
             raise UserError(f"prompt {i} in {name} is not text (got {type(item).__name__})")
         if not isinstance(text, str):
             raise UserError(f"prompt {i} in {name} is not text (got {type(text).__name__})")
         if not text.strip():
             raise UserError(f"prompt {i} in {name} is empty")
+        if len(text) > max_chars:
+            raise UserError(f"prompt {i} in {name} has {len(text):,} characters; the limit is {max_chars:,} "
+                            "(SLM_MAX_PROMPT_CHARS)")
         if pid in seen:
             raise UserError(f"prompt id {pid!r} appears twice in {name}")
         seen.add(pid)
@@ -117,24 +128,18 @@ def parse_prompts(data, name: str = "prompts") -> PromptSet:
     return PromptSet(name=name, prompts=prompts)
 
 
+def read_prompts(content: bytes | str, name: str) -> PromptSet:
+    """A prompt set from a file's content (an upload, an edited text). Same checks as load_prompts."""
+    from core.output import load_json
+    return parse_prompts(load_json(content, name=name, what="prompt file"), name=name)
+
+
 def load_prompts(path: str | Path) -> PromptSet:
-    """Read and check a prompt file. UserError: unreadable, malformed, empty, or a prompt not text."""
+    """Read and check a prompt file. UserError: too large (SLM_MAX_FILE_MB), unreadable, malformed, nested too
+    deep (SLM_MAX_JSON_DEPTH), empty, too many prompts, or a prompt not text."""
+    from core.output import load_json
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read prompt file {p}: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"prompt file {p} is not UTF-8 text") from exc
-    if not text.strip():
-        raise UserError(f"prompt file {p} is empty")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise UserError(f"prompt file {p} is not valid JSON ({exc})") from exc
-    return parse_prompts(data, name=p.name)
+    return parse_prompts(load_json(p, what="prompt file"), name=p.name)
 
 
 def shipped_prompt_sets() -> dict[str, Path]:
@@ -150,18 +155,33 @@ def shipped_prompt_sets() -> dict[str, Path]:
     return out
 
 
+MODEL_CONFIG_FIELDS = {"capabilities": "list", "size_mb": "number", "license": "text", "version": "text",
+                       "description": "text", "alias": "text", "id": "text", "name": "text"}
+
+
 def load_models_config(path: str | Path) -> dict[str, dict]:
-    """A workshop-style models.json: {alias: {"capabilities": [...], "size_mb": N, ...}}."""
+    """A workshop-style models.json: {alias: {"capabilities": [...], "size_mb": N, ...}}, checked whole before any
+    model runs: `size_mb` a number of 0 or more, `capabilities` a list of strings, other known fields text.
+    Unknown fields are kept (other tools' extras) but must hold plain values. UserError naming the file, the
+    model and the field."""
+    from core.output import load_json
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read models config {p}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise UserError(f"models config {p} is not valid JSON ({exc})") from exc
+    data = load_json(p, what="models config")
     if isinstance(data, dict) and isinstance(data.get("models"), dict):
         data = data["models"]
     if not isinstance(data, dict) or not data or not all(isinstance(v, dict) for v in data.values()):
         raise UserError(f"models config {p} must map each model alias to an object "
                         '(e.g. {"phi-4-mini": {"capabilities": ["chat"], "size_mb": 2400}})')
+    for alias, entry in data.items():
+        if not alias.strip() or len(alias) > 200:
+            raise UserError(f"models config {p}: model alias {alias[:40]!r} must be 1 to 200 characters")
+        for key, value in entry.items():
+            kind = MODEL_CONFIG_FIELDS.get(key)
+            where = f"models config {p}: {alias}.{key}"
+            if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise UserError(f"{where} must be a number of megabytes (0 or more), got {json.dumps(value)[:40]}")
+            if kind == "list" and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+                raise UserError(f"{where} must be a list of strings")
+            if kind == "text" and not isinstance(value, str):
+                raise UserError(f"{where} must be text, got {json.dumps(value)[:40]}")
     return data

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
-from core.output import md_text
+from core.output import CSV_EOL, csv_frame, md_code, md_text
 from core.metrics import DEFINITIONS, tails_indicative
 
 DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens")
@@ -58,7 +58,7 @@ def to_csv(report: BenchReport) -> str:
     """The summary (one row per model x concurrency level) as CSV."""
     df = flat_results(report.results)
     df.insert(0, "run_id", report.run_id)
-    return df.to_csv(index=False, quoting=csv.QUOTE_MINIMAL)
+    return csv_frame(df).to_csv(index=False, quoting=csv.QUOTE_MINIMAL, lineterminator=CSV_EOL)
 
 
 def requests_csv(report: BenchReport) -> str:
@@ -66,7 +66,7 @@ def requests_csv(report: BenchReport) -> str:
     df = report.requests.copy()
     if "chunk_gaps_ms" in df:
         df["chunk_gaps_ms"] = [" ".join(f"{g:.3f}" for g in (v if v is not None else [])) for v in df["chunk_gaps_ms"]]
-    return df.to_csv(index=False)
+    return csv_frame(df).to_csv(index=False, lineterminator=CSV_EOL)
 
 
 def _n(v, digits=1) -> str:
@@ -87,17 +87,17 @@ def to_markdown(report: BenchReport) -> str:
     w()
     w(f"- Status: **{run['status']}**" + (f" ({md_text(run['note'])})" if run.get("note") else ""))
     w(f"- Started: {run.get('created_at')}, finished: {run.get('finished_at') or '–'}")
-    w(f"- Prompt set: `{md_text(run.get('prompt_set'))}` ({len(run.get('prompts') or [])} prompts, "
+    w(f"- Prompt set: {md_code(run.get('prompt_set'))} ({len(run.get('prompts') or [])} prompts, "
       f"sha256 `{(run.get('prompt_set_hash') or '')[:16]}…`)")
     w(f"- Settings: rounds {settings.get('rounds')}, warm-up {settings.get('warmup')} (excluded), max tokens "
       f"{settings.get('max_tokens')}, temperature {settings.get('temperature')}, seed {settings.get('seed')}, "
       f"concurrency {settings.get('concurrency')}, timeout {settings.get('timeout_s')} s, "
       f"streaming {'on' if settings.get('stream', True) else 'off'}")
-    w(f"- Machine: {md_text(env.get('cpu'))}, {env.get('cores_logical')} logical cores, {env.get('ram_gb')} GB RAM, "
-      f"{md_text(env.get('os'))}, Python {env.get('python')}")
+    w(f"- Machine: {md_text(env.get('cpu'))}, {md_text(env.get('cores_logical'))} logical cores, {md_text(env.get('ram_gb'))} GB RAM, "
+      f"{md_text(env.get('os'))}, Python {md_text(env.get('python'))}")
     pk = env.get("packages") or {}
     if pk:
-        w("- Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v))
+        w("- Versions: " + ", ".join(f"{md_text(k)} {md_text(v)}" for k, v in pk.items() if v))
     w()
     w("## Results")
     w()
@@ -143,8 +143,8 @@ def write_report(run_id: str, out_dir: str | Path) -> dict[str, Path]:
         paths = {"markdown": out_dir / "benchmark_report.md", "summary_csv": out_dir / "benchmark_summary.csv",
                  "requests_csv": out_dir / "benchmark_requests.csv"}
         paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
-        paths["summary_csv"].write_text(to_csv(report), encoding="utf-8")
-        paths["requests_csv"].write_text(requests_csv(report), encoding="utf-8")
+        paths["summary_csv"].write_text(to_csv(report), encoding="utf-8", newline="")
+        paths["requests_csv"].write_text(requests_csv(report), encoding="utf-8", newline="")
     except OSError as exc:
         raise UserError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from exc
     return paths

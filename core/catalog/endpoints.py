@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from core.errors import UserError
+from core.config import limit
+from core.output import check_env_name, check_url, parse_json_strict, redact
 from core.store import endpoints as store
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SEED_ENDPOINT_ENV = "FOUNDRY_LOCAL_ENDPOINT"  # the workshop's way of naming Foundry Local's service
+MAX_MODELS_BODY = 10 * 1024 * 1024           # a /models answer larger than this is refused
 
 
 def normalize_base_url(url: str) -> str:
@@ -21,7 +22,8 @@ def normalize_base_url(url: str) -> str:
     url = (url or "").strip().rstrip("/")
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UserError(f"endpoint URL {url!r} is not an http(s) URL")
+        raise UserError(f"endpoint URL {redact(url)!r} is not an http(s) URL")
+    check_url(url)   # no user:pass@, ?api-key=, ?key=, ?token=, ?sig= ...
     if not parsed.path.rstrip("/").endswith("/v1") and "/openai" not in parsed.path:
         url = url + "/v1"
     return url
@@ -31,12 +33,8 @@ def add(name: str, base_url: str, api_key_env: str | None = None) -> dict:
     name = (name or "").strip()
     if not name:
         raise UserError("an endpoint needs a name")
-    if api_key_env:
-        api_key_env = api_key_env.strip()
-        if not ENV_NAME.match(api_key_env):
-            raise UserError(
-                f"{api_key_env!r} is not an environment variable name (give the NAME of the variable holding the key, never the key)"
-            )
+    if api_key_env and api_key_env.strip():
+        api_key_env = check_env_name(api_key_env)
     url = normalize_base_url(base_url)
     store.add_endpoint(name, url, api_key_env or None)
     return {"name": name, "base_url": url, "api_key_env": api_key_env or None}
@@ -60,6 +58,7 @@ def api_key(api_key_env: str | None) -> str:
     """The key read from the named env var at call time ("not-needed" when none is named)."""
     if not api_key_env:
         return "not-needed"
+    api_key_env = check_env_name(api_key_env)   # a key given as the name is refused, never echoed
     value = os.environ.get(api_key_env)
     if not value:
         raise UserError(f"environment variable {api_key_env} (the API key for this endpoint) is not set")
@@ -75,16 +74,18 @@ def fetch_models(base_url: str, api_key_env: str | None = None, timeout: float =
     req = urllib.request.Request(base_url.rstrip("/") + "/models", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read()
+            body = resp.read(MAX_MODELS_BODY + 1)
     except urllib.error.HTTPError as exc:
         raise UserError(f"endpoint {base_url} answered HTTP {exc.code} to /models") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserError(f"endpoint {base_url} unreachable: {reason}") from exc
+    if len(body) > MAX_MODELS_BODY:
+        raise UserError(f"endpoint {base_url} /models answered more than {MAX_MODELS_BODY // 1024 // 1024} MB")
     try:
-        data = json.loads(body)
+        data = parse_json_strict(body.decode("utf-8"), limit("SLM_MAX_JSON_DEPTH"))
         items = data["data"] if isinstance(data, dict) else data
-        return [m for m in items if isinstance(m, dict) and m.get("id")]
+        return [m for m in items if isinstance(m, dict) and isinstance(m.get("id"), str) and 0 < len(m["id"]) <= 512]
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"endpoint {base_url} /models did not return an OpenAI model list") from exc
 

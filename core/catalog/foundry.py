@@ -554,12 +554,13 @@ def validate_model_folder(path: str | os.PathLike) -> list[str]:
 
 def register_local_model(path: str | os.PathLike, model_id: str, *, display_name: str, publisher: str,
                          license: str, parameters: str | None = None, quantization: str | None = None,
-                         execution_provider: str | None = CPU_EP) -> str:
+                         execution_provider: str | None = CPU_EP, replace: bool = False) -> str:
     """Register an ONNX Runtime GenAI folder in the LOCAL catalog under `model_id` ("name:version").
 
     Validates the folder first (UserError naming what is missing). Idempotent: an id already
-    registered for the same folder is reused; one registered for a folder that no longer exists or
-    moved (a re-cloned repo) is registered again for `path`.
+    registered for the same folder is reused. An id registered for a DIFFERENT folder is a UserError
+    unless `replace` (CLI `register --replace`, the page's confirm box) -- also when that folder is gone,
+    so nothing is silently unregistered.
     """
     folder = Path(path).expanduser().resolve()
     problems = validate_model_folder(folder)
@@ -579,7 +580,11 @@ def register_local_model(path: str | os.PathLike, model_id: str, *, display_name
                 current = None
             if current == folder:
                 return model_id
-            catalog.unregister_model(model_id)  # stale registration (moved or deleted folder)
+            if not replace:
+                gone = "" if current is not None and current.exists() else " (that folder no longer exists)"
+                raise UserError(f"model id {model_id} is already registered for {current}{gone}: "
+                                f"use --replace (or tick 'replace' on the Models page) to point it at {folder}")
+            catalog.unregister_model(model_id)  # replacing, as asked
         with ModelInfoBuilder() as metadata:
             metadata.set_string_property("task", "chat-completion")
             metadata.set_string_property("display_name", display_name)

@@ -348,7 +348,8 @@ def _register(recipe: dict, folder: Path) -> str:
                 return "already registered"
     register_local_model(folder, recipe["id"], display_name=recipe["display_name"], publisher=recipe["publisher"],
                          license=recipe["license"], parameters=recipe.get("parameters"),
-                         quantization=recipe.get("quantization"), execution_provider="CPUExecutionProvider")
+                         quantization=recipe.get("quantization"), execution_provider="CPUExecutionProvider",
+                         replace=True)   # the starter ids belong to this checkout's data/models
     return "registered"
 
 

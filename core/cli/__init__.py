@@ -37,11 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "db", None):  # every command's --db: the store (DuckDB file or DuckLake URL) for this process
         db = str(args.db)
         os.environ["SLM_DB"] = db if db.startswith("ducklake:") else os.path.abspath(os.path.expanduser(db))
+    from core.output import TerminalStream, redact
+
+    # Everything the commands print passes through term_text: model ids, endpoint errors and outputs
+    # come from outside and may hold ANSI escapes or control characters.
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(f"error: {redact(exc.one_line())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -21,6 +21,7 @@ import threading
 import time
 
 from core.errors import UserError
+from core.output import term_text
 
 EXIT_CANCELLED = 130
 EXIT_INTERRUPTED = 3
@@ -140,7 +141,7 @@ class CliProgress:
         self._phases: dict[int, tuple] = {}
 
     def _say(self, text: str) -> None:
-        print(text, file=self.stream or sys.stderr, flush=True)
+        print(term_text(text), file=self.stream or sys.stderr, flush=True)
 
     def on_start(self, progress) -> None:
         self._say(f"run {progress.run_id}: {len(progress.models)} model(s), {progress.total} requests planned")
@@ -176,10 +177,10 @@ def print_results(results: list[dict], stream=None) -> None:
     print(head, file=stream)
     for r in results:
         p50 = lambda k: (r[k] or {}).get("p50")  # noqa: E731
-        print(f"{r['model'][:32]:32} {r['backend']:9} {r['concurrency']:>4} {r['requests_ok']:>4} "
+        print(f"{term_text(r['model'])[:32]:32} {r['backend']:9} {r['concurrency']:>4} {r['requests_ok']:>4} "
               f"{r['requests_failed']:>4} {_fmt(p50('ttft_ms')):>11} {_fmt(p50('itl_ms'), 2):>11} "
               f"{_fmt(p50('e2e_ms')):>10} {_fmt(r['throughput_tok_s']):>9} {_fmt(r['peak_rss_mb'], 0):>8}"
-              + (f"  {r['status']}: {r['error']}" if r["status"] != "ok" else ""), file=stream)
+              + (f"  {r['status']}: {term_text(r['error'])}" if r["status"] != "ok" else ""), file=stream)
 
 
 def run(args) -> int:

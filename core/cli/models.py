@@ -7,7 +7,7 @@ import time
 from core.catalog import endpoints
 from core.errors import UserError
 from core.catalog.models import list_models
-from core.output import write_json
+from core.output import term_text, write_json
 
 TABLE_COLUMNS = ("alias", "source", "backend", "disk_mb", "license", "parameters", "quantization",
                  "execution_provider", "cached", "loaded")
@@ -21,7 +21,7 @@ def format_table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
             return "yes" if v else "no"
         if isinstance(v, float):
             return f"{v:,.1f}"
-        return str(v)
+        return term_text(v)
 
     cells = [[cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -67,7 +67,7 @@ def cmd_register(args) -> int:
 
     model_id = foundry.register_local_model(
         args.folder, args.id, display_name=args.display_name or args.id, publisher=args.publisher,
-        license=args.license, parameters=args.parameters, quantization=args.quantization,
+        license=args.license, parameters=args.parameters, quantization=args.quantization, replace=args.replace,
     )
     print(f"registered {model_id}")
     return 0
@@ -103,6 +103,8 @@ def register(sub) -> None:
     r.add_argument("--license", default="unknown")
     r.add_argument("--parameters")
     r.add_argument("--quantization")
+    r.add_argument("--replace", action="store_true",
+                   help="the id is registered for another folder: unregister it and register this folder instead")
     r.set_defaults(func=cmd_register)
 
 

@@ -7,15 +7,15 @@ package is missing, the charts are left out and the report says so.
 from __future__ import annotations
 
 import csv
-import html
+import functools
 import io
 import json
 from pathlib import Path
 
 from core.decision.matrix import CRITERIA, CRITERION_KEY
 from core.errors import UserError
-from core.output import md_text
-from core.output import _jsonable
+from core.output import _jsonable, csv_row, md_text, script_body, script_json
+from core.output import html_text as escape_html
 
 LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
 CRITERION_TITLE = {
@@ -84,11 +84,11 @@ def csv_text(record_or_result: dict) -> str:
     w.writerow(["candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
                 "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags", "quality_status"])
     for r in res["candidates"]:
-        w.writerow([r["candidate"], r["model"], r["backend"], r["run_id"], r["rank"] if r["rank"] is not None else "",
+        w.writerow(csv_row([r["candidate"], r["model"], r["backend"], r["run_id"], r["rank"] if r["rank"] is not None else "",
                     f"{r['score']:.6f}", f"{r['win_probability']:.4f}", r["passes"],
                     "; ".join(r["failed_constraints"]), "; ".join(r["tie_with"])]
                    + ["" if r["criteria"][k] is None else r["criteria"][k] for k in keys]
-                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", [])), _quality_status(r)])
+                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", [])), _quality_status(r)]))
     return buf.getvalue()
 
 
@@ -109,15 +109,15 @@ def markdown_text(record: dict) -> str:
     lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
     lines = [f"# Decision: {md_text(record['name'])}", ""]
     if record.get("created_at"):
-        lines += [f"Saved {record['created_at']}. Runs: {', '.join(record['run_ids'])}.", ""]
+        lines += [f"Saved {md_text(record['created_at'])}. Runs: {md_text(', '.join(record['run_ids']))}.", ""]
     lines += [f"- {md_text(x)}" for x in summary_lines(record)] + [""]
     lines += ["## Weights and constraints", ""]
     lines += ["| criterion | weight |", "|---|---|"]
     lines += [f"| {c} | {_pct(res['weights'][c])} |" for c in CRITERIA]
     lines += ["", f"Latency is {lat}. Constraints: "
-              + (", ".join(f"`{c}`" for c in res["constraints"]) or "none")
+              + (", ".join(md_text(c) for c in res["constraints"]) or "none")
               + ("; commercial use required." if res["require_commercial"] else "."), ""]
-    lines += [f"How scores are computed: {res['explanation']}", ""]
+    lines += [f"How scores are computed: {md_text(res['explanation'])}", ""]
     lines += ["## Matrix", ""]
     head = ["candidate", "status", "score", "win prob."] + [CRITERION_TITLE[c] for c in CRITERIA]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -137,8 +137,9 @@ def markdown_text(record: dict) -> str:
                      f"{md_text(f['new_winner']) if f else ''} |")
     lines += ["", "## Runs", ""]
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
-        lines.append(f"- {rid}: {_context_line(ctx)}")
-    lines += ["", "## Notes", "", record.get("notes") or "(none)", ""]
+        lines.append(f"- {md_text(rid)}: {md_text(_context_line(ctx))}")
+    notes = [md_text(line) or "" for line in (record.get("notes") or "(none)").splitlines()]
+    lines += ["", "## Notes", "", "  \n".join(notes), ""]
     return "\n".join(lines)
 
 
@@ -161,7 +162,9 @@ def _context_line(ctx: dict) -> str:
     return "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=4)
 def _js_bundle(snippet: str) -> str | None:
+    """The bundled JavaScript for `snippet` (constant: the data lives in its own JSON element)."""
     try:
         import vl_convert as vlc
     except ImportError:
@@ -183,11 +186,13 @@ def html_text(record: dict) -> str:
     """One self-contained HTML page: no network request of any kind when opened."""
     from core.decision.charts import chart_specs
 
-    e = html.escape
+    e = escape_html
     res = record["result"]
     lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
     specs = chart_specs(res)
-    snippet = "const specs = " + json.dumps(_jsonable(specs)).replace("</", "<\\/") + ";\n" + \
+    # The specs (holding model names) stay out of the bundled code: a JSON element, every '<', '>', '&'
+    # escaped (script_json), read at load time; the bundle itself is constant vendor code.
+    snippet = "const specs = JSON.parse(document.getElementById('decision-specs').textContent);\n" + \
         "for (const [name, spec] of Object.entries(specs)) {\n" \
         "  vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})" \
         ".catch(err => { document.getElementById('chart-' + name).textContent = 'chart failed: ' + err; });\n}\n"
@@ -233,7 +238,8 @@ def html_text(record: dict) -> str:
     out.append("</ul><h2>Notes</h2>")
     out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
     if bundle is not None:
-        out.append("<script type=\"module\">\n" + bundle.replace("</script", "<\\/script") + "\n</script>")
+        out.append(f"<script type=\"application/json\" id=\"decision-specs\">{script_json(specs)}</script>")
+        out.append("<script type=\"module\">\n" + script_body(bundle) + "\n</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -249,7 +255,7 @@ def write_report(record: dict, path: str | Path) -> Path:
     text = writers[suffix](record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8", newline="")   # CSV rows keep their CRLF on every OS
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

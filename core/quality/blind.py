@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
+from core.output import CSV_EOL, csv_row
 
 SLOTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BASE_COLUMNS = ["run_id", "rubric", "rater", "prompt_id", "candidate", "item_id", "prompt", "output"]
@@ -176,12 +177,12 @@ def export_annotations(run_id: str, rubric_name: str, rater: str) -> str:
     """CSV text for scoring offline: one row per output, in the rater's blind order; saved scores filled in."""
     session = blind_session(run_id, rubric_name, rater)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=CSV_EOL)
     w.writerow(annotation_columns(session.criteria))
     for p in session.prompts:
         for c in p.candidates:
-            w.writerow([run_id, session.rubric, session.rater, p.prompt_id, c.slot, c.item_id, p.prompt_text,
-                        c.output_text] + [_fmt(c.scores.get(k)) for k in session.criteria] + [c.comment])
+            w.writerow(csv_row([run_id, session.rubric, session.rater, p.prompt_id, c.slot, c.item_id, p.prompt_text,
+                                c.output_text] + [_fmt(c.scores.get(k)) for k in session.criteria] + [c.comment]))
     return buf.getvalue()
 
 

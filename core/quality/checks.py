@@ -1,7 +1,6 @@
 """Automatic checks: cheap, exact tests of one output. Pure functions; storing is in run_checks."""
 from __future__ import annotations
 
-import json
 import re
 
 from core.quality.rubrics import _regex_flags
@@ -79,8 +78,10 @@ def run_check(spec: dict, text: str) -> tuple[bool, str]:
         ok = ("min" not in spec or n >= spec["min"]) and ("max" not in spec or n <= spec["max"])
         return ok, f"{n} list items"
     if kind == "valid_json":
-        try:
-            json.loads(_strip_fence(text))
+        from core.config import limit
+        from core.output import parse_json_strict
+        try:  # strict: NaN/Infinity/overflowing numbers are not JSON; any nesting is measured without recursion
+            parse_json_strict(_strip_fence(text), limit("SLM_MAX_OUTPUT_JSON_DEPTH"))
         except ValueError as exc:
             return False, f"not JSON ({str(exc)[:80]})"
         return True, "parses"

@@ -418,6 +418,9 @@ def resolve_judge(model: str, *, endpoint: str | None = None, api_key_env: str |
                   backend: str | None = None) -> JudgeModel:
     """With an endpoint, MODEL is served there; otherwise it is a Foundry Local model (or llamacpp when asked)."""
     if endpoint:
+        from core.output import check_env_name, check_url
+        check_url(endpoint)                               # no credentials inside the URL
+        api_key_env = check_env_name(api_key_env) if api_key_env else None   # a key given as the name: refused
         return JudgeModel(model, "openai", endpoint.rstrip("/"), api_key_env)
     if backend and backend not in ("foundry", "llamacpp", "openai"):
         raise UserError(f"unknown backend {backend!r}")

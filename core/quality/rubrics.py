@@ -22,7 +22,6 @@ A file is validated whole before anything is stored; the first problem is report
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,11 +292,16 @@ def rubric_from_json(data) -> Rubric:
                   checks=checks, prompts=prompts)
 
 
-def parse_rubric_text(text: str, source: str = "rubric file") -> Rubric:
+def parse_rubric_text(text: str | bytes, source: str = "rubric file") -> Rubric:
+    """A rubric from a file's content. Size (SLM_MAX_FILE_MB), nesting (SLM_MAX_JSON_DEPTH), NaN/Infinity and
+    types are checked before anything else; RubricError names the file, the place and the problem."""
+    from core.output import load_json
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RubricError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        data = load_json(text, name=source, what="rubric file")
+    except RubricError:
+        raise
+    except UserError as exc:
+        raise RubricError(exc.one_line()) from exc
     try:
         return rubric_from_json(data)
     except RubricError as exc:
@@ -305,12 +309,17 @@ def parse_rubric_text(text: str, source: str = "rubric file") -> Rubric:
 
 
 def load_rubric_file(path: str | Path) -> Rubric:
+    from core.config import max_file_bytes
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        size = path.stat().st_size
+        if size > max_file_bytes():
+            raise RubricError(f"rubric file {path} is too large ({size / 1024 / 1024:.1f} MB; the limit is "
+                              f"{max_file_bytes() / 1024 / 1024:.1f} MB, SLM_MAX_FILE_MB)")
+        raw = path.read_bytes()
+    except OSError as exc:
         raise RubricError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    return parse_rubric_text(text, str(path))
+    return parse_rubric_text(raw, str(path))
 
 
 # ---------------------------------------------------------------- store face

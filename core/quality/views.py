@@ -119,14 +119,16 @@ def rubric_criteria_rows(rubric) -> list[dict]:
 
 def rubric_from_edit(base: dict, name: str, description: str, criteria_rows: list[dict], rest_json: str) -> dict:
     """A rubric document from the page's editors (criteria table + the prompts/checks JSON); validated by import."""
-    import json
-
+    from core.config import limit
+    from core.output import JsonTooDeep, parse_json_strict
     from core.quality.rubrics import RubricError
 
     try:
-        rest = json.loads(rest_json) if rest_json.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise RubricError(f"prompts and checks: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        rest = parse_json_strict(rest_json, limit("SLM_MAX_JSON_DEPTH")) if rest_json.strip() else {}
+    except JsonTooDeep as exc:
+        raise RubricError(f"prompts and checks: {exc} (SLM_MAX_JSON_DEPTH)") from None
+    except ValueError as exc:
+        raise RubricError(f"prompts and checks: not valid JSON ({exc})") from None
     if not isinstance(rest, dict):
         raise RubricError('prompts and checks: must be an object {"checks": [...], "prompts": {...}}')
     def plain(v):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from core.output import redact
 from core.store.db import connect, fetch_dicts, flush_inlined, retrying, to_json
 
 REQUEST_COLUMNS = (
@@ -39,7 +40,7 @@ def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: 
         con.execute(
             "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment, note, "
             "device) VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?)",
-            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note,
+            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
              device or (environment or {}).get("device")])
         con.executemany(
             "INSERT INTO run_prompts (run_id, prompt_id, position, text, tags) VALUES (?, ?, ?, ?, ?)",
@@ -50,7 +51,7 @@ def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: 
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
     with connect() as con:
         con.execute("UPDATE runs SET status = ?, finished_at = current_timestamp, note = coalesce(?, note) "
-                    "WHERE run_id = ?", [status, note, run_id])
+                    "WHERE run_id = ?", [status, redact(note), run_id])
     flush_inlined()   # DuckLake: the run's small inserts written out as Parquet (no-op on a local file)
 
 
@@ -58,8 +59,9 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 def save_level(run_model: dict, requests: list[dict]) -> None:
     """One model x concurrency level: its run_models row (replaced) and its request rows, in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
+    rm["error"], rm["endpoint"] = redact(rm["error"]), redact(rm["endpoint"])   # no key-shaped text is stored
     for c in ("environment", "notes"):
-        rm[c] = to_json(rm[c])
+        rm[c] = to_json(redact(rm[c]))
     with connect() as con:
         con.execute("DELETE FROM run_models WHERE run_id = ? AND model = ? AND backend = ? AND concurrency = ?",
                     [rm["run_id"], rm["model"], rm["backend"], rm["concurrency"]])
@@ -67,6 +69,7 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
                     f"VALUES ({', '.join('?' * len(RUN_MODEL_COLUMNS))})", [rm[c] for c in RUN_MODEL_COLUMNS])
         if requests:
             df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
+            df["error"] = [redact(e) for e in df["error"]]
             df["chunk_gaps_ms"] = [list(map(float, g or [])) for g in df["chunk_gaps_ms"]]
             df["warmup"] = df["warmup"].fillna(False).astype(bool)
             con.register("new_requests", df)

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from core.output import redact
 from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
 
 
@@ -300,7 +301,7 @@ def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backen
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
             "template_version, settings, warnings, status, rubric_version, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            [judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, template_version,
+            [judge_run_id, run_id, rubric, judge_model, judge_backend, redact(judge_endpoint), mode, template_version,
              to_json(settings), to_json(warnings), rubric_version, _now()])
     return judge_run_id
 
@@ -324,7 +325,7 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
             "rationale, raw, raw_attempts, attempts, error, messages, constrained, rubric_version, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
-             to_json(raw_attempts), attempts, error, to_json(messages), constrained, rubric_version, _now()])
+             to_json(raw_attempts), attempts, redact(error), to_json(messages), constrained, rubric_version, _now()])
         if scores:
             con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
                             [[judgement_id, c, float(v)] for c, v in scores.items()])

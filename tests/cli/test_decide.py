@@ -82,15 +82,17 @@ def test_html_report_is_self_contained(db, tmp_path):
     # nothing is fetched: no script, image, stylesheet or frame source, no import, in the page's own markup
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", text, re.S | re.I)
     markup = re.sub(r"(<script[^>]*>).*?(</script>)", r"\1\2", text, flags=re.S | re.I)
-    assert len(scripts) == 1 and len(scripts[0]) > 500_000  # vega + vega-lite + vega-embed, inlined
+    # the chart data (JSON, every '<' escaped) and vega + vega-lite + vega-embed, inlined
+    assert len(scripts) == 2 and len(scripts[1]) > 500_000
     assert not re.search(r"<(script|img|iframe|source|embed|video|audio)[^>]*\ssrc\s*=", markup, re.I)
     assert not re.search(r"<link\b", markup, re.I)
     assert not re.search(r"https?://", markup)
     assert not re.search(r"url\(", markup)
     # and the inlined JavaScript imports nothing (a module that would load code from elsewhere)
-    assert not re.search(r"\bimport\s*\(|\bimport\s+[\w{*][^;]*?\bfrom\b|^\s*import\s*[\"']", scripts[0], re.M)
-    # the charts are inside: the specs and the vega-embed call, with the libraries inlined
-    assert text.count('id="chart-') == 3 and "const specs=" in scripts[0]
+    assert not re.search(r"\bimport\s*\(|\bimport\s+[\w{*][^;]*?\bfrom\b|^\s*import\s*[\"']", scripts[1], re.M)
+    # the charts are inside: the specs (read from the JSON element) and the vega-embed call, libraries inlined
+    assert text.count('id="chart-') == 3 and "decision-specs" in scripts[1] and "vegaEmbed" not in scripts[0]
+    assert '<script type="application/json" id="decision-specs">' in text
     for title in ("Quality against latency", "Weighted score by criterion", "How often each candidate wins"):
         assert title in scripts[0]
     assert "Chosen &lt;b&gt;for&lt;/b&gt; the pilot" in text  # notes escaped

@@ -69,7 +69,7 @@ def test_names_notes_and_missing(db):
 def test_exports(db, tmp_path):
     rec = record.build_record("export me", _result(), ["run-a"], notes="line 1\nline | 2")
     md = export.markdown_text(rec)
-    assert "| mystery \\| openai \\| run-a | fails: peak_rss_mb unknown; license unknown" in md
+    assert "| mystery \\| openai \\| run-a | fails: peak\\_rss\\_mb unknown; license unknown" in md
     assert "rubric meeting-notes" in md and "judge-model template pointwise-v3" in md
     rows = list(csv.DictReader(io.StringIO(export.csv_text(rec))))
     assert [r["passes"] for r in rows] == ["True", "False", "False", "False"]

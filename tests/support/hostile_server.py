@@ -1,0 +1,74 @@
+"""An OpenAI-compatible endpoint on 127.0.0.1 that answers like a hostile one: model ids with formulas, Markdown
+images, HTML and ANSI escapes; outputs that start with spreadsheet formulas; error bodies that echo an API key.
+Non-streaming answers only (run the benchmark with BENCH_STREAM=0). Stdlib only; use as a context manager."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LEAKED_KEY = "sk-proj-Zq81Lk2Pw9Xv4Rt7Ny3Mb6Hc5"
+MODELS = {
+    "=1+2-model": '=HYPERLINK("http://evil.example/x","click")',
+    "\x1b[31mred\x1b[0m\x07-model": "- item one\n- item two",
+    "![j](http://evil.example/x.png)": "@SUM(A1:A9) <img src=x onerror=alert(1)>",
+    "leaky": None,          # HTTP 401 whose body echoes the key
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _json(self, status: int, obj) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.rstrip("/") == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        req = json.loads(self.rfile.read(length) or b"{}")
+        model = req.get("model")
+        if model not in MODELS:
+            self._json(404, {"error": {"message": f"no model {model}"}})
+        elif MODELS[model] is None:
+            self._json(401, {"error": {"message": f"Incorrect API key provided: {LEAKED_KEY}. Authorization: "
+                                                  f"Bearer {LEAKED_KEY}"}})
+        else:
+            text = MODELS[model]
+            self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": model,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 3, "completion_tokens": len(text.split()),
+                                       "total_tokens": 3 + len(text.split())}})
+
+
+class HostileServer:
+    def __init__(self):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="hostile-server")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "HostileServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
