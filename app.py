@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.config import device_label, set_device_label, store_label
+from core.output import md_text
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
 
@@ -36,6 +37,6 @@ with st.sidebar:
         try:
             set_device_label(label)
         except (OSError, ValueError) as exc:
-            st.error(f"device label not saved: {' '.join(str(exc).split())}")
+            st.error(f"device label not saved: {md_text(str(exc))}")
 
 page.run()

@@ -86,7 +86,7 @@ def render_run_picker() -> tuple[str | None, str | None]:
     rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:
-        st.warning(warn, icon="⚠️")
+        st.warning(md_text(warn), icon="⚠️")
     return run_id, rubric
 
 
@@ -206,9 +206,11 @@ def render_results(run_id: str, rubric: str) -> None:
                              key=K + "jrun")
         h = health[jr_id]
         if h["state"] in ("failed", "empty"):
-            st.error(f"This judge run failed: 0 of {h['total']} judgements parsed. Cause: {h['cause'] or 'unknown'}")
+            st.error(f"This judge run failed: 0 of {int(h['total'])} judgements parsed. "
+                     f"Cause: {md_text(h['cause'] or 'unknown')}")
         elif h["state"] == "partial":
-            st.warning(f"{h['total'] - h['parsed']} of {h['total']} judgements failed. Cause: {h['cause']}")
+            st.warning(f"{int(h['total'] - h['parsed'])} of {int(h['total'])} judgements failed. "
+                       f"Cause: {md_text(h['cause'])}")
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
             st.warning(md_text(w))
     from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate, judge_calibration
@@ -230,7 +232,8 @@ def render_results(run_id: str, rubric: str) -> None:
                     "exact and within-one agreement; alpha among people is the ceiling a judge can reach)")
         if jr_id:
             cal = judge_calibration(run_id, jr_id, gate=gate, boot=500)
-            st.caption(cal["judge"] + (f" · raters: {', '.join(cal['raters'])}" if cal["raters"] else " · no rater yet"))
+            st.caption(md_text(cal["judge"] + (f" · raters: {', '.join(cal['raters'])}" if cal["raters"]
+                                               else " · no rater yet")))
             _table(views.calibration_rows(cal))
             with st.expander("Confusion matrix and biggest disagreements"):
                 _table(views.confusion_rows(cal["agreement"]["overall"]["confusion"]))
@@ -243,7 +246,7 @@ def render_results(run_id: str, rubric: str) -> None:
                              "n": pb["pairs"]})
             _table(bias)
             for w in cal["self_preference"]:
-                st.caption("Self-preference: " + w)
+                st.caption("Self-preference: " + md_text(w))
         st.caption("Few items or empty cells: the judge is not yet checked against people. Score a sample on "
                    "the Score by hand page before trusting it.")
     pairwise = [j for j in jruns if j["mode"] == "pairwise"]

@@ -29,7 +29,7 @@ def render_setup() -> tuple[str, str, str] | None:
     rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:
-        st.warning(warn, icon="⚠️")
+        st.warning(md_text(warn), icon="⚠️")
     rater = c.text_input("Your name (rater)", key=K + "rater", max_chars=64)
     if not rater.strip():
         st.info("Enter your name to start: your scores and the blind order are kept per rater.")
@@ -74,7 +74,7 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
                 st.text(cand.model)
             st.code(cand.output_text or "(empty output)", language=None, wrap_lines=True, height=320)
             if getattr(cand, "cut", ""):
-                st.caption(f"✂ {cand.cut}: the answer stopped at the token limit, not where the model ended it")
+                st.caption(f"✂ {md_text(cand.cut)}: the answer stopped at the token limit, not where the model ended it")
     with st.expander("Criteria", expanded=False):
         st.dataframe(pd.DataFrame(views.rubric_criteria_rows(rubric)), hide_index=True)
     form_key = f"{K}form_{session.run_id}_{p.prompt_id}_{session.rater}"
