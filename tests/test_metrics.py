@@ -18,7 +18,8 @@ def rec(start=10.0, chunks=(10.1, 10.2, 10.3), end=10.35, usage=None, finish="st
 def test_request_row_definitions():
     row = metrics.request_row(rec(usage=5), level_start=9.5)
     assert row["ok"]
-    assert row["queue_ms"] == pytest.approx(100)          # queued -> start, not inside TTFT
+    assert row["queue_ms"] == pytest.approx(100)          # its turn -> it left (no slot stamp), not inside TTFT
+    assert row["engine_wait_ms"] is None and row["connect_ms"] is None
     assert row["ttft_ms"] == pytest.approx(100)
     assert row["e2e_ms"] == pytest.approx(350)
     assert row["completion_tokens"] == 5 and row["token_count_source"] == "usage"
@@ -67,7 +68,7 @@ def test_level_result_shape_and_failure_status():
     assert res["requests_ok"] == 4 and res["requests_failed"] == 1 and res["status"] == "ok"
     assert res["ttft_ms"]["p50"] == pytest.approx(100)
     assert res["itl_ms"]["mean"] == pytest.approx(50)
-    assert res["output_tokens_per_s"]["mean"] == pytest.approx(20)
+    assert res["decode_tokens_per_s"]["mean"] == pytest.approx(20)
     assert res["load_s"] == 1.5 and res["peak_rss_mb"] is None
     bad = metrics.level_result(rows[-1:], model="m", backend="openai", concurrency=1)
     assert bad["status"] == "failed" and bad["error"] == "HTTP 500: boom" and bad["ttft_ms"] is None

@@ -34,7 +34,10 @@ class RequestRecord:
 
     Filled by an engine; nothing here is derived. ``None`` means "did not happen / not known".
     """
-    queued_at: float | None = None          # became eligible (waiting for a concurrency slot from here)
+    queued_at: float | None = None          # its turn in the schedule (ready to go; waiting for a slot from here)
+    slot_at: float | None = None            # got a slot to run on (sync engines: its thread); None = at once
+    engine_ready_at: float | None = None    # an engine serving one request at a time became free for it (measured)
+    connect_s: float | None = None          # opening a connection (TCP/TLS) for it, outside every timer; None = none opened
     start: float | None = None              # just before the request left the client
     first_token_at: float | None = None     # first chunk carrying output text
     end: float | None = None                # finish reason / [DONE] / end of body
@@ -78,6 +81,10 @@ class Engine:
 
     backend: str = ""
     is_async: bool = False
+    # How the wait for an engine that serves one request at a time is known: "measured" (the engine stamps
+    # ``engine_ready_at``), "inferred" (from the requests' times: the engine serves them in order), or None
+    # (the engine serves requests concurrently, or nobody knows).
+    engine_wait: str | None = None
 
     def __init__(self, model: str):
         self.model = model
@@ -106,7 +113,11 @@ class Engine:
 
     async def arequest(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.request_sync, messages, opts, rec)
+
+        def on_slot():
+            rec.slot_at = time.perf_counter()
+            self.request_sync(messages, opts, rec)
+        await loop.run_in_executor(None, on_slot)
 
     def run_one(self, messages: list[dict], opts: RequestOptions) -> RequestRecord:
         """One request, synchronously (chat_once and tests)."""

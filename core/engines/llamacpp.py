@@ -88,6 +88,7 @@ class GgufTokenizer:
 
 class LlamaCppEngine(HttpEngine):
     backend = "llamacpp"
+    engine_wait = "inferred"    # llama-cpp-python's server answers one request at a time, in order
 
     def __init__(self, gguf_path: str, *, n_ctx: int = 2048, n_threads: int | None = None,
                  start_timeout_s: float = START_TIMEOUT_S):

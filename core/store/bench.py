@@ -16,15 +16,15 @@ REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
     "start_offset_s", "end_offset_s", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "completion_tokens",
     "prompt_tokens", "token_count_source", "chunk_gaps_ms", "chunk_count", "finish_reason", "output_text",
-    "error", "outlier",
+    "error", "outlier", "segment", "connect_ms", "engine_wait_ms", "engine_wait_source",
 )
 RUN_MODEL_COLUMNS = (
     "run_id", "model", "backend", "concurrency", "status", "error", "endpoint", "model_version",
     "execution_provider", "license", "disk_mb", "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
     "cpu_s_per_token", "throughput_tok_s", "token_count_source", "environment", "position", "label", "pid",
-    "output_tokens", "window_s", "cpu_s", "notes",
+    "output_tokens", "window_s", "cpu_s", "notes", "observer_cpu_s", "pid_source",
 )
-JSON_COLUMNS = {"environment", "notes", "settings", "tags"}
+JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs"}
 
 
 def _dicts(cur) -> list[dict]:
@@ -32,16 +32,85 @@ def _dicts(cur) -> list[dict]:
 
 
 # -- writes ------------------------------------------------------------------------------------
+def runner_identity() -> dict:
+    """This process as the runner of a run: PID, host and create time (so a reused PID is not taken for it)."""
+    import os
+    import socket
+
+    import psutil
+    return {"runner_pid": os.getpid(), "runner_host": socket.gethostname(),
+            "runner_started": psutil.Process().create_time()}
+
+
 def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: dict, environment: dict,
-               prompts: list[dict], note: str | None = None) -> None:
+               prompts: list[dict], note: str | None = None, specs: list[dict] | None = None) -> None:
+    me = runner_identity()
     with connect() as con:
         con.execute(
-            "INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment, note) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note])
+            "INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment, note, "
+            "runner_pid, runner_host, runner_started, specs, resumed) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(environment), note,
+             me["runner_pid"], me["runner_host"], me["runner_started"], to_json(specs)])
         con.executemany(
             "INSERT INTO run_prompts (run_id, prompt_id, position, text, tags) VALUES (?, ?, ?, ?, ?)",
             [[run_id, p["id"], i, p["text"], to_json(p.get("tags") or [])] for i, p in enumerate(prompts)])
+
+
+def reopen_run(run_id: str) -> None:
+    """A resumed run: running again, by this process."""
+    me = runner_identity()
+    with connect() as con:
+        con.execute("UPDATE runs SET status = 'running', finished_at = NULL, runner_pid = ?, runner_host = ?, "
+                    "runner_started = ?, resumed = coalesce(resumed, 0) + 1 WHERE run_id = ?",
+                    [me["runner_pid"], me["runner_host"], me["runner_started"], run_id])
+
+
+def next_segment(run_id: str) -> int:
+    """The sitting number for the next requests of a run (0 for a new run, +1 per resume)."""
+    with connect() as con:
+        (seg,) = con.execute("SELECT max(coalesce(segment, 0)) FROM requests WHERE run_id = ?", [run_id]).fetchone()
+    return 0 if seg is None else int(seg) + 1
+
+
+def _request_frame(requests: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
+    df["chunk_gaps_ms"] = [[] if g is None or (isinstance(g, float) and g != g) else list(map(float, g))
+                           for g in df["chunk_gaps_ms"]]
+    for c in ("segment", "chunk_count", "completion_tokens", "prompt_tokens", "round", "concurrency"):
+        df[c] = df[c].astype("Int64")
+    for c in ("connect_ms", "engine_wait_ms", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "start_offset_s",
+              "end_offset_s"):
+        df[c] = df[c].astype("float64")
+    return df
+
+
+def _put_requests(con, requests: list[dict]) -> None:
+    """Insert request rows, replacing any stored row with the same request_id (same transaction)."""
+    if not requests:
+        return
+    con.register("new_requests", _request_frame(requests))
+    try:
+        con.execute("DELETE FROM requests WHERE request_id IN (SELECT request_id FROM new_requests)")
+        con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+                    f"SELECT {', '.join(REQUEST_COLUMNS)} FROM new_requests")
+    finally:
+        con.unregister("new_requests")
+
+
+def save_requests(requests: list[dict]) -> None:
+    """New request rows as they complete (a kill loses only the requests in flight): plain inserts, the
+    cheapest write (the level's end replaces them by request_id with their final values)."""
+    if not requests:
+        return
+    values = []
+    for r in requests:
+        row = {c: r.get(c) for c in REQUEST_COLUMNS}
+        row["chunk_gaps_ms"] = [float(g) for g in (row["chunk_gaps_ms"] or [])]
+        values.append([row[c] for c in REQUEST_COLUMNS])
+    with connect() as con:
+        con.executemany(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})", values)
 
 
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
@@ -51,7 +120,8 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 
 
 def save_level(run_model: dict, requests: list[dict]) -> None:
-    """One model x concurrency level: its run_models row (replaced) and its request rows, in one transaction."""
+    """One model x concurrency level: its run_models row (replaced) and its request rows (replaced by
+    request_id: the rows written as each request completed get their final values), in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
     for c in ("environment", "notes"):
         rm[c] = to_json(rm[c])
@@ -60,15 +130,7 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
                     [rm["run_id"], rm["model"], rm["backend"], rm["concurrency"]])
         con.execute(f"INSERT INTO run_models ({', '.join(RUN_MODEL_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(RUN_MODEL_COLUMNS))})", [rm[c] for c in RUN_MODEL_COLUMNS])
-        if requests:
-            df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
-            df["chunk_gaps_ms"] = [list(map(float, g or [])) for g in df["chunk_gaps_ms"]]
-            con.register("new_requests", df)
-            try:
-                con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
-                            f"SELECT {', '.join(REQUEST_COLUMNS)} FROM new_requests")
-            finally:
-                con.unregister("new_requests")
+        _put_requests(con, requests)
 
 
 def delete_run(run_id: str) -> None:
@@ -77,19 +139,49 @@ def delete_run(run_id: str) -> None:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table names are constants
 
 
+def _runner_alive(pid, host, started, this_host: str) -> bool | None:
+    """True / False when this machine can tell; None for a runner on another host (or an old run)."""
+    import psutil
+    if pid is None or host != this_host:
+        return None
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(proc.create_time() - float(started)) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+STALE_NOTE = "the process running it ended before the run finished"
+
+
 def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
-    """Runs left 'running' by a process that died long ago become 'interrupted'."""
+    """Runs left 'running' by a process that is gone become 'interrupted' (their levels too).
+
+    A runner on this host is checked by PID (and create time); one on another host, or a run from before
+    runners were recorded, only after ``older_than_s``."""
+    import socket
+    this_host = socket.gethostname()
     with connect() as con:
-        rows = con.execute(
-            "UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run finished') "
-            "WHERE status = 'running' AND created_at < current_timestamp - to_seconds(?) RETURNING run_id",
+        running = con.execute(
+            "SELECT run_id, runner_pid, runner_host, runner_started, "
+            " created_at < current_timestamp - to_seconds(?) AS old FROM runs WHERE status = 'running'",
             [float(older_than_s)]).fetchall()
-    return len(rows)
+        stale = [run_id for run_id, pid, host, started, old in running
+                 if (alive := _runner_alive(pid, host, started, this_host)) is False or (alive is None and old)]
+        for run_id in stale:
+            con.execute("UPDATE runs SET status = 'interrupted', note = coalesce(note, ?) WHERE run_id = ? "
+                        "AND status = 'running'", [STALE_NOTE, run_id])
+            con.execute("UPDATE run_models SET status = 'interrupted', error = coalesce(error, ?) "
+                        "WHERE run_id = ? AND status = 'running'", [f"interrupted: {STALE_NOTE}", run_id])
+    return len(stale)
 
 
 # -- reads -------------------------------------------------------------------------------------
 def list_runs() -> list[dict]:
-    """Every run, newest first, with its models and request counts."""
+    """Every run, newest first, with its models and request counts (a run whose runner is gone: interrupted)."""
+    mark_stale_runs()
     with connect() as con:
         return _dicts(con.execute(
             "SELECT r.run_id, r.created_at, r.finished_at, r.status, r.prompt_set, r.prompt_set_hash, r.settings, "
@@ -101,7 +193,8 @@ def list_runs() -> list[dict]:
 
 
 def get_run(run_id: str) -> dict | None:
-    """The run row with its prompts and run_models rows, or None."""
+    """The run row with its prompts and run_models rows, or None (a run whose runner is gone: interrupted)."""
+    mark_stale_runs()
     with connect() as con:
         runs = _dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not runs:
@@ -145,5 +238,5 @@ def run_summary(run_id: str) -> list[dict]:
             r["ok"] = bool(r["ok"])
         out.append(level_result(
             level_rows, model=m["model"], backend=m["backend"], concurrency=m["concurrency"],
-            status="ok" if m["status"] == "ok" else "failed", error=m["error"], load=m))
+            status=m["status"] if m["status"] in ("ok", "interrupted") else "failed", error=m["error"], load=m))
     return out

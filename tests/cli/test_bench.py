@@ -64,11 +64,11 @@ def test_json_contract_keys_and_values(server, env, capsys):
         # an HTTP server whose PID we do not know: memory unknown, never 0
         assert r["peak_rss_mb"] is None and r["rss_before_mb"] is None and r["cpu_s_per_token"] is None
     assert results[0]["requests_failed"] == 0
-    assert set(results[0]["output_tokens_per_s"]) == SUMMARY_KEYS
+    assert set(results[0]["decode_tokens_per_s"]) == SUMMARY_KEYS
     # the zero-delay model's answer arrives in one read: TPOT 0, decode speed unknown (None), never infinite
-    assert results[2]["output_tokens_per_s"] is None or set(results[2]["output_tokens_per_s"]) == SUMMARY_KEYS
+    assert results[2]["decode_tokens_per_s"] is None or set(results[2]["decode_tokens_per_s"]) == SUMMARY_KEYS
     # decode speed is 1/TPOT per request (the delayed model: about 1 ms per token)
-    assert results[0]["output_tokens_per_s"]["p50"] == pytest.approx(1000 / results[0]["itl_ms"]["p50"], rel=0.2)
+    assert results[0]["decode_tokens_per_s"]["p50"] == pytest.approx(1000 / results[0]["itl_ms"]["p50"], rel=0.2)
     assert results[2]["requests_failed"] >= 1 and results[2]["requests_ok"] >= 1
     # the stored run: every request, warm-ups flagged, failures with their error
     con = duckdb.connect(str(env["db"]))
