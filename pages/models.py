@@ -194,7 +194,6 @@ def render_download(models: list[dict]) -> None:
             state["thread"].start()
             st.rerun()
 
-    @st.fragment(run_every=1.0)
     def progress():
         if not state.get("thread"):
             return
@@ -209,7 +208,8 @@ def render_download(models: list[dict]) -> None:
         elif st.button("Cancel download", key="models_dl_cancel"):
             state["cancel"].set()
 
-    progress()
+    # polls only while a download runs: an idle page costs no CPU
+    st.fragment(run_every=1.0 if state.get("thread") else None)(progress)()
 
 
 def render_eps() -> None:
