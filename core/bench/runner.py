@@ -143,7 +143,8 @@ class Runner:
                         load_s=info.load_s, rss_before_mb=info.rss_before_mb,
                         rss_after_load_mb=info.rss_after_load_mb,
                         environment=model_environment(env, spec, info, self.prompt_set.hash), notes=info.notes,
-                        pid_source=getattr(info, "pid_source", None) or ("launched" if info.pid else "unknown"))
+                        pid_source=(getattr(engine, "pid_source", None) or info.pid_source
+                                    or ("launched" if info.pid else "unknown")))
             for level in self.settings.concurrency:
                 if self.cancel.is_set():
                     break
@@ -273,9 +274,13 @@ def default_engine(spec: ModelSpec) -> Engine:
         from core.engines.http import HttpEngine
         if not spec.endpoint:
             raise UserError(f"model {spec.name!r}: an OpenAI-compatible engine needs an endpoint URL")
+        from core.engines.base import resolve_server_pid
         from core.engines.http import local_tokenizer
-        return HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env, server_pid=spec.server_pid,
-                          count_tokens=local_tokenizer(spec.model))
+        pid, source = resolve_server_pid(spec.endpoint, spec.server_pid)
+        engine = HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env, server_pid=pid,
+                            count_tokens=local_tokenizer(spec.model))
+        engine.pid_source = source
+        return engine
     return make_engine(spec.backend, spec.model, model_row={"version": spec.version,
                                                            "execution_provider": spec.execution_provider})
 

@@ -199,8 +199,10 @@ def run(args) -> int:
     from core.output import write_json
     from core.store import bench as db
 
-    if args.server_pid is not None and args.server_pid < 1:
-        raise UserError(f"--server-pid {args.server_pid} is not a process id")
+    if args.server_pid is not None:
+        from core.engines.base import process_stats
+        if args.server_pid < 1 or process_stats(args.server_pid) is None:
+            raise UserError(f"--server-pid: server process {args.server_pid} not found on this machine")
     extra: dict = {}
     if args.resume:
         from core.bench.resume import plan_resume, resume_runner_kwargs
