@@ -6,13 +6,12 @@ import streamlit as st
 
 from core.catalog import endpoints
 from core.errors import UserError
-from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
+from core.engines.pool import LOADABLE_BACKENDS, LoadedModels, shared_pool
 from core.catalog.models import MODEL_FIELDS, list_models
 
 
-@st.cache_resource
 def loaded_models() -> LoadedModels:
-    return LoadedModels()
+    return shared_pool()   # one pool per process: the sidebar lists it, unloads it when idle
 
 
 @st.cache_data(ttl=60, show_spinner="Listing models…")

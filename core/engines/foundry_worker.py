@@ -356,7 +356,8 @@ def _serve() -> int:
                     # started (the parent gave up waiting) still stops it
                     cancel.clear()
                 requests.put(message)
-        requests.put(None)  # parent went away
+        cancel.set()        # the parent went away (exit, crash, kill): stop the answer in flight too,
+        requests.put(None)  # and exit, so the worker dies with the app
 
     threading.Thread(target=reader, daemon=True).start()
 
