@@ -1,13 +1,13 @@
 """Where a run's results go: the store (``StoreRecorder``) or nowhere (``Recorder``, for perf scripts).
 
-The runner says what to keep; a recorder decides how. ``StoreRecorder`` writes each request row as
-it completes, from a writer thread (the event loop that times the requests never waits for the
-database), so a kill loses only the requests in flight; a level's row is written when it starts
-(status 'running') and again, with its final numbers and its requests' final values, when it ends.
+The runner says what to keep; a recorder decides how. ``StoreRecorder`` appends each request row to the
+run's journal as it completes (microseconds, no database work while the model is measured), so a kill
+loses only the requests in flight; a level's row is written when it starts (status 'running') and again,
+with its final numbers and its requests, when it ends. A run whose process died has its journal imported
+by whoever next reads the store (``core.store.bench.mark_stale_runs``).
 """
 from __future__ import annotations
 
-import queue
 import threading
 
 
@@ -21,9 +21,6 @@ class Recorder:
     def save_request(self, row: dict) -> None:
         pass
 
-    def flush(self) -> None:
-        pass
-
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         pass
 
@@ -32,69 +29,39 @@ class Recorder:
 
 
 class StoreRecorder(Recorder):
-    """Writes the run, each request as it completes, each level and the run's end to the store."""
+    """Writes the run, each request as it completes (journal), each level and the run's end to the store."""
 
     def __init__(self):
-        self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._journal = None
+        self._lock = threading.Lock()
 
     def start_run(self, run_id: str, *, prompt_set, settings: dict, environment: dict,
                   specs: list[dict] | None = None, resume: bool = False) -> None:
         from core.store import bench as db
-        db.mark_stale_runs()    # runs left 'running' by a process that is gone
+        db.mark_stale_runs()    # runs left 'running' by a process that is gone (their journals imported)
         if resume:
             db.reopen_run(run_id)
         else:
             db.create_run(run_id, prompt_set=prompt_set.name, prompt_set_hash=prompt_set.hash,
                           settings=settings, environment=environment, prompts=prompt_set.prompts, specs=specs)
-        self._thread = threading.Thread(target=self._writer, name="bench-store-writer", daemon=True)
-        self._thread.start()
+        self._journal = db.open_journal(run_id)
 
-    # rows as they complete -----------------------------------------------------------------------
     def save_request(self, row: dict) -> None:
-        self._queue.put(dict(row))
-
-    def _writer(self) -> None:
-        from core.store import bench as db
-        while True:
-            item = self._queue.get()
-            batch, stop = [], item is None
-            if not stop:
-                batch.append(item)
-            while True:          # every row that arrived meanwhile goes in the same transaction
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
-            try:
-                if batch:
-                    db.save_requests(batch)
-            except BaseException as exc:   # kept; the level's final write retries these rows
-                self._error = exc
-            finally:
-                for _ in range(len(batch) + (1 if stop else 0)):
-                    self._queue.task_done()
-            if stop:
-                return
-
-    def flush(self) -> None:
-        if self._thread is not None:
-            self._queue.join()
+        from core.store.bench import journal_line
+        line = journal_line(row)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.write(line)     # line-buffered: in the OS at once, safe from a kill
 
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         from core.store import bench as db
-        self.flush()
         db.save_level(run_model, rows)
 
     def finish_run(self, run_id: str, status: str, reason: str | None) -> None:
         from core.store import bench as db
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
         db.finish_run(run_id, status, reason)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+        db.import_journal(run_id)   # rows of a level cut short by an error, if any; then the journal goes

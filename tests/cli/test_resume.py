@@ -59,7 +59,6 @@ def test_sigkill_keeps_finished_requests_and_resume_completes(server, env):
         time.sleep(0.02)
         answered = len([e for e in server.log[before:] if e.last_write])
     assert answered >= 4, proc.stderr.read() if proc.poll() is not None else "no request answered"
-    time.sleep(0.15)                                           # the writer thread stores a row in ~0.1 s
     answered = len([e for e in server.log[before:] if e.last_write])
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -74,7 +73,8 @@ def test_sigkill_keeps_finished_requests_and_resume_completes(server, env):
     assert run["status"] == "interrupted" and "ended before the run finished" in (run["note"] or "")
     assert run["runner_pid"] == proc.pid
     stored = db.run_requests(run_id, include_warmup=True)
-    assert len(stored) >= answered - 1                         # only the request in flight may be lost
+    assert not db.journal_path(run_id).exists()                # its journal was imported, then removed
+    assert len(stored) >= answered - 1   # only a request in flight may be lost (answered, not yet read)
     assert len(stored) < 1 + ROUNDS * PROMPTS                  # the kill came during the first level
     level1 = [m for m in run["models"] if m["concurrency"] == 1]
     assert level1 and level1[0]["status"] == "interrupted"
@@ -92,7 +92,7 @@ def test_sigkill_keeps_finished_requests_and_resume_completes(server, env):
     assert sent == len(LEVELS) * 1 + len(LEVELS) * ROUNDS * PROMPTS - measured_before   # warm-ups + missing only
     resumed = json.loads(resumed_out.read_text())
     assert resumed["run_id"] == run_id
-    assert db.get_run(run_id)["status"] == "completed"
+    assert db.get_run(run_id)["status"] == "completed" and not db.journal_path(run_id).exists()
     rows = db.run_requests(run_id)
     assert not rows.duplicated(["concurrency", "prompt_id", "round"]).any()
 
