@@ -19,7 +19,7 @@ from typing import Callable
 from core.engines.base import Engine, EngineDied, RequestOptions, RequestRecord, process_stats
 
 _perf = time.perf_counter
-CANCEL_POLL_S = 0.05
+CANCEL_POLL_S = 0.2   # how often the level checks for a cancel (each check wakes this process)
 
 
 @dataclass

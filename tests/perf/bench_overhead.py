@@ -96,9 +96,13 @@ def main() -> None:
         bare(a.model, a.requests, a.max_tokens)
         return
     ours_s, bare_s, ours_ttft, bare_ttft = [], [], [], []
-    for _ in range(a.pairs):
-        o = run_ours(a.model, a.requests, a.max_tokens)
-        b = run_bare(a.model, a.requests, a.max_tokens)
+    for i in range(a.pairs):
+        if i % 2 == 0:   # which side goes first alternates too, so an order effect hits both
+            o = run_ours(a.model, a.requests, a.max_tokens)
+            b = run_bare(a.model, a.requests, a.max_tokens)
+        else:
+            b = run_bare(a.model, a.requests, a.max_tokens)
+            o = run_ours(a.model, a.requests, a.max_tokens)
         ours_s.append(decode_tok_s(o))
         bare_s.append(decode_tok_s(b))
         ours_ttft.append(statistics.median(r["ttft"] for r in o) * 1000)

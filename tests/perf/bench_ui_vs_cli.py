@@ -67,9 +67,13 @@ def main() -> None:
         prompts_file = tmp / "prompts.json"
         prompts_file.write_text(json.dumps(PROMPTS))
         ui, cli, ui_obs, cli_obs = [], [], [], []
-        for _ in range(a.pairs):
-            u = run_ui(a.model, a.rounds, a.max_tokens, prompts_file)
-            c = run_cli(a.model, a.rounds, a.max_tokens, prompts_file, tmp)
+        for i in range(a.pairs):
+            if i % 2 == 0:   # which side goes first alternates too
+                u = run_ui(a.model, a.rounds, a.max_tokens, prompts_file)
+                c = run_cli(a.model, a.rounds, a.max_tokens, prompts_file, tmp)
+            else:
+                c = run_cli(a.model, a.rounds, a.max_tokens, prompts_file, tmp)
+                u = run_ui(a.model, a.rounds, a.max_tokens, prompts_file)
             ui.append(u["decode_tokens_per_s"]["p50"])
             cli.append(c["decode_tokens_per_s"]["p50"])
             ui_obs.append((u["observer_cpu_s"] or 0) / (u["window_s"] or 1) * 100)
