@@ -27,6 +27,25 @@ page = st.navigation({
     for section, pages in PAGES.items()
 })
 
+
+def render_loaded() -> None:
+    """Models and servers this app keeps loaded (Try a prompt, the judge): listed, unloadable, unloaded when
+    idle; they also end with the app."""
+    from core.engines import pool
+    idle_min = st.number_input("Unload after idle (minutes)", 1, 24 * 60, int(pool.idle_timeout() // 60),
+                               key="app_idle_unload_min")
+    pool.set_idle_timeout(float(idle_min) * 60)
+    rows = pool.loaded_everywhere()
+    st.caption(f"Loaded models and servers: {len(rows) or 'none'}")
+    for i, row in enumerate(rows):
+        rss = f"{row['rss_mb']:.0f} MB" if row.get("rss_mb") is not None else "memory unknown"
+        st.text(f"{row['id']} ({row['backend']}, {row['kind']}) · pid {row['pid']} · {rss} · "
+                f"idle {row['idle_s'] / 60:.0f} min")
+        if st.button("Unload", key=f"app_unload_{i}_{row['id']}"):
+            pool.unload(row)
+            st.rerun()
+
+
 with st.sidebar:
     st.caption("Database")
     st.code(store_label(), language=None, wrap_lines=True)
@@ -38,5 +57,6 @@ with st.sidebar:
             set_device_label(label)
         except (OSError, ValueError) as exc:
             st.error(f"device label not saved: {md_text(str(exc))}")
+    render_loaded()
 
 page.run()

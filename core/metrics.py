@@ -5,22 +5,33 @@ into per-request rows (what the store keeps) and rows into per-level results (wh
 the page and the reports show). The unit is in every name; ``None`` means unknown, never 0.
 
 Per request:
-- ``queue_ms``: waiting for a free concurrency slot (queued_at -> start); never inside TTFT.
+- ``queue_ms``: ready to go (its turn in the schedule) -> it got a free slot; never inside TTFT.
+- ``engine_wait_ms``: for an engine that serves one request at a time (Foundry Local worker,
+  llama-cpp-python server), the wait for the engine at concurrency > 1, never inside TTFT or E2E:
+  ``measured`` (the engine stamps when it became free) or ``inferred`` (the engine serves requests
+  in order: a request's service starts when the previous one ended; TTFT and E2E are counted from there).
+- ``connect_ms``: opening a connection (TCP/TLS) for the request, outside TTFT; None = none was opened.
 - ``ttft_ms``: first chunk carrying output text - start (role-only / empty chunks are skipped).
 - ``e2e_ms``: end of the response (``[DONE]``, else the finish-reason event) - start.
 - ``completion_tokens``: usage, else the model's tokenizer, else content chunks; the source is kept.
   Never the prompt's tokens.
 - ``tpot_ms`` (= mean inter-token latency, ``itl_ms``): (E2E - TTFT) / (tokens - 1), 2 tokens or more.
-- ``decode_tokens_per_s`` = 1000 / tpot_ms; ``e2e_output_tokens_per_s`` = tokens / E2E.
+- ``decode_tokens_per_s`` (decode speed, per request) = 1000 / tpot_ms; ``e2e_output_tokens_per_s`` = tokens / E2E.
 - ``chunk_gaps_ms``: raw gaps between consecutive content chunks (a chunk may carry several tokens).
 - A request is ok only with no error and a finish reason: a stream that ends without one is failed.
 
 Per level (model x engine x concurrency):
 - warm-up requests are excluded; latency statistics use successful requests only.
-- ``throughput_tok_s`` = output tokens of successful requests / (last end - first start) of the
-  measured window (all measured requests, failed ones included in the window).
+- ``throughput_tok_s`` (aggregate throughput, per level) = output tokens of successful requests /
+  (last end - first start) of the measured window (all measured requests, failed ones included in the
+  window). A resumed level was measured in several sittings (``segment``): tokens / the sum of their windows.
+  Never the name of decode speed, and decode speed never goes by this name.
+- ``observer_cpu_s``: CPU seconds of the app's own process (the one running the benchmark) over the window.
 - ``cpu_s_per_token`` = CPU seconds of the model's process over the measured window / output tokens.
-- memory: of the model's process only (peak = VmHWM); unknown when its PID is unknown.
+- memory: of the model's process only (peak = VmHWM); unknown when its PID is unknown. Shown as runtime
+  baseline (``rss_before_mb``), weights (``weights_mb`` = after load - before) and working memory
+  (``working_mb`` = peak - after load).
+- ``small_sample``: fewer than 20 successful requests: tails indicative only; an interval needs 2 samples.
 """
 from __future__ import annotations
 
@@ -34,8 +45,10 @@ MS_PER_S = 1000.0
 # The JSON result of one model x concurrency level (the CLI contract, in this order).
 RESULT_KEYS = (
     "model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed",
-    "ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens", "token_count_source",
-    "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "cpu_s_per_token", "throughput_tok_s",
+    "ttft_ms", "itl_ms", "e2e_ms", "decode_tokens_per_s", "completion_tokens", "token_count_source",
+    "queue_ms", "engine_wait_ms", "engine_wait_source", "connect_ms",
+    "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "weights_mb", "working_mb", "pid_source",
+    "cpu_s_per_token", "throughput_tok_s", "window_s", "observer_cpu_s", "small_sample",
 )
 
 # Human labels (page, Markdown report): one place, units included.
@@ -43,7 +56,7 @@ LABELS = {
     "ttft_ms": "TTFT (ms)",
     "itl_ms": "TPOT / inter-token latency (ms per token)",
     "e2e_ms": "E2E latency (ms)",
-    "output_tokens_per_s": "decode speed (tokens/s, 1/TPOT)",
+    "decode_tokens_per_s": "decode speed (tokens/s per request, 1/TPOT)",
     "e2e_output_tokens_per_s": "E2E output speed (tokens/s, tokens/E2E)",
     "completion_tokens": "completion tokens",
     "throughput_tok_s": "aggregate throughput (output tokens/s over the measured window)",
@@ -52,7 +65,12 @@ LABELS = {
     "rss_after_load_mb": "RSS after load (MB)",
     "peak_rss_mb": "peak RSS (MB, VmHWM)",
     "cpu_s_per_token": "CPU seconds per output token",
-    "queue_ms": "queue delay (ms, waiting for a concurrency slot)",
+    "queue_ms": "queue wait (ms, ready to go, waiting for a free slot)",
+    "engine_wait_ms": "engine wait (ms, an engine serving one request at a time was busy)",
+    "connect_ms": "connect (ms, TCP/TLS set-up, outside TTFT)",
+    "weights_mb": "weights (MB, RSS after load - before)",
+    "working_mb": "working memory (MB, peak - after load)",
+    "observer_cpu_s": "observer CPU (s, the app's own process over the window)",
 }
 
 
@@ -60,14 +78,24 @@ LABELS = {
 DEFINITIONS = {
     "ttft_ms": "TTFT: first chunk carrying output text minus request start; queue delay is not inside it.",
     "itl_ms": "TPOT (= mean inter-token latency): (E2E - TTFT) / (completion tokens - 1), for 2 tokens or more.",
-    "output_tokens_per_s": "Decode speed: 1 / TPOT, per request (tokens per second after the first token).",
+    "decode_tokens_per_s": "Decode speed: 1 / TPOT, per request (tokens per second after the first token); "
+                           "not aggregate throughput.",
+    "queue_ms": "Queue wait: from the moment a request was ready to go (its turn) until it got a free slot.",
+    "engine_wait_ms": "Engine wait: for an engine that serves one request at a time, the time a request waited "
+                      "for it; kept out of TTFT and E2E for every engine. Measured (Foundry Local worker) or "
+                      "inferred from the requests' times (llama-cpp-python server: served in order).",
+    "connect_ms": "Connect: TCP/TLS set-up when a request had to open a connection; kept out of TTFT.",
+    "observer_cpu_s": "Observer CPU: CPU seconds of the app's own process over the measured window; it should "
+                      "stay near zero so the app does not compete with the model.",
     "e2e_ms": "E2E latency: end of the response ([DONE] or the finish reason) minus request start.",
     "completion_tokens": "Completion tokens: from the runtime's usage, else the model's tokenizer, else SSE chunks "
                          "(the source is shown); never the prompt's tokens.",
     "throughput_tok_s": "Aggregate throughput: output tokens of successful requests / (last end - first start) "
-                        "of the measured window, per concurrency level.",
-    "peak_rss_mb": "Memory: resident memory of the process that runs the model (worker or server): before load, "
-                   "after load, and peak (VmHWM). Unknown when the app does not know that process, never 0.",
+                        "of the measured window, per concurrency level; not decode speed.",
+    "peak_rss_mb": "Memory: resident memory of the process that runs the model (worker or server): runtime "
+                   "baseline (before load), weights (after load - before), working memory (peak VmHWM - after "
+                   "load). An endpoint's server is found by the process listening on its port, or named with "
+                   "--server-pid. Unknown when the app does not know that process, never 0.",
     "cpu_s_per_token": "CPU seconds of the model's process over the measured window / output tokens "
                        "(a proxy for energy on laptops).",
     "load_s": "Cold load: time to load the model in its fresh process (llama.cpp: server start until it answers).",
@@ -126,11 +154,17 @@ def request_row(rec, *, level_start: float, done_at: float | None = None) -> dic
     e2e = _ms(rec.start, rec.end) if ok else None
     gaps = [(b - a) * MS_PER_S for a, b in zip(rec.chunk_times, rec.chunk_times[1:])]
     end = rec.end if rec.end is not None else done_at
+    slot = rec.slot_at if rec.slot_at is not None else rec.start
+    waited_from = rec.slot_at if rec.slot_at is not None else rec.queued_at
+    engine_wait = _ms(waited_from, rec.engine_ready_at) if rec.engine_ready_at is not None else None
     return {
         "ok": ok,
         "start_offset_s": (rec.start - level_start) if rec.start is not None else None,
         "end_offset_s": (end - level_start) if end is not None else None,
-        "queue_ms": _ms(rec.queued_at, rec.start),
+        "queue_ms": _ms(rec.queued_at, slot),
+        "engine_wait_ms": engine_wait,
+        "engine_wait_source": "measured" if engine_wait is not None else None,
+        "connect_ms": rec.connect_s * MS_PER_S if rec.connect_s is not None else None,
         "ttft_ms": ttft,
         "e2e_ms": e2e,
         "tpot_ms": tpot_ms(e2e, ttft, tokens) if ok else None,
@@ -145,17 +179,45 @@ def request_row(rec, *, level_start: float, done_at: float | None = None) -> dic
     }
 
 
+def window_s(rows: list[dict]) -> float | None:
+    """The measured window: last end - first start, summed over the sittings (``segment``) of a resumed level."""
+    by_segment: dict = {}
+    for r in rows:
+        by_segment.setdefault(r.get("segment") or 0, []).append(r)
+    total, any_window = 0.0, False
+    for seg_rows in by_segment.values():
+        starts = [r["start_offset_s"] for r in seg_rows if r.get("start_offset_s") is not None]
+        ends = [r["end_offset_s"] for r in seg_rows if r.get("end_offset_s") is not None]
+        if starts and ends:
+            total += max(ends) - min(starts)
+            any_window = True
+    return total if any_window else None
+
+
 def aggregate_throughput_tok_s(rows: list[dict]) -> float | None:
-    """Output tokens of successful requests / (last end - first start) over all measured requests."""
-    starts = [r["start_offset_s"] for r in rows if r.get("start_offset_s") is not None]
-    ends = [r["end_offset_s"] for r in rows if r.get("end_offset_s") is not None]
+    """Output tokens of successful requests / the measured window (``window_s``) over all measured requests."""
+    window = window_s(rows)
     tokens = sum(r["completion_tokens"] or 0 for r in rows if r["ok"])
-    if not starts or not ends:
-        return None
-    window = max(ends) - min(starts)
-    if window <= 0 or not any(r["ok"] for r in rows):
+    if window is None or window <= 0 or not any(r["ok"] for r in rows):
         return None
     return tokens / window
+
+
+def infer_engine_wait(rows: list[dict]) -> None:
+    """For an engine that serves one request at a time, in order, whose wait nobody measured: a request's
+    service starts when the request sent before it ended. Its wait is set apart (``inferred``) and TTFT and
+    E2E are counted from there, as for an engine that measures it. Rows of one level and one sitting; in place."""
+    timed = sorted((r for r in rows if r.get("start_offset_s") is not None and r.get("engine_wait_source") is None),
+                   key=lambda r: r["start_offset_s"])
+    busy_until = None
+    for r in timed:
+        wait_s = max(0.0, busy_until - r["start_offset_s"]) if busy_until is not None else 0.0
+        r["engine_wait_ms"], r["engine_wait_source"] = wait_s * MS_PER_S, "inferred"
+        for key in ("ttft_ms", "e2e_ms"):
+            if r.get(key) is not None:
+                r[key] = max(0.0, r[key] - wait_s * MS_PER_S)
+        if r.get("end_offset_s") is not None:
+            busy_until = r["end_offset_s"] if busy_until is None else max(busy_until, r["end_offset_s"])
 
 
 def output_tokens(rows: list[dict]) -> int:
@@ -199,7 +261,9 @@ def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency:
     """The result of one model x concurrency level from its stored request rows (warm-ups dropped).
 
     ``load``: the level's stored run_models numbers (load_s, rss_*_mb, peak_rss_mb, cpu_s_per_token,
-    throughput_tok_s); the throughput is recomputed from the rows when they carry offsets.
+    throughput_tok_s, observer_cpu_s, pid_source); the throughput is recomputed from the rows when they
+    carry offsets. ``status``: ok | failed | interrupted (a level that did not end: its numbers are those
+    of the requests that finished).
     """
     rows = [r for r in rows if not r.get("warmup")]
     ok = [r for r in rows if r["ok"]]
@@ -208,30 +272,43 @@ def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency:
     throughput = aggregate_throughput_tok_s(rows) if rows else None
     if throughput is None:
         throughput = load.get("throughput_tok_s")
-    if status == "ok" and rows and not ok:
+    if status in ("ok", "interrupted") and rows and not ok:
         status, error = "failed", error or most_common_error(rows)
-    elif status == "ok" and not rows:
-        status, error = "failed", error or "no request was measured"
+    elif status in ("ok", "interrupted") and not rows:
+        status, error = ("interrupted" if status == "interrupted" else "failed"), error or "no request was measured"
+    waits = [r.get("engine_wait_ms") for r in ok]
+    wait_sources = sorted({r.get("engine_wait_source") for r in ok if r.get("engine_wait_source")})
+    before, after, peak = load.get("rss_before_mb"), load.get("rss_after_load_mb"), load.get("peak_rss_mb")
     return {
         "model": model,
         "backend": backend,
         "concurrency": int(concurrency),
-        "status": "ok" if status == "ok" else "failed",
+        "status": status if status in ("ok", "interrupted") else "failed",
         "error": error,
         "requests_ok": len(ok),
         "requests_failed": len(rows) - len(ok),
         "ttft_ms": summary(r["ttft_ms"] for r in ok),
         "itl_ms": summary(itl),
         "e2e_ms": summary(r["e2e_ms"] for r in ok),
-        "output_tokens_per_s": summary(per_s(v) for v in itl),
+        "decode_tokens_per_s": summary(per_s(v) for v in itl),
         "completion_tokens": summary(r["completion_tokens"] for r in ok),
         "token_count_source": token_count_source(rows),
+        "queue_ms": summary(r.get("queue_ms") for r in ok),
+        "engine_wait_ms": summary(waits),
+        "engine_wait_source": ",".join(wait_sources) or None,
+        "connect_ms": summary(r.get("connect_ms") for r in ok),
         "load_s": load.get("load_s"),
-        "rss_before_mb": load.get("rss_before_mb"),
-        "rss_after_load_mb": load.get("rss_after_load_mb"),
-        "peak_rss_mb": load.get("peak_rss_mb"),
+        "rss_before_mb": before,
+        "rss_after_load_mb": after,
+        "peak_rss_mb": peak,
+        "weights_mb": (after - before) if after is not None and before is not None else None,
+        "working_mb": (peak - after) if peak is not None and after is not None else None,
+        "pid_source": load.get("pid_source"),
         "cpu_s_per_token": load.get("cpu_s_per_token"),
         "throughput_tok_s": throughput,
+        "window_s": window_s(rows) if rows else load.get("window_s"),
+        "observer_cpu_s": load.get("observer_cpu_s"),
+        "small_sample": len(ok) < TAIL_MIN_SAMPLES,
     }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
 TAIL_MIN_SAMPLES = 20  # below this, p90/p95/p99 are indicative only (metrics.md)
+MIN_CI_SAMPLES = 2     # below this, no interval at all ("n/a"), never a zero-width one
 
 
 def _clean(values: Iterable[float | None]) -> np.ndarray:
@@ -37,12 +38,13 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of `stat` over `values` (resampled with replacement)."""
+    """Percentile bootstrap interval of `stat` over `values` (resampled with replacement).
+
+    None ("n/a") from fewer than 2 samples: one sample says nothing of the spread, and a zero-width
+    interval would read as certainty."""
     arr = _clean(values)
-    if arr.size == 0:
+    if arr.size < MIN_CI_SAMPLES:
         return None
-    if arr.size == 1:
-        return float(arr[0]), float(arr[0])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, arr.size, size=(n_boot, arr.size))
     samples = arr[idx]

@@ -101,6 +101,7 @@ def render_setup() -> None:
             try:
                 st.session_state[JOB] = BenchJob(specs, ps, settings).start()
                 st.session_state["bench_view_run"] = st.session_state[JOB].run_id
+                st.session_state["bench_follow_run"] = st.session_state[JOB].run_id
             except UserError as exc:
                 st.error(md_text(exc.one_line()))
             st.rerun()
@@ -113,7 +114,8 @@ def _progress_body() -> None:
     snap = job.snapshot()
     if snap.status in ("completed", "interrupted", "error") and not st.session_state.get("bench_shown_" + snap.run_id):
         st.session_state["bench_shown_" + snap.run_id] = True
-        st.rerun(scope="app")   # show the finished run's results
+        st.session_state["bench_follow_run"] = snap.run_id   # results and downloads follow the run just ended
+        st.rerun(scope="app")
     eta = f" · ETA {snap.eta_s:.0f} s" if snap.eta_s is not None and snap.status == "running" else ""
     st.caption(f"Run {snap.run_id}: {snap.status} · {snap.done}/{snap.total} requests · "
                f"{snap.elapsed_s:.0f} s elapsed{eta}" + (" · cancelling…" if snap.cancelling else ""))
@@ -152,6 +154,9 @@ def _report(run_id: str) -> BenchReport:
 def render_results(runs: list[dict]) -> None:
     st.subheader("Results")
     ids = [r["run_id"] for r in runs]
+    follow = st.session_state.pop("bench_follow_run", None)
+    if follow in ids:   # a run just started, finished or was cancelled: show it, not the one picked before
+        st.session_state["bench_result_run"] = follow
     default = st.session_state.get("bench_view_run")
     index = ids.index(default) if default in ids else 0
     fmt = {r["run_id"]: f"{r['run_id']} · {r['status']} · {r['models'] or 'no model'}" for r in runs}
@@ -159,12 +164,26 @@ def render_results(runs: list[dict]) -> None:
     report = _report(run_id)
     if report.run["status"] != "completed":
         st.caption(f"This run is {md_text(report.run['status'])}: numbers come from the requests that finished.")
+    if report.run["status"] == "interrupted":
+        job = st.session_state.get(JOB)
+        busy = job is not None and job.running
+        if st.button("Resume", key="bench_resume", disabled=busy,
+                     help="run only the requests this run is missing, with its settings and models "
+                          "(refused when the prompt set or the model files changed)"):
+            try:
+                st.session_state[JOB] = BenchJob.resume(run_id).start()
+                st.session_state["bench_view_run"] = run_id
+                st.session_state["bench_follow_run"] = run_id
+            except UserError as exc:
+                st.error(md_text(exc.one_line()))
+            else:
+                st.rerun()
     table = charts.summary_table(report.results)
     st.dataframe(table, hide_index=True)
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):
         st.caption("Fewer than 20 successful requests in a level: its p95 is indicative only.")
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests
-    tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency", "Requests"])
+    tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests"])
     with tabs[0]:
         for chart in (charts.latency_boxes(measured, "ttft_ms", "TTFT (ms)"), charts.latency_ecdf(measured, "e2e_ms")):
             if chart is not None:
@@ -176,6 +195,8 @@ def render_results(runs: list[dict]) -> None:
         st.caption("Cells: median E2E per prompt; tooltips count requests flagged as outliers (beyond 1.5 IQR).")
     with tabs[3]:
         _chart(charts.throughput_vs_concurrency(report.results), "No throughput measured.")
+        _chart(charts.memory_stacked(report.results),
+               "Memory by part needs the model's process before and after load (unknown for this run).")
     with tabs[4]:
         render_requests(measured)
     c1, c2, c3 = st.columns(3)
@@ -197,7 +218,8 @@ def render_requests(measured) -> None:
     if measured is None or measured.empty:
         st.caption("No request.")
         return
-    cols = ["model", "backend", "concurrency", "prompt_id", "round", "ok", "outlier", "queue_ms", "ttft_ms", "tpot_ms",
+    cols = ["model", "backend", "concurrency", "prompt_id", "round", "ok", "outlier", "queue_ms", "engine_wait_ms",
+            "engine_wait_source", "connect_ms", "ttft_ms", "tpot_ms",
             "e2e_ms", "completion_tokens", "token_count_source", "finish_reason", "error", "output_text"]
     st.dataframe(measured[cols], hide_index=True)   # outputs as data: plain text
     pick = st.selectbox("Show one output", range(len(measured)), key="bench_output_pick",

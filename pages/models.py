@@ -7,15 +7,14 @@ import streamlit as st
 from core.catalog import endpoints
 from core.errors import UserError
 from core.output import md_text
-from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
+from core.engines.pool import LOADABLE_BACKENDS, LoadedModels, shared_pool
 from core.catalog.models import MODEL_FIELDS, list_models
 from core.config import db_path
 from core.store import devices
 
 
-@st.cache_resource
 def loaded_models() -> LoadedModels:
-    return LoadedModels()
+    return shared_pool()   # one pool per process: the sidebar lists it, unloads it when idle
 
 
 @st.cache_data(ttl=60, show_spinner="Listing models…")
@@ -210,7 +209,6 @@ def render_download(models: list[dict]) -> None:
             state["thread"].start()
             st.rerun()
 
-    @st.fragment(run_every=1.0)
     def progress():
         if not state.get("thread"):
             return
@@ -225,7 +223,8 @@ def render_download(models: list[dict]) -> None:
         elif st.button("Cancel download", key="models_dl_cancel"):
             state["cancel"].set()
 
-    progress()
+    # polls only while a download runs: an idle page costs no CPU
+    st.fragment(run_every=1.0 if state.get("thread") else None)(progress)()
 
 
 def render_eps() -> None:

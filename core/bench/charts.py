@@ -81,27 +81,59 @@ def throughput_vs_concurrency(results: list[dict]) -> alt.Chart | None:
         color=alt.Color("model:N", legend=alt.Legend(labelLimit=LABEL_LIMIT)))
 
 
+MEMORY_PARTS = (("rss_before_mb", "runtime baseline (before load)"), ("weights_mb", "weights (after load - before)"),
+                ("working_mb", "working memory (peak - after load)"))
+
+
+def memory_stacked(results: list[dict]) -> alt.Chart | None:
+    """Peak memory of each model's process, stacked: runtime baseline, weights, working memory (levels
+    whose three parts are all known; the largest peak per model and engine)."""
+    best: dict = {}
+    for r in results:
+        if any(r.get(k) is None for k, _ in MEMORY_PARTS):
+            continue
+        key = f"{r['model']} [{r['backend']}]"
+        if key not in best or (r.get("peak_rss_mb") or 0) > (best[key].get("peak_rss_mb") or 0):
+            best[key] = r
+    rows = [{"model": key, "part": label, "order": i, "MB": max(0.0, float(r[k]))}
+            for key, r in best.items() for i, (k, label) in enumerate(MEMORY_PARTS)]
+    if not rows:
+        return None
+    return alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
+        x=alt.X("MB:Q", title="resident memory of the model's process (MB)", stack="zero"),
+        y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+        color=alt.Color("part:N", title=None, sort=[label for _, label in MEMORY_PARTS],
+                        legend=alt.Legend(orient="bottom")),
+        order=alt.Order("order:Q"), tooltip=["model", "part", alt.Tooltip("MB:Q", format=".0f")],
+    ).properties(height=max(80, 40 * len(best)))
+
+
 def summary_table(results: list[dict]) -> pd.DataFrame:
     """The results as a readable table for the page (p50 and p95; units in the column names; rounded for
     reading: ms and tokens/s to 0.1, MB to 1; the exports keep full precision)."""
     rows = []
     for r in results:
-        g = lambda k, s="p50": (r[k] or {}).get(s)  # noqa: E731
+        g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
         rows.append({
             "model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"], "status": r["status"],
             "ok": r["requests_ok"], "failed": r["requests_failed"],
             "TTFT p50 (ms)": g("ttft_ms"), "TTFT p95 (ms)": g("ttft_ms", "p95"),
-            "TPOT p50 (ms/token)": g("itl_ms"), "decode p50 (tok/s)": g("output_tokens_per_s"),
+            "TPOT p50 (ms/token)": g("itl_ms"), "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"),
             "E2E p50 (ms)": g("e2e_ms"), "E2E p95 (ms)": g("e2e_ms", "p95"),
-            "throughput (tok/s)": r["throughput_tok_s"], "tokens p50": g("completion_tokens"),
+            "aggregate throughput (tok/s)": r["throughput_tok_s"],
+            "queue wait p50 (ms)": g("queue_ms"), "engine wait p50 (ms)": g("engine_wait_ms"),
+            "engine wait": r.get("engine_wait_source"), "connect p50 (ms)": g("connect_ms"),
+            "tokens p50": g("completion_tokens"),
             "token source": r["token_count_source"], "load (s)": r["load_s"],
-            "RSS before (MB)": r["rss_before_mb"], "RSS after load (MB)": r["rss_after_load_mb"],
-            "peak RSS (MB)": r["peak_rss_mb"], "CPU s/token": r["cpu_s_per_token"], "error": r["error"],
+            "runtime baseline (MB)": r["rss_before_mb"], "weights (MB)": r.get("weights_mb"),
+            "working memory (MB)": r.get("working_mb"), "peak RSS (MB)": r["peak_rss_mb"],
+            "process found by": r.get("pid_source"), "CPU s/token": r["cpu_s_per_token"],
+            "observer CPU (s)": r.get("observer_cpu_s"), "error": r["error"],
         })
     df = pd.DataFrame(rows)
-    digits = {c: 1 for c in df.columns if c.endswith(("(ms)", "(ms/token)", "(tok/s)"))}
+    digits = {c: 1 for c in df.columns if c.endswith(("(ms)", "(ms/token)", "(tok/s)", "per request)"))}
     digits |= {c: 0 for c in df.columns if c.endswith("(MB)")}
-    digits |= {"load (s)": 2, "CPU s/token": 4}
+    digits |= {"load (s)": 2, "CPU s/token": 4, "observer CPU (s)": 3}
     return df.round({c: n for c, n in digits.items() if c in df.columns})
 
 
@@ -122,8 +154,8 @@ def compare_runs(a: list[dict], b: list[dict], req_a: pd.DataFrame | None = None
             row[f"A {label}"], row[f"B {label}"] = va, vb
             row[f"Δ {label} %"] = (vb - va) / va * 100 if va and vb is not None else None
         ta, tb = ra["throughput_tok_s"], rb["throughput_tok_s"]
-        row["A throughput (tok/s)"], row["B throughput (tok/s)"] = ta, tb
-        row["Δ throughput %"] = (tb - ta) / ta * 100 if ta and tb is not None else None
+        row["A aggregate throughput (tok/s)"], row["B aggregate throughput (tok/s)"] = ta, tb
+        row["Δ aggregate throughput %"] = (tb - ta) / ta * 100 if ta and tb is not None else None
         if req_a is not None and req_b is not None and not req_a.empty and not req_b.empty:
             row["Δ mean TTFT 95% CI (ms)"] = _diff_ci(req_a, req_b, ra)
         rows.append(row)
@@ -149,4 +181,4 @@ def _diff_ci(req_a: pd.DataFrame, req_b: pd.DataFrame, level: dict) -> str | Non
 
 
 __all__ = ["latency_boxes", "latency_ecdf", "ttft_vs_speed", "prompt_heatmap", "throughput_vs_concurrency",
-           "summary_table", "compare_runs", "bootstrap_ci"]
+           "memory_stacked", "summary_table", "compare_runs", "bootstrap_ci"]

@@ -43,13 +43,21 @@ class _Collector(Progress):
 
 
 class BenchJob(Job):
-    def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings):
+    def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **runner_kwargs):
         super().__init__(self._run_bench)
-        self.runner = Runner(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event)
+        self.runner = Runner(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event,
+                             **runner_kwargs)
         self.run_id = self.runner.run_id
         self.outcome: RunOutcome | None = None
         self._progress: RunProgress | None = None
         self._started = time.monotonic()
+
+    @classmethod
+    def resume(cls, run_id: str) -> "BenchJob":
+        """Run what a stored run that did not end is missing (UserError when it cannot be resumed)."""
+        from core.bench.resume import plan_resume, resume_runner_kwargs
+        plan = plan_resume(run_id)
+        return cls(plan.models, plan.prompt_set, plan.settings, **resume_runner_kwargs(plan))
 
     def start(self) -> "BenchJob":
         self._started = time.monotonic()

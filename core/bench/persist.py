@@ -1,15 +1,24 @@
 """Where a run's results go: the store (``StoreRecorder``) or nowhere (``Recorder``, for perf scripts).
 
-The runner says what to keep; a recorder decides how. One place to change when rows must be
-written at another moment (as each request completes, say).
+The runner says what to keep; a recorder decides how. ``StoreRecorder`` appends each request row to the
+run's journal as it completes (microseconds, no database work while the model is measured), so a kill
+loses only the requests in flight; a level's row is written when it starts (status 'running') and again,
+with its final numbers and its requests, when it ends. A run whose process died has its journal imported
+by whoever next reads the store (``core.store.bench.mark_stale_runs``).
 """
 from __future__ import annotations
+
+import threading
 
 
 class Recorder:
     """Keeps nothing (a run measured in memory only)."""
 
-    def start_run(self, run_id: str, *, prompt_set, settings: dict, environment: dict) -> None:
+    def start_run(self, run_id: str, *, prompt_set, settings: dict, environment: dict,
+                  specs: list[dict] | None = None, resume: bool = False) -> None:
+        pass
+
+    def save_request(self, row: dict) -> None:
         pass
 
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
@@ -20,13 +29,29 @@ class Recorder:
 
 
 class StoreRecorder(Recorder):
-    """Writes the run, each level (its run_models row and its requests) and the run's end to the store."""
+    """Writes the run, each request as it completes (journal), each level and the run's end to the store."""
 
-    def start_run(self, run_id: str, *, prompt_set, settings: dict, environment: dict) -> None:
+    def __init__(self):
+        self._journal = None
+        self._lock = threading.Lock()
+
+    def start_run(self, run_id: str, *, prompt_set, settings: dict, environment: dict,
+                  specs: list[dict] | None = None, resume: bool = False) -> None:
         from core.store import bench as db
-        db.mark_stale_runs()    # runs left 'running' a day ago by a process that died
-        db.create_run(run_id, prompt_set=prompt_set.name, prompt_set_hash=prompt_set.hash,
-                      settings=settings, environment=environment, prompts=prompt_set.prompts)
+        db.mark_stale_runs()    # runs left 'running' by a process that is gone (their journals imported)
+        if resume:
+            db.reopen_run(run_id)
+        else:
+            db.create_run(run_id, prompt_set=prompt_set.name, prompt_set_hash=prompt_set.hash,
+                          settings=settings, environment=environment, prompts=prompt_set.prompts, specs=specs)
+        self._journal = db.open_journal(run_id)
+
+    def save_request(self, row: dict) -> None:
+        from core.store.bench import journal_line
+        line = journal_line(row)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.write(line)     # line-buffered: in the OS at once, safe from a kill
 
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         from core.store import bench as db
@@ -35,3 +60,8 @@ class StoreRecorder(Recorder):
     def finish_run(self, run_id: str, status: str, reason: str | None) -> None:
         from core.store import bench as db
         db.finish_run(run_id, status, reason)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+        db.import_journal(run_id)   # rows of a level cut short by an error, if any; then the journal goes

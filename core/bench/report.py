@@ -16,9 +16,11 @@ from core.errors import UserError
 from core.output import CSV_EOL, csv_frame, md_code, md_text
 from core.metrics import DEFINITIONS, tails_indicative
 
-DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "completion_tokens")
-SCALAR_KEYS = ("token_count_source", "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
-               "cpu_s_per_token", "throughput_tok_s")
+DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "decode_tokens_per_s", "completion_tokens", "queue_ms",
+             "engine_wait_ms", "connect_ms")
+SCALAR_KEYS = ("token_count_source", "engine_wait_source", "load_s", "rss_before_mb", "rss_after_load_mb",
+               "peak_rss_mb", "weights_mb", "working_mb", "pid_source", "cpu_s_per_token", "throughput_tok_s",
+               "window_s", "observer_cpu_s", "small_sample")
 
 
 @dataclass
@@ -47,9 +49,9 @@ def flat_results(results: list[dict]) -> pd.DataFrame:
         row = {k: r[k] for k in ("model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed")}
         for k in DIST_KEYS:
             for stat in ("mean", "p50", "p90", "p95", "p99"):
-                row[f"{k}_{stat}"] = (r[k] or {}).get(stat)
+                row[f"{k}_{stat}"] = (r.get(k) or {}).get(stat)
         for k in SCALAR_KEYS:
-            row[k] = r[k]
+            row[k] = r.get(k)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -101,18 +103,33 @@ def to_markdown(report: BenchReport) -> str:
     w()
     w("## Results")
     w()
-    w("| model | engine | conc. | ok / failed | TTFT p50 (ms) | TTFT p95 (ms) | TPOT p50 (ms/token) | decode p50 (tok/s) "
-      "| E2E p50 (ms) | E2E p95 (ms) | throughput (tok/s) | tokens p50 (source) | load (s) | peak RSS (MB) | CPU s/token |")
-    w("|" + "---|" * 15)
+    w("| model | engine | conc. | status | ok / failed | TTFT p50 (ms) | TTFT p95 (ms) | TPOT p50 (ms/token) "
+      "| decode speed p50 (tok/s per request) | E2E p50 (ms) | E2E p95 (ms) | aggregate throughput (tok/s) "
+      "| engine wait p50 (ms) | tokens p50 (source) | load (s) | runtime / weights / working (MB) | peak RSS (MB) "
+      "| CPU s/token | observer CPU (s) |")
+    w("|" + "---|" * 19)
     for r in report.results:
-        g = lambda k, s="p50": (r[k] or {}).get(s)  # noqa: E731
+        g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
         mark = "*" if tails_indicative(r) and r["requests_ok"] else ""
-        w(f"| {md_text(r['model'])} | {r['backend']} | {r['concurrency']} | {r['requests_ok']} / {r['requests_failed']} "
-          f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('output_tokens_per_s'))} "
-          f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} "
+        wait = _n(g("engine_wait_ms")) + (f" ({r['engine_wait_source']})" if r.get("engine_wait_source") else "")
+        mem = " / ".join(_n(r.get(k), 0) for k in ("rss_before_mb", "weights_mb", "working_mb"))
+        w(f"| {md_text(r['model'])} | {r['backend']} | {r['concurrency']} | {r['status']} "
+          f"| {r['requests_ok']} / {r['requests_failed']} "
+          f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('decode_tokens_per_s'))} "
+          f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} | {wait} "
           f"| {_n(g('completion_tokens'), 0)} ({r['token_count_source'] or '–'}) | {_n(r['load_s'], 2)} "
-          f"| {_n(r['peak_rss_mb'], 0)} | {_n(r['cpu_s_per_token'], 4)} |")
+          f"| {mem} | {_n(r['peak_rss_mb'], 0)} | {_n(r['cpu_s_per_token'], 4)} | {_n(r.get('observer_cpu_s'), 3)} |")
     w()
+    if any("inferred" in (r.get("engine_wait_source") or "") for r in report.results):
+        w("Engine wait marked *inferred*: the engine serves one request at a time and does not say when it took a "
+          "request; its wait is inferred from the requests' times (served in order) and kept out of TTFT and E2E.")
+        w()
+    found = sorted({r.get("pid_source") for r in report.results if r.get("pid_source")})
+    if found:
+        w("Memory and CPU measured on the model's process, found by: " + ", ".join(found)
+          + " (launched = the app started it; port = the process listening on the endpoint's port; "
+            "user = --server-pid; unknown = not measured).")
+        w()
     if any(tails_indicative(r) and r["requests_ok"] for r in report.results):
         w("\\* fewer than 20 successful requests: p95 is indicative only.")
         w()

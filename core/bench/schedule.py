@@ -1,22 +1,25 @@
 """Scheduling one concurrency level: warm-up, then the measured requests on N concurrent slots.
 
 Knows nothing of storage or progress: it calls ``on_done(item, rec, done_at)`` as each request ends
-and ``on_phase(name)`` when the warm-up or the measured window starts. Every measured request is
-eligible from the start of the window (``queued_at``); the wait for a free slot is its queue time.
+and ``on_phase(name)`` when the warm-up or the measured window starts. A request is ready to go
+(``queued_at``) when its turn comes on one of the N slots; the wait for a free slot is its queue time
+(a closed loop: about zero unless the engine's threads are busy). The app's own CPU (observer) is
+sampled at the window's start and end, beside the model process's.
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.engines.base import Engine, EngineDied, RequestOptions, RequestRecord
+from core.engines.base import Engine, EngineDied, RequestOptions, RequestRecord, process_stats
 
 _perf = time.perf_counter
-CANCEL_POLL_S = 0.05
+CANCEL_POLL_S = 0.2   # how often the level checks for a cancel (each check wakes this process)
 
 
 @dataclass
@@ -33,6 +36,8 @@ class LevelOutcome:
     level_start: float = 0.0            # start of the measured window (perf_counter)
     stats_before: dict | None = None    # the model process's stats at the window's start / end
     stats_after: dict | None = None
+    observer_before: dict | None = None # the app's own process (this one) at the window's start / end
+    observer_after: dict | None = None
     died: BaseException | None = None   # the model's process went away
 
 
@@ -45,17 +50,19 @@ def plan(prompts: list[dict], rounds: int, warmup: int) -> tuple[list[Item], lis
 
 def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrency: int, opts: RequestOptions,
               cancel: threading.Event, on_done: Callable[[Item, RequestRecord, float], None],
-              on_phase: Callable[[str], None]) -> LevelOutcome:
-    """Run one level to its end (or a cancel, or the model's process dying). Never raises EngineDied."""
-    out = LevelOutcome()
+              on_phase: Callable[[str], None], out: LevelOutcome | None = None) -> LevelOutcome:
+    """Run one level to its end (or a cancel, or the model's process dying). Never raises EngineDied.
+
+    ``out``: the outcome to fill (the caller may read ``level_start`` from ``on_done``)."""
+    out = out if out is not None else LevelOutcome()
     engine.prepare_level(concurrency)
 
-    async def worker(items: list[Item], queued_at: float | None):
+    async def worker(items: list[Item]):
         while items:
             if cancel.is_set():
                 return
             item = items.pop(0)
-            rec = RequestRecord(queued_at=queued_at if queued_at is not None else _perf())
+            rec = RequestRecord(queued_at=_perf())   # its turn: ready to go
             await engine.arequest([{"role": "user", "content": item.prompt["text"]}], opts, rec)
             done_at = _perf()
             out.done.append((item, rec, done_at))
@@ -69,8 +76,8 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
                 return
             await asyncio.sleep(CANCEL_POLL_S)
 
-    async def phase(items: list[Item], n_workers: int, queued_at: float | None):
-        tasks = [asyncio.create_task(worker(items, queued_at)) for _ in range(n_workers)]
+    async def phase(items: list[Item], n_workers: int):
+        tasks = [asyncio.create_task(worker(items)) for _ in range(n_workers)]
         watcher = asyncio.create_task(watch(tasks))
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -91,13 +98,15 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
         try:
             if warm:
                 on_phase("warmup")
-                await phase(list(warm), 1, None)
+                await phase(list(warm), 1)
             if out.died or cancel.is_set():
                 return
             on_phase("running")
             out.stats_before = engine.process_stats()
+            out.observer_before = process_stats(os.getpid())
             out.level_start = _perf()
-            await phase(list(measured), concurrency, out.level_start)   # all eligible from the window's start
+            await phase(list(measured), concurrency)
+            out.observer_after = process_stats(os.getpid())
             out.stats_after = engine.process_stats()
         finally:
             engine.finish_level()

@@ -1,8 +1,9 @@
 """`python -m core bench`: the benchmark from the command line (the contract in issue 3).
 
     python -m core bench --prompts FILE [--model ID ...] [--endpoint URL] [--api-key-env VAR]
-        [--config models.json] [--rounds N] [--warmup N] [--concurrency N[,N...]] [--max-tokens N]
-        [--temperature T] [--seed S] [--timeout SECONDS] [--db PATH] [--json OUT]
+        [--server-pid PID] [--config models.json] [--rounds N] [--warmup N] [--concurrency N[,N...]]
+        [--max-tokens N] [--temperature T] [--seed S] [--timeout SECONDS] [--db PATH] [--json OUT]
+    python -m core bench --resume RUN_ID [--prompts FILE] [--db PATH] [--json OUT]
 
 Seed compatibility with the workshop: BENCH_MODELS (comma-separated, when no --model),
 BENCH_ROUNDS (default rounds), BENCH_STREAM (0 = non-streaming requests to HTTP endpoints: no TTFT;
@@ -57,8 +58,15 @@ def register(subparsers) -> None:
                "FOUNDRY_LOCAL_ENDPOINT (the endpoint when no --endpoint). "
                "Exit 0 when the run completes (even if requests failed), 2 on bad input, "
                "130 when cancelled (Ctrl-C), 3 when a model process died mid-run.")
-    p.add_argument("--prompts", required=True, metavar="FILE",
-                   help="JSON prompt set: a list of strings, or of objects {id, text, tags}")
+    p.add_argument("--prompts", metavar="FILE",
+                   help="JSON prompt set: a list of strings, or of objects {id, text, tags} (with --resume: "
+                        "checked against the run's prompt set)")
+    p.add_argument("--resume", metavar="RUN_ID",
+                   help="run only the requests a stored run that did not end is missing, with its settings and "
+                        "models; refused when the prompt set or the model files changed")
+    p.add_argument("--server-pid", type=int, metavar="PID",
+                   help="the process serving --endpoint on this machine, when it cannot be found by its port "
+                        "(measures its memory and CPU)")
     p.add_argument("--model", action="append", default=None, metavar="ID",
                    help="model id or alias (repeat, or comma-separate). Without --endpoint: a Foundry Local "
                         "model, or the llama.cpp starter (smollm2-135m-instruct-gguf)")
@@ -100,7 +108,8 @@ def _model_names(args, config: dict | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | None, config: dict | None):
+def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | None, config: dict | None,
+                  server_pid: int | None = None):
     from core.bench.inputs import ModelSpec
     config = config or {}
     specs = []
@@ -118,7 +127,7 @@ def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | Non
                 raise UserError(f"unknown model {name!r} at {base} (it serves: {known})")
             extra = config.get(name, {})
             specs.append(ModelSpec(model=name, backend="openai", label=name, endpoint=base, api_key_env=api_key_env,
-                                   disk_mb=extra.get("size_mb")))
+                                   disk_mb=extra.get("size_mb"), server_pid=server_pid))
         return specs
     from core.catalog.models import list_models, resolve_model
     rows = list_models(include_catalog=False).models
@@ -176,11 +185,13 @@ def print_results(results: list[dict], stream=None) -> None:
            f"{'E2E p50 ms':>10} {'tok/s agg':>9} {'peak MB':>8}"
     print(head, file=stream)
     for r in results:
-        p50 = lambda k: (r[k] or {}).get("p50")  # noqa: E731
+        p50 = lambda k: (r.get(k) or {}).get("p50")  # noqa: E731
         print(f"{term_text(r['model'])[:32]:32} {r['backend']:9} {r['concurrency']:>4} {r['requests_ok']:>4} "
               f"{r['requests_failed']:>4} {_fmt(p50('ttft_ms')):>11} {_fmt(p50('itl_ms'), 2):>11} "
               f"{_fmt(p50('e2e_ms')):>10} {_fmt(r['throughput_tok_s']):>9} {_fmt(r['peak_rss_mb'], 0):>8}"
               + (f"  {r['status']}: {term_text(r['error'])}" if r["status"] != "ok" else ""), file=stream)
+    print("tok/s agg = aggregate throughput (output tokens / measured window), not decode speed (1/TPOT)",
+          file=stream)
 
 
 def run(args) -> int:
@@ -189,14 +200,29 @@ def run(args) -> int:
     from core.output import write_json
     from core.store import bench as db
 
-    prompt_set = load_prompts(args.prompts)
-    config = load_models_config(args.config) if args.config else None
-    rounds = args.rounds if args.rounds is not None else _env_int("BENCH_ROUNDS", 3)
-    stream = os.environ.get("BENCH_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
-    settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens, temperature=args.temperature,
-                        seed=args.seed, concurrency=args.concurrency, timeout_s=args.timeout, stream=stream).validate()
-    endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
-    specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config)
+    if args.server_pid is not None:
+        from core.engines.base import process_stats
+        if args.server_pid < 1 or process_stats(args.server_pid) is None:
+            raise UserError(f"--server-pid: server process {args.server_pid} not found on this machine")
+    extra: dict = {}
+    if args.resume:
+        from core.bench.resume import plan_resume, resume_runner_kwargs
+        resumed = plan_resume(args.resume, load_prompts(args.prompts) if args.prompts else None)
+        specs, prompt_set, settings = resumed.models, resumed.prompt_set, resumed.settings
+        extra = resume_runner_kwargs(resumed)
+        print(f"resuming run {args.resume}: {resumed.missing} requests missing", file=sys.stderr, flush=True)
+    else:
+        if not args.prompts:
+            raise UserError("no prompt set given: use --prompts FILE (or --resume RUN_ID)")
+        prompt_set = load_prompts(args.prompts)
+        config = load_models_config(args.config) if args.config else None
+        rounds = args.rounds if args.rounds is not None else _env_int("BENCH_ROUNDS", 3)
+        stream = os.environ.get("BENCH_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
+        settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens,
+                            temperature=args.temperature, seed=args.seed, concurrency=args.concurrency,
+                            timeout_s=args.timeout, stream=stream).validate()
+        endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
+        specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
 
     cancel = threading.Event()
     state = {"sigint": 0}
@@ -212,7 +238,7 @@ def run(args) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     try:
-        outcome = run_benchmark(specs, prompt_set, settings, progress=CliProgress(), cancel=cancel)
+        outcome = run_benchmark(specs, prompt_set, settings, progress=CliProgress(), cancel=cancel, **extra)
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)

@@ -75,6 +75,7 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None) -> list[Candid
         out.append(Candidate(
             run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
             status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],
+            throughput_tok_s=r.get("throughput_tok_s"),
             license=r["license"], load_s=r["load_s"], environment=r["environment"],
             e2e_ms=[_f(x["e2e_ms"]) for x in ok], ttft_ms=[_f(x["ttft_ms"]) for x in ok],
             tpot_ms=[_f(x["tpot_ms"]) for x in ok],

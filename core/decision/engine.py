@@ -53,7 +53,7 @@ class Prepared:
 def _raw_row(m: dict, lic: dict, latency_metric: str) -> list[float]:
     vals = {
         "latency": m[f"{latency_metric}_ms"],
-        "throughput": m["throughput_tok_s"],
+        "decode_speed": m["decode_tokens_per_s"],
         "memory": m["peak_rss_mb"],
         "quality": m["quality"],
         "disk": m["disk_mb"],
@@ -101,6 +101,11 @@ def prepare(
             notes.append(f"benchmark {c.status}: numbers from the requests that finished")
         if m["quality"] is None:
             notes.append("quality unknown (not scored): counts as 0")
+        if m["quality"] is not None and (c.quality or {}).get("ci_low") is None:
+            notes.append(f"quality from {(c.quality or {}).get('n', 0)} output(s): no interval (n/a), "
+                         "not a certainty")
+        if c.requests_ok == 1:
+            notes.append("1 request: no interval for latency or decode speed (n/a)")
         if 0 < c.requests_ok < TAIL_MIN_SAMPLES:
             notes.append(f"{c.requests_ok} requests: p95 is indicative only (fewer than {TAIL_MIN_SAMPLES})")
         if c.requests_failed:
@@ -121,14 +126,14 @@ def prepare(
 
 
 def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, seed: int) -> np.ndarray:
-    """B x C x K raw values on resampled requests (latency, throughput) and scores (quality).
+    """B x C x K raw values on resampled requests (latency, decode speed) and scores (quality).
 
     Memory, disk and license are single measurements: they do not vary. Quality varies as a normal draw
     with the spread of its own bootstrap 95% interval (the quality helper's), clipped to 0..1.
     """
     rng = np.random.default_rng(seed)
     out = np.broadcast_to(raw, (n_boot,) + raw.shape).copy()
-    li, ti, qi = CRITERIA.index("latency"), CRITERIA.index("throughput"), CRITERIA.index("quality")
+    li, ti, qi = CRITERIA.index("latency"), CRITERIA.index("decode_speed"), CRITERIA.index("quality")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for j, c in enumerate(candidates):

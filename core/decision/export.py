@@ -20,7 +20,7 @@ from core.output import html_text as escape_html
 LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
 CRITERION_TITLE = {
     "latency": "Latency (ms)",
-    "throughput": "Decode speed (tok/s)",
+    "decode_speed": "Decode speed (tok/s per request, 1/TPOT)",
     "memory": "Peak memory (MB)",
     "quality": "Quality (0..1)",
     "disk": "Disk (MB)",

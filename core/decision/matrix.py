@@ -23,27 +23,29 @@ import numpy as np
 from core.errors import UserError
 from core import stats
 
-CRITERIA = ("latency", "throughput", "memory", "quality", "disk", "license")
+# The speed criterion is DECODE SPEED (1/TPOT per request, mean; core.metrics "decode_tokens_per_s"), never
+# aggregate throughput (tokens / window, "throughput_tok_s"): the decision ranks on decode speed and says so.
+CRITERIA = ("latency", "decode_speed", "memory", "quality", "disk", "license")
 # criterion -> key in "criteria"/"normalized" of the --json output
 CRITERION_KEY = {
     "latency": "latency_ms",
-    "throughput": "throughput_tok_s",
+    "decode_speed": "decode_tokens_per_s",
     "memory": "peak_rss_mb",
     "quality": "quality",
     "disk": "disk_mb",
     "license": "license",
 }
 HIGHER_IS_BETTER = np.array([False, True, False, True, False, True])
-UNITS = {"latency": "ms", "throughput": "tok/s", "memory": "MB", "quality": "0..1", "disk": "MB", "license": ""}
+UNITS = {"latency": "ms", "decode_speed": "tok/s per request", "memory": "MB", "quality": "0..1", "disk": "MB", "license": ""}
 LICENSE_COL = CRITERIA.index("license")
 LATENCY_METRICS = ("e2e_p95", "ttft_p95")
 METHODS = ("minmax", "rank")
 
 PRESETS: dict[str, dict[str, float]] = {
-    "balanced": {"latency": 0.25, "throughput": 0.15, "memory": 0.15, "quality": 0.25, "disk": 0.10, "license": 0.10},
-    "latency first": {"latency": 0.50, "throughput": 0.20, "memory": 0.05, "quality": 0.15, "disk": 0.05, "license": 0.05},
-    "quality first": {"latency": 0.15, "throughput": 0.05, "memory": 0.10, "quality": 0.55, "disk": 0.05, "license": 0.10},
-    "smallest footprint": {"latency": 0.10, "throughput": 0.05, "memory": 0.40, "quality": 0.10, "disk": 0.30, "license": 0.05},
+    "balanced": {"latency": 0.25, "decode_speed": 0.15, "memory": 0.15, "quality": 0.25, "disk": 0.10, "license": 0.10},
+    "latency first": {"latency": 0.50, "decode_speed": 0.20, "memory": 0.05, "quality": 0.15, "disk": 0.05, "license": 0.05},
+    "quality first": {"latency": 0.15, "decode_speed": 0.05, "memory": 0.10, "quality": 0.55, "disk": 0.05, "license": 0.10},
+    "smallest footprint": {"latency": 0.10, "decode_speed": 0.05, "memory": 0.40, "quality": 0.10, "disk": 0.30, "license": 0.05},
 }
 
 # Constraint fields: name -> (metric key in Candidate.metrics, label used in reasons)
@@ -58,8 +60,9 @@ CONSTRAINT_FIELDS = {
     "quality": "quality",
     "disk_mb": "disk_mb",
     "disk": "disk_mb",
-    "throughput_tok_s": "throughput_tok_s",
-    "throughput": "throughput_tok_s",
+    "decode_tokens_per_s": "decode_tokens_per_s",
+    "decode_speed": "decode_tokens_per_s",
+    "throughput_tok_s": "throughput_tok_s",     # aggregate throughput of the candidate's level, not decode speed
     "load_s": "load_s",
 }
 _OPS = {
@@ -80,7 +83,7 @@ _LICENSE_IN_RE = re.compile(r"^\s*licen[cs]es?\s+in\s+(.+?)\s*$", re.IGNORECASE)
 def decode_tok_s(tpot_ms) -> np.ndarray:
     """Decode speed (output tokens/s) = 1 / TPOT per request, with the benchmark's definition (core.metrics.per_s).
 
-    NaN where unknown. The throughput criterion is the mean of these (the benchmark's output_tokens_per_s mean).
+    NaN where unknown. The decode_speed criterion is the mean of these (the benchmark's decode_tokens_per_s mean).
     """
     from core.metrics import MS_PER_S
 
@@ -102,6 +105,7 @@ class Candidate:
     status: str = "ok"
     error: str | None = None
     peak_rss_mb: float | None = None
+    throughput_tok_s: float | None = None   # aggregate throughput of the level (tokens / window): a constraint only
     disk_mb: float | None = None
     license: str | None = None
     load_s: float | None = None
@@ -141,7 +145,8 @@ class Candidate:
         return {
             "e2e_p95_ms": e2e["p95"] if e2e else None,
             "ttft_p95_ms": ttft["p95"] if ttft else None,
-            "throughput_tok_s": speed["mean"] if speed else None,
+            "decode_tokens_per_s": speed["mean"] if speed else None,
+            "throughput_tok_s": _num(self.throughput_tok_s),
             "peak_rss_mb": _num(self.peak_rss_mb),
             "disk_mb": _num(self.disk_mb),
             "quality": _num(q.get("mean")),
@@ -180,6 +185,9 @@ def parse_weights(spec: str | dict | None) -> dict[str, float]:
         raw = dict(spec)
     out = {c: 0.0 for c in CRITERIA}
     for name, value in raw.items():
+        if name in ("throughput", "throughput_tok_s"):
+            raise UserError(f"weight '{name}': the decision ranks on decode speed (1/TPOT per request), not "
+                            "aggregate throughput: use decode_speed=...")
         if name not in out:
             raise UserError(f"unknown weight '{name}': expected one of {', '.join(CRITERIA)}")
         try:
@@ -322,6 +330,6 @@ def explanation(method: str = "minmax") -> str:
     else:
         how = ("Each criterion is rescaled between the worst and the best value among the candidates that pass the "
                "constraints, so the best gets 1 and the worst 0")
-    return (how + " (lower is better for latency, memory and disk, higher for throughput and quality; license is "
+    return (how + " (lower is better for latency, memory and disk, higher for decode speed (1/TPOT per request, not aggregate throughput) and quality; license is "
             "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0), and the "
             "score is the weighted sum, so it lies between 0 and 1.")

@@ -45,11 +45,34 @@ def make_engine(backend: str, model: str, *, endpoint: str | None = None, api_ke
 
 _open_engines: dict[tuple, tuple[Engine, "threading.Lock"]] = {}
 _open_lock = threading.Lock()
+_last_used: dict[tuple, float] = {}
+
+
+def open_engines() -> list[dict]:
+    """The engines ``chat_once`` keeps open (the judge's models and servers): key, engine, idle seconds."""
+    import time
+    now = time.monotonic()
+    with _open_lock:
+        return [{"key": key, "engine": engine, "idle_s": now - _last_used.get(key, now)}
+                for key, (engine, _) in _open_engines.items()]
+
+
+def close_open_engine(key: tuple) -> None:
+    """Stop one engine ``chat_once`` kept open (unless a call is using it right now)."""
+    with _open_lock:
+        hit = _open_engines.get(key)
+        if hit is None or hit[1].locked():
+            return
+        _open_engines.pop(key, None)
+        _last_used.pop(key, None)
+    hit[0].close()
 
 
 def _engine_for(backend: str, model: str, endpoint: str | None, api_key_env: str | None):
+    import time
     key = (backend, model, endpoint, api_key_env)
     with _open_lock:
+        _last_used[key] = time.monotonic()
         hit = _open_engines.get(key)
         if hit is not None:
             return hit

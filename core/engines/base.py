@@ -39,7 +39,10 @@ class RequestRecord:
 
     Filled by an engine; nothing here is derived. ``None`` means "did not happen / not known".
     """
-    queued_at: float | None = None          # became eligible (waiting for a concurrency slot from here)
+    queued_at: float | None = None          # its turn in the schedule (ready to go; waiting for a slot from here)
+    slot_at: float | None = None            # got a slot to run on (sync engines: its thread); None = at once
+    engine_ready_at: float | None = None    # an engine serving one request at a time became free for it (measured)
+    connect_s: float | None = None          # opening a connection (TCP/TLS) for it, outside every timer; None = none opened
     start: float | None = None              # just before the request left the client
     first_token_at: float | None = None     # first chunk carrying output text
     end: float | None = None                # finish reason / [DONE] / end of body
@@ -70,6 +73,7 @@ class LoadInfo:
     model_version: str | None = None
     execution_provider: str | None = None
     pid: int | None = None
+    pid_source: str | None = None    # how the measured process was found: launched | port | user | unknown
     runtime: dict = field(default_factory=dict)   # runtime/SDK versions for the environment record
     notes: list[str] = field(default_factory=list)
 
@@ -83,6 +87,10 @@ class Engine:
 
     backend: str = ""
     is_async: bool = False
+    # How the wait for an engine that serves one request at a time is known: "measured" (the engine stamps
+    # ``engine_ready_at``), "inferred" (from the requests' times: the engine serves them in order), or None
+    # (the engine serves requests concurrently, or nobody knows).
+    engine_wait: str | None = None
 
     def __init__(self, model: str):
         self.model = model
@@ -111,7 +119,11 @@ class Engine:
 
     async def arequest(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.request_sync, messages, opts, rec)
+
+        def on_slot():
+            rec.slot_at = time.perf_counter()
+            self.request_sync(messages, opts, rec)
+        await loop.run_in_executor(None, on_slot)
 
     def run_one(self, messages: list[dict], opts: RequestOptions) -> RequestRecord:
         """One request, synchronously (chat_once and tests)."""
@@ -160,6 +172,61 @@ def process_stats(pid: int) -> dict | None:
     ticks = os.sysconf("SC_CLK_TCK")
     out["cpu_s"] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
     return out
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "ip6-localhost"}
+
+
+def _is_local_host(host: str) -> bool:
+    import socket
+
+    import psutil
+    if host.lower() in LOCAL_HOSTS or host.startswith("127."):
+        return True
+    local = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
+    try:
+        resolved = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(resolved & local)
+
+
+def listening_pid(base_url: str) -> int | None:
+    """The process on this machine listening on an endpoint's port (Ollama, llama-server, LM Studio, vLLM...),
+    or None: a remote host, no listener found, or not allowed to see it."""
+    from urllib.parse import urlsplit
+
+    import psutil
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not host or not _is_local_host(host):
+        return None
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        conns = []
+        for proc in psutil.process_iter():
+            try:
+                conns += [c._replace(pid=proc.pid) for c in proc.net_connections(kind="tcp")]
+            except (psutil.AccessDenied, psutil.NoSuchProcess, OSError):
+                continue
+    pids = {c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
+    return min(pids) if len(pids) == 1 else None
+
+
+def resolve_server_pid(base_url: str, server_pid: int | None) -> tuple[int | None, str]:
+    """The process to measure for an HTTP endpoint and how it was found: ``user`` (named, e.g. --server-pid),
+    ``port`` (listening on the endpoint's port), or ``unknown`` (remote, not found, or this very process)."""
+    from core.errors import UserError
+    if server_pid:
+        if process_stats(int(server_pid)) is None:
+            raise UserError(f"server process {server_pid} not found on this machine")
+        return int(server_pid), "user"
+    pid = listening_pid(base_url)
+    if pid is None or pid == os.getpid():   # served from inside this process (a test server): not the model's
+        return None, "unknown"
+    return pid, "port"
 
 
 @dataclass

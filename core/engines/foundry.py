@@ -7,11 +7,13 @@ worker's job; token counts come from the runtime's usage. Memory and CPU are the
 from __future__ import annotations
 
 import threading
+import time
 from importlib import metadata
 
 from core.engines.base import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord, process_stats
 from core.errors import UserError
 
+_perf = time.perf_counter
 RUNTIME_PACKAGES = ("foundry-local-sdk", "onnxruntime", "onnxruntime-genai-core")
 
 
@@ -36,6 +38,10 @@ class FoundryEngine(Engine):
         self._lock = threading.Lock()
         self._concurrent = False
         self._pid: int | None = None
+
+    @property
+    def engine_wait(self) -> str | None:
+        return None if self._concurrent else "measured"
 
     def open(self) -> LoadInfo:
         if self._factory is None:
@@ -74,8 +80,9 @@ class FoundryEngine(Engine):
     def request_sync(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
         if self._concurrent:
             self._request(messages, opts, rec)
-        else:  # one request at a time: the wait for the worker is queue time, before `start`
+        else:  # one request at a time: the wait for the worker is its own number (engine wait), before `start`
             with self._lock:
+                rec.engine_ready_at = _perf()
                 self._request(messages, opts, rec)
 
     def _request(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:

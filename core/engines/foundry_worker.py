@@ -35,6 +35,7 @@ from core.config import REPO_ROOT
 from core.errors import UserError
 
 READY_TIMEOUT_S = 60.0
+FLUSH_EVERY_S = 0.05   # the worker sends a chat's events in batches at most this far apart (times are in them)
 CANCEL_GRACE_S = 30.0  # how long a cancel may take (a long prompt's prefill is not interruptible) before a kill
 TIMED_OUT = {"timed_out": True}   # what _read returns when nothing came in time (compared by identity)
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -334,16 +335,18 @@ def _close_all() -> None:
 def _serve() -> int:
     # The protocol gets a private duplicate of the real stdout; fd 1 then points where fd 2 goes (the
     # native log, set up by the parent), so nothing the runtime prints can reach the protocol.
-    proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    # block-buffered: a chat's events are flushed in batches (see _chat), every other message at once
+    proto = os.fdopen(os.dup(1), "w", buffering=1 << 16, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
     write_lock = threading.Lock()
 
-    def send(message: dict) -> None:
+    def send(message: dict, flush: bool = True) -> None:
         line = json.dumps(message, ensure_ascii=False) + "\n"
         with write_lock:
             proto.write(line)
-            proto.flush()
+            if flush:
+                proto.flush()
 
     requests: "queue.Queue[dict | None]" = queue.Queue()
     cancel = threading.Event()
@@ -362,7 +365,8 @@ def _serve() -> int:
                     # started (the parent gave up waiting) still stops it
                     cancel.clear()
                 requests.put(message)
-        requests.put(None)  # parent went away
+        cancel.set()        # the parent went away (exit, crash, kill): stop the answer in flight too,
+        requests.put(None)  # and exit, so the worker dies with the app
 
     threading.Thread(target=reader, daemon=True).start()
 
@@ -451,13 +455,21 @@ def _chat(model, message: dict, send, cancel: threading.Event) -> None:
             request.add_item(builder(str(m.get("content", ""))))
         with request:
             perf = time.perf_counter
-            send({"type": "start", "t": perf()})
+            # Every event carries the time it was stamped here, so when it reaches the parent does not
+            # matter for any number: events are batched so the parent is not woken while the model works.
+            # Nothing is flushed during prefill (the start event goes with the first chunk), then at most
+            # every FLUSH_EVERY_S (the page still streams the answer live).
+            send({"type": "start", "t": perf()}, flush=False)
+            last_flush = None
             with session.process_streaming_request(request) as stream:
                 for item in stream:
                     now = perf()
                     text = getattr(item, "text", None)
                     if text:
-                        send({"type": "chunk", "text": text, "t": now})
+                        flush = last_flush is None or now - last_flush >= FLUSH_EVERY_S
+                        send({"type": "chunk", "text": text, "t": now}, flush=flush)
+                        if flush:
+                            last_flush = now
                     if cancel.is_set():
                         break
                 if cancel.is_set():

@@ -26,6 +26,28 @@ from core.errors import UserError
 
 START_TIMEOUT_S = 180.0
 
+# The server dies with the app: it runs under this small launcher, which holds the read end of a pipe whose
+# write end only the app holds. When the app's process ends in any way (exit, crash, SIGKILL) the kernel
+# closes that end, the read returns EOF and the server exits at once. (prctl PDEATHSIG is not used: it
+# fires when the *thread* that started the child ends, and Streamlit runs each script run in its own thread.)
+LIFELINE = (
+    "import os, runpy, sys, threading\n"
+    "fd = int(sys.argv.pop(1))\n"
+    "def watch():\n"
+    "    while True:\n"
+    "        try:\n"
+    "            if not os.read(fd, 1):\n"
+    "                break\n"
+    "        except InterruptedError:\n"
+    "            continue\n"
+    "        except OSError:\n"
+    "            break\n"
+    "    os._exit(0)\n"
+    "threading.Thread(target=watch, daemon=True).start()\n"
+    "sys.argv[0] = 'llama_cpp.server'\n"
+    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
+)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -88,6 +110,7 @@ class GgufTokenizer:
 
 class LlamaCppEngine(HttpEngine):
     backend = "llamacpp"
+    engine_wait = "inferred"    # llama-cpp-python's server answers one request at a time, in order
 
     def __init__(self, gguf_path: str, *, n_ctx: int = 2048, n_threads: int | None = None,
                  start_timeout_s: float = START_TIMEOUT_S):
@@ -100,6 +123,7 @@ class LlamaCppEngine(HttpEngine):
         super().__init__(path.name, f"http://127.0.0.1:{self.port}/v1")
         self.proc: subprocess.Popen | None = None
         self.log_path: str | None = None
+        self._lifeline: int | None = None   # write end of the pipe the server watches (see LIFELINE)
 
     def _log_tail(self, n: int = 400) -> str:
         try:
@@ -117,15 +141,20 @@ class LlamaCppEngine(HttpEngine):
         except ImportError as exc:
             raise UserError("llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')") from exc
         fd, self.log_path = tempfile.mkstemp(prefix="llamacpp-server-", suffix=".log")
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf_path, "--host", "127.0.0.1",
+        read_end, self._lifeline = os.pipe()
+        cmd = [sys.executable, "-c", LIFELINE, str(read_end), "--model", self.gguf_path, "--host", "127.0.0.1",
                "--port", str(self.port), "--model_alias", self.model, "--n_ctx", str(self.n_ctx),
                # queue concurrent requests: by default a new request interrupts the one streaming
                "--interrupt_requests", "False"]
         if self.n_threads:
             cmd += ["--n_threads", str(self.n_threads)]
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True)
-        os.close(fd)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True,
+                                         pass_fds=(read_end,))
+        finally:
+            os.close(fd)
+            os.close(read_end)
         from core.catalog.endpoints import fetch_models
         deadline = t0 + self.start_timeout_s
         while True:
@@ -181,6 +210,12 @@ class LlamaCppEngine(HttpEngine):
                 except ProcessLookupError:
                     pass
                 proc.wait(5)
+        if self._lifeline is not None:
+            try:
+                os.close(self._lifeline)
+            except OSError:
+                pass
+            self._lifeline = None
         if self.log_path:
             try:
                 os.unlink(self.log_path)

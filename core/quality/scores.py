@@ -81,7 +81,7 @@ def _human_scores(run_id: str, rubric_name: str) -> tuple[dict, list[dict]]:
 def _stat(values: list[float], source: str | None) -> dict:
     if not values:
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "source": source}
-    lo, hi = bootstrap_ci(values)
+    lo, hi = bootstrap_ci(values) or (None, None)    # fewer than 2 outputs: no interval (n/a)
     return {"mean": sum(values) / len(values), "ci_low": lo, "ci_high": hi, "n": len(values), "source": source}
 
 

@@ -17,15 +17,15 @@ REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
     "start_offset_s", "end_offset_s", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "completion_tokens",
     "prompt_tokens", "token_count_source", "chunk_gaps_ms", "chunk_count", "finish_reason", "output_text",
-    "error", "outlier",
+    "error", "outlier", "segment", "connect_ms", "engine_wait_ms", "engine_wait_source",
 )
 RUN_MODEL_COLUMNS = (
     "run_id", "model", "backend", "concurrency", "status", "error", "endpoint", "model_version",
     "execution_provider", "license", "disk_mb", "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
     "cpu_s_per_token", "throughput_tok_s", "token_count_source", "environment", "position", "label", "pid",
-    "output_tokens", "window_s", "cpu_s", "notes",
+    "output_tokens", "window_s", "cpu_s", "notes", "observer_cpu_s", "pid_source",
 )
-JSON_COLUMNS = {"environment", "notes", "settings", "tags"}
+JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs"}
 
 
 def _dicts(cur) -> list[dict]:
@@ -33,18 +33,155 @@ def _dicts(cur) -> list[dict]:
 
 
 # -- writes ------------------------------------------------------------------------------------
+def runner_identity() -> dict:
+    """This process as the runner of a run: PID, host and create time (so a reused PID is not taken for it)."""
+    import os
+    import socket
+
+    import psutil
+    return {"runner_pid": os.getpid(), "runner_host": socket.gethostname(),
+            "runner_started": psutil.Process().create_time()}
+
+
 @retrying
 def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: dict, environment: dict,
-               prompts: list[dict], note: str | None = None, device: str | None = None) -> None:
+               prompts: list[dict], note: str | None = None, device: str | None = None,
+               specs: list[dict] | None = None) -> None:
+    me = runner_identity()
     with connect() as con:
         con.execute(
             "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment, note, "
-            "device) VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?)",
+            "device, runner_pid, runner_host, runner_started, specs, resumed) "
+            "VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
-             device or (environment or {}).get("device")])
+             device or (environment or {}).get("device"), me["runner_pid"], me["runner_host"],
+             me["runner_started"], to_json(specs)])
         con.executemany(
             "INSERT INTO run_prompts (run_id, prompt_id, position, text, tags) VALUES (?, ?, ?, ?, ?)",
             [[run_id, p["id"], i, p["text"], to_json(p.get("tags") or [])] for i, p in enumerate(prompts)])
+
+
+@retrying
+def reopen_run(run_id: str) -> None:
+    """A resumed run: running again, by this process."""
+    me = runner_identity()
+    with connect() as con:
+        con.execute("UPDATE runs SET status = 'running', finished_at = NULL, runner_pid = ?, runner_host = ?, "
+                    "runner_started = ?, resumed = coalesce(resumed, 0) + 1 WHERE run_id = ?",
+                    [me["runner_pid"], me["runner_host"], me["runner_started"], run_id])
+
+
+def next_segment(run_id: str) -> int:
+    """The sitting number for the next requests of a run (0 for a new run, +1 per resume)."""
+    with connect() as con:
+        (seg,) = con.execute("SELECT max(coalesce(segment, 0)) FROM requests WHERE run_id = ?", [run_id]).fetchone()
+    return 0 if seg is None else int(seg) + 1
+
+
+def _request_frame(requests: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
+    df["chunk_gaps_ms"] = [[] if g is None or (isinstance(g, float) and g != g) else list(map(float, g))
+                           for g in df["chunk_gaps_ms"]]
+    for c in ("segment", "chunk_count", "completion_tokens", "prompt_tokens", "round", "concurrency"):
+        df[c] = df[c].astype("Int64")
+    for c in ("connect_ms", "engine_wait_ms", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "start_offset_s",
+              "end_offset_s"):
+        df[c] = df[c].astype("float64")
+    df["error"] = [redact(e) for e in df["error"]]
+    df["warmup"] = df["warmup"].fillna(False).astype(bool)
+    return df
+
+
+def _put_requests(con, requests: list[dict]) -> None:
+    """Insert request rows, replacing any stored row with the same request_id (same transaction)."""
+    if not requests:
+        return
+    con.register("new_requests", _request_frame(requests))
+    try:
+        con.execute("DELETE FROM requests WHERE request_id IN (SELECT request_id FROM new_requests)")
+        con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
+                    f"SELECT {', '.join(REQUEST_COLUMNS)}, current_timestamp FROM new_requests")
+    finally:
+        con.unregister("new_requests")
+
+
+# -- the journal: each request row as it completes, outside the database --------------------------------
+# Writing DuckDB costs tens of milliseconds of CPU (open, insert, checkpoint): during the measured window it
+# would compete with the model for the cores. A JSON line appended to a file costs microseconds and is
+# written to the OS at once, so a SIGKILL loses nothing that completed. A level's end stores its rows in
+# the database; a run whose process died has its journal imported (``mark_stale_runs``), then removed.
+
+def journal_path(run_id: str):
+    """Beside a local DuckDB file; for a team store (a DuckLake URL), in this machine's runtime folder, one
+    folder per store: the journal is this machine's own, imported into the store it belongs to."""
+    import hashlib
+    from pathlib import Path
+    from core.config import RUNTIME_DIR, db_path
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
+    db = str(db_path())
+    if db.startswith("ducklake:"):
+        folder = Path(RUNTIME_DIR) / "journals" / hashlib.sha256(db.encode()).hexdigest()[:16]
+    else:
+        folder = Path(db + ".journal")
+    return folder / f"{safe}.jsonl"
+
+
+def open_journal(run_id: str):
+    """The run's journal, opened for appending (line-buffered text)."""
+    path = journal_path(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a", encoding="utf-8", buffering=1)
+
+
+def journal_line(row: dict) -> str:
+    import json
+    out = {c: row.get(c) for c in REQUEST_COLUMNS}
+    out["chunk_gaps_ms"] = [float(g) for g in (out["chunk_gaps_ms"] or [])]
+    return json.dumps(out, ensure_ascii=False, default=str) + "\n"
+
+
+def import_journal(run_id: str) -> int:
+    """Store the journal's rows the database does not have (by request_id), then remove the journal."""
+    import json
+    path = journal_path(run_id)
+    if not path.is_file():
+        return 0
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:      # a line cut by the kill
+            continue
+    with connect() as con:
+        have = {r[0] for r in con.execute("SELECT request_id FROM requests WHERE run_id = ?", [run_id]).fetchall()}
+    new = {r["request_id"]: r for r in rows if r.get("request_id") and r["request_id"] not in have}
+    save_requests(list(new.values()))
+    remove_journal(run_id)
+    return len(new)
+
+
+def remove_journal(run_id: str) -> None:
+    try:
+        journal_path(run_id).unlink()
+    except OSError:
+        pass
+
+
+@retrying
+def save_requests(requests: list[dict]) -> None:
+    """New request rows as they complete (a kill loses only the requests in flight): plain inserts, the
+    cheapest write (the level's end replaces them by request_id with their final values)."""
+    if not requests:
+        return
+    values = []
+    for r in requests:
+        row = {c: r.get(c) for c in REQUEST_COLUMNS}
+        row["chunk_gaps_ms"] = [float(g) for g in (row["chunk_gaps_ms"] or [])]
+        row["error"] = redact(row["error"])
+        values.append([row[c] for c in REQUEST_COLUMNS])
+    with connect() as con:
+        con.executemany(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
+                        f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))}, current_timestamp)", values)
 
 
 @retrying
@@ -57,7 +194,8 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 
 @retrying
 def save_level(run_model: dict, requests: list[dict]) -> None:
-    """One model x concurrency level: its run_models row (replaced) and its request rows, in one transaction."""
+    """One model x concurrency level: its run_models row (replaced) and its request rows (replaced by
+    request_id: the rows written as each request completed get their final values), in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
     rm["error"], rm["endpoint"] = redact(rm["error"]), redact(rm["endpoint"])   # no key-shaped text is stored
     for c in ("environment", "notes"):
@@ -67,17 +205,7 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
                     [rm["run_id"], rm["model"], rm["backend"], rm["concurrency"]])
         con.execute(f"INSERT INTO run_models ({', '.join(RUN_MODEL_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(RUN_MODEL_COLUMNS))})", [rm[c] for c in RUN_MODEL_COLUMNS])
-        if requests:
-            df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
-            df["error"] = [redact(e) for e in df["error"]]
-            df["chunk_gaps_ms"] = [list(map(float, g or [])) for g in df["chunk_gaps_ms"]]
-            df["warmup"] = df["warmup"].fillna(False).astype(bool)
-            con.register("new_requests", df)
-            try:
-                con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
-                            f"SELECT {', '.join(REQUEST_COLUMNS)}, current_timestamp FROM new_requests")
-            finally:
-                con.unregister("new_requests")
+        _put_requests(con, requests)
 
 
 @retrying
@@ -87,22 +215,52 @@ def delete_run(run_id: str) -> None:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table names are constants
 
 
+def _runner_alive(pid, host, started, this_host: str) -> bool | None:
+    """True / False when this machine can tell; None for a runner on another host (or an old run)."""
+    import psutil
+    if pid is None or host != this_host:
+        return None
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(proc.create_time() - float(started)) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+STALE_NOTE = "the process running it ended before the run finished"
+
+
 @retrying
 def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
-    """Runs left 'running' by a process that died long ago become 'interrupted'."""
+    """Runs left 'running' by a process that is gone become 'interrupted' (their levels too).
+
+    A runner on this host is checked by PID (and create time); one on another host, or a run from before
+    runners were recorded, only after ``older_than_s``."""
+    import socket
+    this_host = socket.gethostname()
     with connect() as con:
-        # no RETURNING: DuckLake does not support it on UPDATE / DELETE
-        stale = "status = 'running' AND created_at < current_timestamp - to_seconds(?)"
-        n = con.execute(f"SELECT count(*) FROM runs WHERE {stale}", [float(older_than_s)]).fetchone()[0]
-        if n:
-            con.execute("UPDATE runs SET status = 'interrupted', note = coalesce(note, 'process ended before the run "
-                        f"finished') WHERE {stale}", [float(older_than_s)])
-    return n
+        running = con.execute(
+            "SELECT run_id, runner_pid, runner_host, runner_started, "
+            " created_at < current_timestamp - to_seconds(?) AS old FROM runs WHERE status = 'running'",
+            [float(older_than_s)]).fetchall()
+        stale = [run_id for run_id, pid, host, started, old in running
+                 if (alive := _runner_alive(pid, host, started, this_host)) is False or (alive is None and old)]
+        for run_id in stale:
+            con.execute("UPDATE runs SET status = 'interrupted', note = coalesce(note, ?) WHERE run_id = ? "
+                        "AND status = 'running'", [STALE_NOTE, run_id])
+            con.execute("UPDATE run_models SET status = 'interrupted', error = coalesce(error, ?) "
+                        "WHERE run_id = ? AND status = 'running'", [f"interrupted: {STALE_NOTE}", run_id])
+    for run_id in stale:
+        import_journal(run_id)     # the requests that completed before the process died
+    return len(stale)
 
 
 # -- reads -------------------------------------------------------------------------------------
 def list_runs() -> list[dict]:
-    """Every run, newest first, with its models and request counts."""
+    """Every run, newest first, with its models and request counts (a run whose runner is gone: interrupted)."""
+    mark_stale_runs()
     with connect() as con:
         return _dicts(con.execute(
             "SELECT r.run_id, r.created_at, r.finished_at, r.status, coalesce(r.device, 'unknown') AS device, "
@@ -115,7 +273,8 @@ def list_runs() -> list[dict]:
 
 
 def get_run(run_id: str) -> dict | None:
-    """The run row with its prompts and run_models rows, or None."""
+    """The run row with its prompts and run_models rows, or None (a run whose runner is gone: interrupted)."""
+    mark_stale_runs()
     with connect() as con:
         runs = _dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not runs:
@@ -159,5 +318,5 @@ def run_summary(run_id: str) -> list[dict]:
             r["ok"] = bool(r["ok"])
         out.append(level_result(
             level_rows, model=m["model"], backend=m["backend"], concurrency=m["concurrency"],
-            status="ok" if m["status"] == "ok" else "failed", error=m["error"], load=m))
+            status=m["status"] if m["status"] in ("ok", "interrupted") else "failed", error=m["error"], load=m))
     return out

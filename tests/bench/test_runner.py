@@ -162,10 +162,21 @@ def test_settings_validation():
 
 
 def test_stale_running_runs_become_interrupted(server):
+    """A 'running' run whose runner process is gone is interrupted; one whose runner lives stays running."""
+    import subprocess
+    import sys
     from core.store import connect
-    db.create_run("old-run", prompt_set="x", prompt_set_hash="h", settings={}, environment={},
-                  prompts=[{"id": "a", "text": "t"}])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for run_id in ("dead-runner", "live-runner", "old-run"):
+        db.create_run(run_id, prompt_set="x", prompt_set_hash="h", settings={}, environment={},
+                      prompts=[{"id": "a", "text": "t"}])
     with connect() as con:
-        con.execute("UPDATE runs SET created_at = current_timestamp - INTERVAL 2 DAY WHERE run_id = 'old-run'")
+        con.execute("UPDATE runs SET runner_pid = ? WHERE run_id = 'dead-runner'", [gone.pid])
+        # a run from before runners were recorded: only after a day
+        con.execute("UPDATE runs SET runner_pid = NULL, created_at = current_timestamp - INTERVAL 2 DAY "
+                    "WHERE run_id = 'old-run'")
     run_benchmark([spec(server)], prompts(1), Settings(rounds=1, warmup=0))
+    assert db.get_run("dead-runner")["status"] == "interrupted"
     assert db.get_run("old-run")["status"] == "interrupted"
+    assert db.get_run("live-runner")["status"] == "running"     # this process runs it

@@ -14,7 +14,7 @@ from core.decision import data
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
                   "win_probability", "passes", "failed_constraints"}
-CRITERIA_KEYS = {"latency_ms", "throughput_tok_s", "peak_rss_mb", "quality", "disk_mb", "license"}
+CRITERIA_KEYS = {"latency_ms", "decode_tokens_per_s", "peak_rss_mb", "quality", "disk_mb", "license"}
 
 
 @pytest.fixture()
@@ -31,12 +31,12 @@ def db(tmp_path, monkeypatch):
 
 def test_json_contract_and_ranking(db, tmp_path, capsys):
     out = tmp_path / "d.json"
-    rc = main(["decide", "--runs", "run-a,run-b", "--weights", "latency=0.3,throughput=0.1,memory=0.1,quality=0.4,"
+    rc = main(["decide", "--runs", "run-a,run-b", "--weights", "latency=0.3,decode_speed=0.1,memory=0.1,quality=0.4,"
                "disk=0.05,license=0.05", "--constraint", "peak_rss_mb<=2000", "--json", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert {"winner", "candidates", "flip_points"} <= set(doc)
-    assert set(doc["flip_points"]) == {"latency", "throughput", "memory", "quality", "disk", "license"}
+    assert set(doc["flip_points"]) == {"latency", "decode_speed", "memory", "quality", "disk", "license"}
     assert len(doc["candidates"]) == 5  # 4 in run-a (the failed one included) + 1 in run-b
     for c in doc["candidates"]:
         assert CANDIDATE_KEYS <= set(c)
@@ -47,7 +47,7 @@ def test_json_contract_and_ranking(db, tmp_path, capsys):
     fast = rows["fast-small | foundry | run-a"]
     # concurrency 1 rows only (the level-4 rows are 3x slower) and warm-ups excluded (they took 99999 ms)
     assert 700 < fast["criteria"]["latency_ms"] < 1000
-    assert 55 < fast["criteria"]["throughput_tok_s"] < 80  # 1000 / 15 ms per token
+    assert 55 < fast["criteria"]["decode_tokens_per_s"] < 80  # 1000 / 15 ms per token
     assert fast["criteria"]["quality"] == pytest.approx(0.55)
     assert rows["fast-small | llamacpp | run-b"]["criteria"]["license"] == "mit"
     assert rows["fast-small | llamacpp | run-b"]["criteria"]["quality"] is None  # not scored: unknown

@@ -24,13 +24,13 @@ def test_minmax_normalisation_and_scores_hand_computed():
     # memory 1000/2000/1500 -> 1, 0, .5 ; quality .9/.6/.3 -> 1, .5, 0 ; disk all equal -> 1 ; license mit -> 1
     cs = [cand("a", e2e=100, tpot=20, mem=1000, q=0.3), cand("b", e2e=200, tpot=40, mem=2000, q=0.6),
           cand("c", e2e=300, tpot=80, mem=1500, q=0.9)]
-    res = by_model(decide(cs, "latency=0.4,throughput=0.2,memory=0.2,quality=0.2", n_boot=0))
-    assert res["a"]["normalized"] == pytest.approx({"latency_ms": 1, "throughput_tok_s": 1, "peak_rss_mb": 1,
+    res = by_model(decide(cs, "latency=0.4,decode_speed=0.2,memory=0.2,quality=0.2", n_boot=0))
+    assert res["a"]["normalized"] == pytest.approx({"latency_ms": 1, "decode_tokens_per_s": 1, "peak_rss_mb": 1,
                                                     "quality": 0, "disk_mb": 1, "license": 1})
     assert res["b"]["normalized"]["latency_ms"] == pytest.approx(0.5)
-    assert res["b"]["normalized"]["throughput_tok_s"] == pytest.approx(1 / 3)
+    assert res["b"]["normalized"]["decode_tokens_per_s"] == pytest.approx(1 / 3)
     assert res["c"]["normalized"]["peak_rss_mb"] == pytest.approx(0.5)
-    assert res["b"]["criteria"]["throughput_tok_s"] == pytest.approx(25.0)
+    assert res["b"]["criteria"]["decode_tokens_per_s"] == pytest.approx(25.0)
     assert res["a"]["score"] == pytest.approx(0.4 * 1 + 0.2 * 1 + 0.2 * 1 + 0.2 * 0)
     assert res["b"]["score"] == pytest.approx(0.4 * 0.5 + 0.2 / 3 + 0.2 * 0 + 0.2 * 0.5)
     assert res["c"]["score"] == pytest.approx(0.4 * 0 + 0 + 0.2 * 0.5 + 0.2 * 1)
@@ -70,7 +70,7 @@ def test_all_equal_criterion_gives_one():
 
 def test_weights_subset_normalised_and_bad_weights_refused():
     w = parse_weights("latency=3,quality=1")
-    assert w == pytest.approx({"latency": 0.75, "throughput": 0, "memory": 0, "quality": 0.25, "disk": 0, "license": 0})
+    assert w == pytest.approx({"latency": 0.75, "decode_speed": 0, "memory": 0, "quality": 0.25, "disk": 0, "license": 0})
     assert sum(parse_weights("balanced").values()) == pytest.approx(1.0)
     for bad, msg in [("speed=1", "unknown weight 'speed'"), ("latency=-1", ">= 0"), ("latency=0", "sum to 0"),
                      ("latency=abc", "not a number"), ("latency", "NAME=NUMBER")]:
@@ -150,11 +150,21 @@ def test_unknown_license_flagged_never_permissive():
     assert not rows["custom"]["passes"] and rows["free"]["passes"]
 
 
-def test_lowest_concurrency_and_throughput_is_decode_speed():
+def test_speed_criterion_is_decode_speed_never_aggregate_throughput():
     c = cand("a", e2e=1000, tpot=25.0)
+    c.throughput_tok_s = 13.0                                # the level's aggregate: its own name
     m = c.metrics()
-    assert m["throughput_tok_s"] == pytest.approx(40.0)  # 1 / 25 ms
+    assert m["decode_tokens_per_s"] == pytest.approx(40.0)  # 1 / 25 ms
+    assert m["throughput_tok_s"] == pytest.approx(13.0)
     assert m["e2e_p95_ms"] == pytest.approx(1000.0)
+    from core.decision.matrix import CRITERION_KEY, parse_constraints, parse_weights
+    assert CRITERION_KEY["decode_speed"] == "decode_tokens_per_s"
+    with pytest.raises(UserError, match="decode speed"):
+        parse_weights("throughput=1")
+    (con,) = parse_constraints(["throughput_tok_s>=20"])
+    assert con.field == "throughput_tok_s"                   # a constraint on aggregate throughput stays that
+    (con,) = parse_constraints(["decode_speed>=20"])
+    assert con.field == "decode_tokens_per_s"
 
 
 def test_latency_metric_choice():

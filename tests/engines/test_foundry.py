@@ -39,10 +39,12 @@ def test_cli_bench_through_foundry_local(tmp_path, database, capsys):
     assert r["token_count_source"] == "usage"
     assert 1 <= r["completion_tokens"]["p50"] <= 12
     assert 0 < r["ttft_ms"]["p50"] <= r["e2e_ms"]["p50"]
-    assert r["itl_ms"]["p50"] > 0 and r["output_tokens_per_s"]["p50"] > 0
+    assert r["itl_ms"]["p50"] > 0 and r["decode_tokens_per_s"]["p50"] > 0
     # memory of the worker process alone: before < after load <= peak
     assert 0 < r["rss_before_mb"] < r["rss_after_load_mb"] <= r["peak_rss_mb"]
     assert r["load_s"] > 0 and r["cpu_s_per_token"] > 0 and r["throughput_tok_s"] > 0
+    assert r["weights_mb"] > 0 and r["working_mb"] >= 0 and r["pid_source"] == "launched"
+    assert r["engine_wait_source"] == "measured" and r["engine_wait_ms"]["p50"] >= 0   # one request at a time
     run = db.get_run(doc["run_id"])
     env = run["models"][0]["environment"]
     assert env["runtime"]["foundry-local-sdk"] and env["execution_provider"] and env["model_version"] is not None

@@ -46,6 +46,12 @@ def test_cli_bench_through_llamacpp(tmp_path, monkeypatch, capsys, gguf):
         assert r["load_s"] > 0 and r["rss_before_mb"] is None
         assert r["rss_after_load_mb"] > 10 and r["peak_rss_mb"] >= r["rss_after_load_mb"]
         assert r["cpu_s_per_token"] > 0 and r["throughput_tok_s"] > 0
+        # llama-cpp-python's server answers one request at a time: its wait is inferred and kept out of TTFT
+        assert r["engine_wait_source"] == "inferred" and r["engine_wait_ms"]["p50"] >= 0
+        assert r["pid_source"] == "launched" and r["observer_cpu_s"] is not None
+    # at concurrency 2 one of the two requests waited for the other: a positive wait, apart from TTFT
+    assert res[1]["engine_wait_ms"]["p99"] > 0
+    assert res[1]["ttft_ms"]["p50"] < res[1]["e2e_ms"]["p50"]
 
 
 class KillAfter(Progress):

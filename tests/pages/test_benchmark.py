@@ -63,7 +63,7 @@ def test_run_from_the_page_and_read_results(db):
 def test_cancel_from_the_page_keeps_finished_requests(db):
     from core.catalog import endpoints
     from core.store import bench as store
-    slow = "pageslow;ttft=0.2;n=2"
+    slow = "pageslow;ttft=0.1;n=2"
     with OpenAITestServer(models=[slow]) as server:
         endpoints.add("testserver", server.base_url)
         at = open_page()
@@ -90,3 +90,13 @@ def test_cancel_from_the_page_keeps_finished_requests(db):
         run = store.get_run(job.run_id)
         assert run["status"] == "interrupted" and run["models"][0]["status"] == "interrupted"
         assert 2 <= len(store.run_requests(job.run_id)) < 50
+        # the results follow the cancelled run, its level reads "interrupted", and Resume completes it
+        assert at.selectbox(key="bench_result_run").value == job.run_id
+        summary = next(d.value for d in at.dataframe if "TTFT p50 (ms)" in d.value.columns)
+        assert list(summary["status"]) == ["interrupted"]
+        at.button(key="bench_resume").click().run()
+        resumed = at.session_state["bench_job"]
+        assert resumed is not job and resumed.run_id == job.run_id
+        resumed.join(60)
+        assert resumed.outcome.status == "completed"
+        assert store.get_run(job.run_id)["status"] == "completed" and len(store.run_requests(job.run_id)) == 50
