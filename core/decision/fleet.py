@@ -23,13 +23,18 @@ AGGREGATIONS = ("worst", "mean")
 # the metric keys each criterion covers, and whether higher is better
 CRITERION_METRICS = {
     "latency": (("e2e_p95_ms", "ttft_p95_ms", "load_s"), False),
-    "throughput": (("throughput_tok_s",), True),
+    "decode_speed": (("decode_tokens_per_s",), True),
     "memory": (("peak_rss_mb",), False),
     "quality": (("quality",), True),
     "disk": (("disk_mb",), False),
 }
-HIGHER = {k: hi for keys, hi in CRITERION_METRICS.values() for k in keys}
-METRIC_CRITERION = {k: c for c, (keys, _) in CRITERION_METRICS.items() for k in keys}
+# aggregate throughput is no criterion (decode speed is), but a constraint may use it: it is aggregated
+# across devices the way decode speed is
+CONSTRAINT_ONLY = {"throughput_tok_s": ("decode_speed", True)}
+HIGHER = {k: hi for keys, hi in CRITERION_METRICS.values() for k in keys} | {
+    k: hi for k, (_, hi) in CONSTRAINT_ONLY.items()}
+METRIC_CRITERION = {k: c for c, (keys, _) in CRITERION_METRICS.items() for k in keys} | {
+    k: c for k, (c, _) in CONSTRAINT_ONLY.items()}
 
 
 def parse_devices(spec) -> list[str]:
@@ -128,7 +133,7 @@ def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str],
             requests_failed=sum(c.requests_failed for c in present),
             notes=sorted({n for c in present for n in c.notes}),
             per_device={d: by_dev.get(d) for d in devices}, aggregation=agg)
-        # resampling arrays (win probabilities, ties): those of the device that decided latency / throughput,
+        # resampling arrays (win probabilities, ties): those of the device that decided latency,
         # or every device's requests together for a mean
         lat = _decider(fc, "latency") if agg["latency"] == "worst" else None
         arrays = [lat] if lat is not None else present

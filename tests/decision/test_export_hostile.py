@@ -26,7 +26,7 @@ def rec(tmp_path, monkeypatch):
     models = [dict(fx.STANDARD[0], model=HOSTILE), dict(fx.STANDARD[1], model=FIRES),
               dict(fx.STANDARD[2], model=MD_IMAGE), dict(fx.STANDARD[0], model=FORMULA)]
     fx.add_run("run-a", models, seed=1)
-    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human": (fx.fake_quality(run_id), None))
+    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human", gate=None: (fx.fake_quality(run_id), None))
     res = engine.decide(data.load_candidates(["run-a"]), "latency=0.5,quality=0.5", n_boot=20, n_samples=200)
     return record.build_record(HOSTILE, res, ["run-a"], notes=FIRES + "\n" + MD_IMAGE)
 
