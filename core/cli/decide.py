@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                    help="hard constraint, repeatable: peak_rss_mb<=2000, e2e_p95_ms<=3000, ttft_p95_ms<=500, "
                         "quality>=0.6, disk_mb<=1000, 'license in apache-2.0,mit'")
     p.add_argument("--require-commercial", action="store_true", help="the license must allow commercial use")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs whose prompt set, max tokens, temperature, rounds or device differ "
+                        "(refused otherwise); the differences travel as warnings in the output and the record")
     p.add_argument("--normalization", choices=METHODS, default="minmax", help="min-max (default) or rank")
     p.add_argument("--json", metavar="OUT", help="write the matrix as JSON")
     p.add_argument("--report", metavar="OUT.md|OUT.html", help="write a report (.md, .html, .csv or .json)")
@@ -39,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
 
     weights = engine.weight_vector(args.weights)  # bad weights fail before any database work
     run_ids = data.parse_run_ids(args.runs)
-    candidates = data.load_candidates(run_ids)
+    warnings: list[str] = []
+    candidates = data.load_candidates(run_ids, allow_mixed=args.allow_mixed, warnings=warnings)
     if not candidates:
         raise UserError(f"no candidates in run(s) {', '.join(run_ids)}")
     result = engine.decide(candidates, weights, latency_metric=args.latency_metric, constraints=args.constraint,
-                           require_commercial=args.require_commercial, method=args.normalization)
+                           require_commercial=args.require_commercial, method=args.normalization,
+                           warnings=warnings)
     if args.json:
         write_json(args.json, result)
     if args.report or args.save:
@@ -56,9 +61,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def term_text(value) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) shown as '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+
+
 def _print_table(result: dict) -> None:
+    from core.decision.export import verdict
+
     out = sys.stdout
-    w = max([len(r["candidate"]) for r in result["candidates"]] + [9])
+    for line in result.get("warnings", []):
+        out.write(f"warning: {term_text(line)}\n")
+    w = max([len(r["label"]) for r in result["candidates"]] + [9])
     out.write(f"{'rank':>4}  {'candidate':<{w}}  {'score':>6}  {'win%':>5}  status\n")
     for r in result["candidates"]:
         rank = str(r["rank"]) if r["rank"] is not None else "-"
@@ -66,5 +80,7 @@ def _print_table(result: dict) -> None:
             status = "ok" + (f", tie with {', '.join(r['tie_with'])}" if r["tie_with"] else "")
         else:
             status = "FAILS: " + "; ".join(r["failed_constraints"])
-        out.write(f"{rank:>4}  {r['candidate']:<{w}}  {r['score']:6.3f}  {100 * r['win_probability']:5.1f}  {status}\n")
+        out.write(f"{rank:>4}  {term_text(r['label']):<{w}}  {r['score']:6.3f}  {100 * r['win_probability']:5.1f}  "
+                  f"{term_text(status)}\n")
     out.write(f"winner: {result['winner'] or 'none (no candidate passes the constraints)'}\n")
+    out.write(term_text(verdict(result)) + "\n")

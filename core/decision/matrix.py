@@ -111,6 +111,8 @@ class Candidate:
     requests_failed: int = 0
     quality: dict | None = None  # {"mean","ci_low","ci_high","n","source"} on 0..1, or None
     notes: list[str] = field(default_factory=list)
+    label: str | None = None     # for people: "display name · engine" (the id stays in `id`)
+    device: str | None = None    # the machine measured (CPU model or host label), when known
 
     def __post_init__(self):
         self.e2e_ms = np.asarray(self.e2e_ms, dtype=float)
@@ -125,6 +127,10 @@ class Candidate:
     @property
     def id(self) -> str:
         return f"{self.model} | {self.backend} | {self.run_id}"
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id
 
     @property
     def requests_ok(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.decision.export import CRITERION_TITLE, LATENCY_LABEL
+from core.decision.export import CRITERION_TITLE, LATENCY_LABEL, _names, name_of
 from core.decision.matrix import CRITERIA, CRITERION_KEY, PRESETS
 
 
@@ -42,25 +42,23 @@ def matrix_frame(result: dict) -> pd.DataFrame:
     recs = []
     for r in result.get("candidates", []):
         rec = {
-            "rank": r["rank"],
-            "candidate": r["candidate"],
+            "rank": "-" if r["rank"] is None else str(r["rank"]),
+            "candidate": name_of(r),
             "passes": r["passes"],
+            "why not ranked": "; ".join(r["failed_constraints"]),
             "score": round(r["score"], 3),
             "win %": round(100 * r["win_probability"], 1),
-            "tie with": ", ".join(r["tie_with"]),
+            "too close to call with": _names(result, r["tie_with"]),
         }
         for c in CRITERIA:
             title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
             rec[title] = _cell(r["criteria"][CRITERION_KEY[c]], c)
         for c in CRITERIA:
             rec[f"{c} (norm.)"] = round(r["normalized"][CRITERION_KEY[c]], 2)
-        rec["why it fails"] = "; ".join(r["failed_constraints"])
         rec["flags"] = "; ".join(r.get("flags", []))
+        rec["details (id)"] = r["candidate"]
         recs.append(rec)
-    df = pd.DataFrame.from_records(recs)
-    if not df.empty:
-        df["rank"] = df["rank"].astype("Int64")
-    return df
+    return pd.DataFrame.from_records(recs)
 
 
 def style_matrix(df: pd.DataFrame):
@@ -85,18 +83,18 @@ def flip_frame(result: dict) -> pd.DataFrame:
             "now %": round(100 * result["weights"][c], 1),
             "winner changes at": "never" if not f else f"{100 * f['value']:.1f}%",
             "direction": "" if not f else f["direction"],
-            "new winner": "" if not f else f["new_winner"],
+            "new winner": "" if not f else _names(result, [f["new_winner"]]),
         })
     return pd.DataFrame.from_records(recs)
 
 
 def ties_lines(result: dict) -> list[str]:
-    """"A ties with B, C" for each passing candidate with ties (each pair once)."""
+    """"A is too close to call with B, C" for each ranked candidate with ties (each pair once)."""
     seen, out = set(), []
     for r in result.get("candidates", []):
         others = [t for t in r["tie_with"] if (t, r["candidate"]) not in seen]
         for t in others:
             seen.add((r["candidate"], t))
         if others:
-            out.append(f"{r['candidate']} ties with {', '.join(others)}")
+            out.append(f"{name_of(r)} is too close to call with {_names(result, others)}")
     return out

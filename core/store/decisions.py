@@ -38,7 +38,7 @@ def candidate_rows(run_ids: list[str]) -> list[dict]:
     with connect() as con:
         rows = fetch_dicts(con.execute(
             "SELECT run_id, model, backend, concurrency, status, error, endpoint, model_version, execution_provider, "
-            "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes "
+            "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes, label "
             "FROM run_models WHERE list_contains(?, run_id) "
             "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
             "ORDER BY run_id, model, backend", [list(run_ids)]))
