@@ -130,6 +130,13 @@ def win_chart(result: dict) -> alt.Chart:
                  width=BAR_WIDTH, height=max(80, 28 * len(df)))
 
 
+def tradeoff_chart(result: dict) -> alt.Chart:
+    """The one chart for a meeting: quality against latency when at least two candidates have both, else the
+    weighted score by criterion."""
+    known = frame(result).dropna(subset=["latency_ms", "quality"])
+    return pareto_chart(result) if len(known) >= 2 else score_chart(result)
+
+
 def _pad(chart):
     """Plot area of the size asked, legends and titles around it (Streamlit otherwise fits all into the height)."""
     return chart.properties(autosize=alt.AutoSizeParams(type="pad"))

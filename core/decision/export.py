@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 from core.decision.matrix import CRITERIA, CRITERION_KEY
@@ -290,6 +291,12 @@ def html_text(record: dict) -> str:
         out.append("<script type=\"module\">\n" + bundle.replace("</script", "<\\/script") + "\n</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def file_stem(name: str) -> str:
+    """A file name from a decision name: letters, digits, dash and underscore only."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60]
+    return f"decision-{stem}" if stem else "decision"
 
 
 def write_report(record: dict, path: str | Path) -> Path:

@@ -98,3 +98,40 @@ def ties_lines(result: dict) -> list[str]:
         if others:
             out.append(f"{name_of(r)} is too close to call with {_names(result, others)}")
     return out
+
+
+DECIDING = (("latency", "Latency"), ("throughput", "Decode speed"), ("memory", "Peak memory"),
+            ("quality", "Quality"), ("disk", "Disk"), ("license", "License"))
+
+
+def runner_up(result: dict) -> dict | None:
+    """The candidate next to the winner: the best other ranked one, else the best other one."""
+    rows = [r for r in result.get("candidates", []) if r["candidate"] != result.get("winner")]
+    ranked = [r for r in rows if r["rank"] is not None]
+    return (ranked or rows or [None])[0]
+
+
+def deciding_numbers(result: dict) -> pd.DataFrame:
+    """The numbers that decided it, winner beside runner-up: latency, decode speed, peak memory, quality, disk,
+    license. Rows are criteria (with units), columns the two candidates' names; 'no data' where unmeasured."""
+    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
+    rows = result.get("candidates", [])
+    top = next((r for r in rows if r["candidate"] == result.get("winner")), None)
+    cols = [r for r in (top, runner_up(result)) if r is not None]
+    index = []
+    for c, title in DECIDING:
+        unit = {"latency": f"{lat}, ms", "throughput": "tok/s", "memory": "MB", "quality": "0..1",
+                "disk": "MB"}.get(c)
+        index.append(f"{title} ({unit})" if unit else title)
+    data = {}
+    for r in cols:
+        vals = []
+        for c, _ in DECIDING:
+            v = r["criteria"][CRITERION_KEY[c]]
+            vals.append("no data" if v is None else (v if isinstance(v, str) else
+                        (f"{v:.2f}" if c == "quality" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")))
+        head = ("Recommended: " if r is top else "Runner-up: ") + name_of(r)
+        data[head] = vals
+    weights = result.get("weights", {})
+    data["weight"] = [f"{100 * weights.get(c, 0):.0f}%" for c, _ in DECIDING]
+    return pd.DataFrame(data, index=index)
