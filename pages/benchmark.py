@@ -3,6 +3,8 @@ import json
 
 import streamlit as st
 
+from router_guard import use_router
+
 from core.bench import charts
 from core.bench.inputs import ModelSpec, Settings, load_prompts, parse_prompts, shipped_prompt_sets
 from core.bench.job import BenchJob
@@ -10,6 +12,8 @@ from core.config import db_path
 from core.errors import UserError
 from core.bench.report import BenchReport, requests_csv, to_csv, to_markdown
 from core.store import bench as db
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 JOB = "bench_job"
 

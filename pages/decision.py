@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from router_guard import use_router
+
 from core.config import db_path
 from core.decision import charts, data, engine, export, record, view
 from core.decision.licenses import known_licenses
@@ -10,6 +12,8 @@ from core.decision.matrix import CRITERIA, PRESETS, explanation
 from core.errors import UserError
 from core.output import md_text
 from core.store import decisions as store
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 K = "decision_"  # session-state namespace
 

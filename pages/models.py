@@ -4,10 +4,14 @@ import threading
 import pandas as pd
 import streamlit as st
 
+from router_guard import use_router
+
 from core.catalog import endpoints
 from core.errors import UserError
 from core.engines.pool import LOADABLE_BACKENDS, LoadedModels
 from core.catalog.models import MODEL_FIELDS, list_models
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 
 @st.cache_resource

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from router_guard import use_router
+
 from core.decision import charts, export, record, view
 from core.errors import UserError
 from core.output import md_text
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 K = "present_"
 
