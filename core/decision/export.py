@@ -121,9 +121,10 @@ def summary_lines(record: dict) -> list[str]:
         if not near:
             out.append(f"No single weight moved by up to {100 * FLIP_RANGE:.0f} points changes the recommendation.")
     failing = [r for r in rows if not r["passes"]]
-    if failing:
-        out.append(f"{len(failing)} candidate(s) are not ranked (a constraint fails or data is missing): "
-                   "see the reasons in the table.")
+    for r in failing[:5]:
+        out.append(f"Not ranked: {name_of(r)}: {'; '.join(r['failed_constraints'])}.")
+    if len(failing) > 5:
+        out.append(f"{len(failing) - 5} more candidate(s) are not ranked: see the reasons in the table.")
     out += [f"Warning: {w}" for w in res.get("warnings", [])]
     return out
 

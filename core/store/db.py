@@ -26,7 +26,9 @@ class DatabaseBusy(UserError):
 
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "lock" in text or "conflicting" in text or "could not set lock" in text
+    # "Unique file handle conflict": one thread opened the file while another closed the process's last
+    # connection to it (DuckDB's instance cache, seen with a judge run beside a page rerun): transient too
+    return "lock" in text or "conflicting" in text or "could not set lock" in text or "file handle conflict" in text
 
 
 def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
