@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv models clean-db
+.PHONY: run test venv models browser clean-db
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ models: venv
 run: models
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1
 
-test: models
+# The browser tests drive Debian's chromium (never a downloaded browser); playwright comes from requirements.txt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "chromium could not be installed: the browser tests (tests/browser) will be skipped"
+
+test: models browser
 	$(PY) -m pytest -q
 
 clean-db:

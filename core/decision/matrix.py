@@ -327,5 +327,6 @@ def explanation(method: str = "minmax") -> str:
         how = ("Each criterion is rescaled between the worst and the best value among the candidates that pass the "
                "constraints, so the best gets 1 and the worst 0")
     return (how + " (lower is better for latency, memory and disk, higher for throughput and quality; license is "
-            "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0), and the "
-            "score is the weighted sum, so it lies between 0 and 1.")
+            "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0, except quality: "
+            "with quality weighted, a candidate without quality data is not ranked), and the score is the weighted "
+            "sum, so it lies between 0 and 1.")

@@ -24,16 +24,16 @@ def pipeline() -> dict:
     models_done = ready > 0 or c["endpoints"] > 0
     models = f"{ready} of {total} starter models ready" + (f", {c['endpoints']} endpoint(s)" if c["endpoints"] else "")
     if latest:
-        bench = (f"{c['runs']} run(s), {c['runs_completed']} completed; latest {str(latest['created_at'])[:16]} "
-                 f"({latest['prompt_set'] or '?'}, {latest['models']} model(s), {latest['status']})")
+        bench = (f"{c['runs']} run(s), {c['runs_completed']} completed\nlatest {str(latest['created_at'])[:16]}: "
+                 f"{latest['prompt_set'] or '?'}, {latest['models']} model(s), {latest['status']}")
     else:
         bench = "no run yet"
     if c["calibrations"] is not None:
         calib = f"judge calibration: {c['calibrations']} stored"
     else:
         calib = f"judge calibration: not available yet ({c['judge_runs']} judge run(s))"
-    quality = (f"{c['scored_outputs']} output(s) scored by hand ({c['raters']} rater(s)); "
-               f"{c['judge_runs_completed']} of {c['judge_runs']} judge run(s) completed; {calib}")
+    quality = (f"{c['scored_outputs']} output(s) scored by hand ({c['raters']} rater(s))\n"
+               f"{c['judge_runs_completed']} of {c['judge_runs']} judge run(s) completed\n{calib}")
     decided = c["latest_decision"]
     decision = (f"{c['decisions']} saved decision(s); latest '{decided['name']}'" if decided else "no saved decision")
     steps = [
