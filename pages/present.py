@@ -16,17 +16,21 @@ K = "present_"
 # Our own static CSS (no user or model text in it): larger type for a projector; print: no sidebar, no
 # header or toolbar, charts and tables kept whole, so the page prints on one or two A4/Letter pages.
 _CSS = """<style>
-.block-container {max-width: 1400px !important; padding-left: 3rem; padding-right: 3rem;}
-.stMarkdown p, .stText, .stMarkdown li, [data-testid="stText"] {font-size: 1.5rem !important; line-height: 1.45;}
-[data-testid="stTable"] table {font-size: 1.35rem !important;}
-h1 {font-size: 3rem !important;} h2 {font-size: 2.2rem !important;} h3 {font-size: 1.7rem !important;}
+[data-testid="stMain"] .block-container {max-width: 1400px !important; padding-left: 3rem; padding-right: 3rem;}
+[data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] .stMarkdown li,
+[data-testid="stMain"] [data-testid="stText"] {font-size: 1.5rem !important; line-height: 1.45;}
+[data-testid="stMain"] [data-testid="stTable"] table {font-size: 1.35rem !important;}
+[data-testid="stMain"] h1 {font-size: 3rem !important;} [data-testid="stMain"] h2 {font-size: 2.2rem !important;}
+[data-testid="stMain"] h3 {font-size: 1.7rem !important;}
 @media print {
   [data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
   [data-testid="stStatusWidget"], header, footer {display: none !important;}
   .block-container {max-width: 100% !important; padding: 0 !important;}
-  .stMarkdown p, .stText, .stMarkdown li, [data-testid="stText"] {font-size: 12pt !important;}
-  [data-testid="stTable"] table {font-size: 11pt !important;}
-  h1 {font-size: 22pt !important;} h2 {font-size: 16pt !important;} h3 {font-size: 13pt !important;}
+  [data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] .stMarkdown li,
+  [data-testid="stMain"] [data-testid="stText"] {font-size: 12pt !important;}
+  [data-testid="stMain"] [data-testid="stTable"] table {font-size: 11pt !important;}
+  [data-testid="stMain"] h1 {font-size: 22pt !important;} [data-testid="stMain"] h2 {font-size: 16pt !important;}
+  [data-testid="stMain"] h3 {font-size: 13pt !important;}
   [data-testid="stVegaLiteChart"], [data-testid="stTable"] {break-inside: avoid;}
   @page {size: A4; margin: 14mm;}
 }

@@ -130,7 +130,8 @@ def deciding_numbers(result: dict) -> pd.DataFrame:
             v = r["criteria"][CRITERION_KEY[c]]
             vals.append("no data" if v is None else (v if isinstance(v, str) else
                         (f"{v:.2f}" if c == "quality" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")))
-        head = ("Recommended: " if r is top else "Runner-up: ") + name_of(r)
+        head = ("Recommended: " if r is top else "Runner-up: " if r["rank"] is not None
+                else "Next best (not ranked): ") + name_of(r)
         data[head] = vals
     weights = result.get("weights", {})
     data["weight"] = [f"{100 * weights.get(c, 0):.0f}%" for c, _ in DECIDING]

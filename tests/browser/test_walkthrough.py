@@ -213,10 +213,19 @@ def test_present(page, server):
     assert f"Recommendation: {SMALLEST}" in text
     for row in ("Latency", "Decode speed", "Peak memory", "Quality", "Disk", "License"):
         assert row in text
-    assert "Runner-up: " in text and "disk_mb<=300" in text and NOTES in text
+    assert "Next best (not ranked): SmolLM2 135M Instruct (fp32)" in text and "disk_mb<=300" in text and NOTES in text
     assert re.search(r"(Clear winner|Likely|Too close to call)", text)
-    assert not main(page).locator("input, button").count()   # no controls: a page to show
+    controls = ",".join(f"[data-testid={t}]" for t in ("stButton", "stSlider", "stNumberInput", "stTextInput",
+                                                         "stSelectbox", "stMultiSelect", "stCheckbox"))
+    assert not main(page).locator(controls).count()   # no controls on the page itself: a page to show
     shot(page, "10-present")
+    # printable: the browser's own PDF of the page (print CSS: no sidebar, no toolbar) fits one or two A4 pages
+    page.emulate_media(media="print")
+    pdf = page.pdf(format="A4", print_background=True)
+    page.emulate_media(media="screen")
+    (SCREENSHOTS / "10-present.pdf").write_bytes(pdf)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 1 <= pages <= 2, f"the printed Present page has {pages} pages"
     goto(page, server, "present?decision=nothing%20like%20this")
     assert "no saved decision named 'nothing like this'" in main(page).inner_text()
     assert "Recommendation" not in main(page).inner_text()
