@@ -77,9 +77,12 @@ def pareto_chart(result: dict) -> alt.Chart:
     )
     front = base.transform_filter("datum.pareto").mark_line(color="#555", strokeDash=[4, 3]).encode(
         x="latency_ms:Q", y="quality:Q", order="latency_ms:Q")
-    labels = base.mark_text(align="left", dx=8, dy=-8, fontSize=11).encode(
-        x="latency_ms:Q", y="quality:Q", text="candidate:N")
-    return _pad(alt.layer(front, points, labels)).properties(
+    # names to the right of their bubble, or to the left for the slowest ones (so they stay inside the plot)
+    far = float(known["latency_ms"].max()) * 0.6 if len(known) else 0.0
+    labels = [base.transform_filter(f"datum.latency_ms {op} {far}").mark_text(
+        align=align, dx=dx, dy=-12, fontSize=12).encode(x="latency_ms:Q", y="quality:Q", text="candidate:N")
+        for op, align, dx in (("<=", "left", 10), (">", "right", -10))]
+    return _pad(alt.layer(front, points, *labels)).properties(
         title=alt.Title("Quality against latency", subtitle=subtitle), width=560, height=360)
 
 
