@@ -28,7 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sync_api():
     api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (make test installs it)")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -36,7 +36,7 @@ def sync_api():
     return api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory, sync_api):
     """The app as a person starts it, on its own database; stopped (process group) at the end."""
     tmp = tmp_path_factory.mktemp("browser")
@@ -68,15 +68,17 @@ def server(tmp_path_factory, sync_api):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(sync_api):
+    """Module-scoped: Playwright's sync API runs an event loop on this thread while it is open, and the rest of
+    the suite calls asyncio.run(), which refuses to start inside a running loop."""
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page(browser, server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1400, "height": 950}, accept_downloads=True)
