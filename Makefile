@@ -16,7 +16,7 @@ UPGRADE ?=
 COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test venv test-venv models clean-db lock postgres
+.PHONY: run test venv test-venv models clean-db lock postgres browser
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,12 @@ postgres:
 	  && (pg_ctlcluster 15 main stop 2>/dev/null || true); } \
 	  || echo "PostgreSQL 15 not installed: the ducklake:postgres tests are skipped"
 
-test: test-venv models postgres
+# The browser tests drive Debian's chromium (never a downloaded browser); playwright comes from requirements-test.txt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "chromium could not be installed: the browser tests (tests/browser) will be skipped"
+
+test: test-venv models postgres browser
 	$(PY) -m pytest -q
 
 # The test lock is compiled against requirements.lock (-c in requirements-test.txt), so it comes second.

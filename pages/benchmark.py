@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from router_guard import use_router
+
 from core.bench import charts
 from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
 from core.bench.job import BenchJob
@@ -10,6 +12,8 @@ from core.errors import UserError
 from core.output import md_text
 from core.bench.report import BenchReport, requests_csv, to_csv, to_markdown
 from core.store import bench as db
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 JOB = "bench_job"
 

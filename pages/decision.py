@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from router_guard import use_router
+
 from core.config import db_path
 from core.decision import charts, data, engine, export, record, view
 from core.decision.licenses import known_licenses
@@ -10,6 +12,8 @@ from core.decision.matrix import CRITERIA, PRESETS, explanation
 from core.errors import UserError
 from core.output import md_text
 from core.store import decisions as store
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 K = "decision_"  # session-state namespace
 
@@ -20,10 +24,12 @@ def _runs(db: str) -> list[dict]:
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the runs...")
-def _prepared(db: str, run_ids: tuple, latency_metric: str, constraints: tuple, require_commercial: bool, method: str):
-    cands = data.load_candidates(list(run_ids))
+def _prepared(db: str, run_ids: tuple, latency_metric: str, constraints: tuple, require_commercial: bool, method: str,
+              allow_mixed: bool):
+    warnings: list[str] = []
+    cands = data.load_candidates(list(run_ids), allow_mixed=allow_mixed, warnings=warnings)
     return engine.prepare(cands, latency_metric=latency_metric, constraints=list(constraints),
-                          require_commercial=require_commercial, method=method)
+                          require_commercial=require_commercial, method=method, warnings=warnings)
 
 
 def _apply_preset():
@@ -38,8 +44,13 @@ def render_runs() -> list[str]:
     if not runs:
         st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then come back.")
         return []
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['models']}" for r in runs}
-    return st.multiselect("Runs", list(labels), default=list(labels)[:1], format_func=labels.get, key=K + "runs")
+    labels = {r["run_id"]: f"{str(r['created_at'])[:16]} · {r['prompt_set'] or '?'} · {r['models']} ({r['run_id']})"
+              for r in runs}
+    chosen = st.multiselect("Runs", list(labels), default=list(labels)[:1], format_func=labels.get, key=K + "runs")
+    st.checkbox("Allow mixing runs that differ (prompt set, max tokens, temperature, rounds or device)",
+                key=K + "allow_mixed", help="Off: such runs are refused. On: the differences are kept as warnings "
+                                            "in the decision and its exports.")
+    return chosen
 
 
 def render_weights() -> dict | None:
@@ -90,16 +101,24 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
     return latency_metric, method, cons, require_commercial
 
 
+def render_verdict(result: dict) -> None:
+    for w in result.get("warnings", []):
+        st.warning(md_text(w), icon=":material/warning:")
+    if result.get("winner_label"):
+        st.subheader("Recommendation: " + md_text(result["winner_label"]))
+    for line in export.summary_lines({"result": {**result, "warnings": []}}):
+        st.text(line)
+
+
 def render_matrix(result: dict) -> None:
     st.subheader("Matrix")
-    for line in export.summary_lines({"result": result}):
-        st.text(line)
     st.caption(explanation(result["normalization"]))
     st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
-    st.caption("Greyed rows fail a constraint: they stay visible with the reason and never win.")
+    st.caption("Greyed rows are not ranked (rank -): a constraint fails or data is missing; the reason is in "
+               "'why not ranked'.")
     ties = view.ties_lines(result)
     if ties:
-        st.markdown("**Ties within measurement noise** (bootstrap 95% interval of the score difference contains 0)")
+        st.markdown("**Too close to call** (the bootstrap 95% interval of the score difference contains 0)")
         for line in ties:
             st.text(line)
     st.markdown("**Flip points**: the weight at which the top choice changes, the other weights rescaled proportionally")
@@ -115,7 +134,7 @@ def render_charts(result: dict) -> None:
 
 def render_save(result: dict, run_ids: list[str]) -> None:
     st.subheader("Save and export")
-    with st.form(K + "save_form"):
+    with st.form(K + "save_form", clear_on_submit=False):
         name = st.text_input("Decision name", key=K + "name")
         notes = st.text_area("Notes of the team", key=K + "notes")
         replace = st.checkbox("Replace a saved decision of the same name", key=K + "replace")
@@ -123,17 +142,34 @@ def render_save(result: dict, run_ids: list[str]) -> None:
             try:
                 rec = record.build_record(name, result, run_ids, notes=notes)
                 record.save(rec, replace=replace)
+                st.session_state[K + "saved"] = rec["name"]
                 st.success(f"Saved '{md_text(rec['name'])}'. Show it on the Present page.")
             except UserError as exc:
                 st.error(md_text(exc.one_line()))
-    rec = record.build_record(st.session_state.get(K + "name") or "decision", result, run_ids,
-                              notes=st.session_state.get(K + "notes") or "", context={"runs": data.run_context(run_ids)})
-    stem = "decision"
-    cols = st.columns(4)
-    cols[0].download_button("Markdown", lambda: export.markdown_text(rec), f"{stem}.md", "text/markdown", key=K + "dl_md")
-    cols[1].download_button("HTML (offline)", lambda: export.html_text(rec), f"{stem}.html", "text/html", key=K + "dl_html")
-    cols[2].download_button("CSV", lambda: export.csv_text(rec), f"{stem}.csv", "text/csv", key=K + "dl_csv")
-    cols[3].download_button("JSON", lambda: export.json_text(rec), f"{stem}.json", "application/json", key=K + "dl_json")
+    render_exports(st.session_state.get(K + "saved"))
+
+
+def render_exports(name: str | None) -> None:
+    """Exports are made from the saved record only, as bytes now (no deferred file to lose)."""
+    if not name:
+        st.info("Save the decision to export it: the exports are made from the saved record, with its name, "
+                "time, notes and warnings.")
+        return
+    try:
+        rec = record.load(name)
+    except UserError as exc:
+        st.error(md_text(exc.one_line()))
+        return
+    st.caption(f"Exports of the saved decision '{md_text(rec['name'])}' (saved {rec.get('created_at')}); "
+               "change and save again to export changes.")
+    stem = export.file_stem(rec["name"])
+    files = [("Markdown", export.markdown_text, "md", "text/markdown"),
+             ("HTML (offline)", export.html_text, "html", "text/html"),
+             ("CSV", export.csv_text, "csv", "text/csv"),
+             ("JSON", export.json_text, "json", "application/json")]
+    for col, (label, make, ext, mime) in zip(st.columns(len(files)), files):
+        col.download_button(label, make(rec).encode("utf-8"), f"{stem}.{ext}", mime, key=K + "dl_" + ext,
+                            on_click="ignore")
 
 
 def main() -> None:
@@ -146,11 +182,13 @@ def main() -> None:
         latency_metric, method, cons, require_commercial = render_constraints()
         if weights is None:
             return
-        prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method)
+        prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method,
+                         bool(st.session_state.get(K + "allow_mixed")))
         if not prep.candidates:
             st.info("These runs have no candidate model.")
             return
         result = engine.evaluate(prep, weights)
+        render_verdict(result)
         render_matrix(result)
         render_charts(result)
         render_save(result, run_ids)

@@ -4,6 +4,8 @@ import threading
 import pandas as pd
 import streamlit as st
 
+from router_guard import use_router
+
 from core.catalog import endpoints
 from core.errors import UserError
 from core.output import md_text
@@ -11,6 +13,8 @@ from core.engines.pool import LOADABLE_BACKENDS, LoadedModels, shared_pool
 from core.catalog.models import MODEL_FIELDS, list_models
 from core.config import db_path
 from core.store import devices
+
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
 
 def loaded_models() -> LoadedModels:
@@ -79,6 +83,15 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
     if not go:
         return
     stats: dict = {}
+    model = labels[choice]
+    name = model.get("display_name") or model.get("alias") or model["id"]
+    if model["backend"] in LOADABLE_BACKENDS and model["id"] not in pool.ids():
+        try:
+            with st.spinner(f"Loading {name}…"):
+                pool.load(model)
+        except UserError as exc:
+            st.error(exc.one_line())
+            return
     box = st.empty()
     text = ""
     try:
@@ -117,7 +130,7 @@ def render_load(models: list[dict], pool: LoadedModels) -> None:
                 st.rerun()
         elif c3.button("Load", key=f"models_load_{m['id']}"):
             try:
-                with st.spinner(f"Loading {m['id']}…"):
+                with st.spinner(f"Loading {m['display_name'] or m['id']}…"):
                     pool.load(m)
                 cached_models.clear()
                 st.rerun()
@@ -161,7 +174,10 @@ def render_endpoints(eps) -> None:
     if eps:
         st.dataframe(pd.DataFrame(eps)[["name", "base_url", "api_key_env", "status", "n_models", "message"]],
                      hide_index=True, width="stretch")
-    with st.form("models_ep_form", clear_on_submit=True):
+    if st.session_state.pop("models_ep_added", False):  # cleared only after a success, kept on an error
+        for key in ("models_ep_name", "models_ep_url", "models_ep_key"):
+            st.session_state.pop(key, None)
+    with st.form("models_ep_form", clear_on_submit=False):
         c1, c2, c3 = st.columns([2, 4, 2])
         name = c1.text_input("Name", key="models_ep_name")
         url = c2.text_input("Base URL", placeholder="http://127.0.0.1:8080/v1", key="models_ep_url")
@@ -171,6 +187,7 @@ def render_endpoints(eps) -> None:
         try:
             endpoints.add(name, url, key_env or None)
             cached_models.clear()
+            st.session_state["models_ep_added"] = True
             st.rerun()
         except UserError as exc:
             st.error(md_text(exc.one_line()))

@@ -1,29 +1,52 @@
-"""Present: a saved decision for the meeting. Full width, large type, no controls on the page itself."""
+"""Present: a saved decision for the meeting. Large type, no controls on the page, printable on 1-2 pages."""
 from __future__ import annotations
 
 import streamlit as st
+
+from router_guard import use_router
 
 from core.decision import charts, export, record, view
 from core.errors import UserError
 from core.output import md_text
 
+use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+
 K = "present_"
 
-# Our own static CSS (no user text in it): larger type for a projector.
+# Our own static CSS (no user or model text in it): larger type for a projector; print: no sidebar, no
+# header or toolbar, charts and tables kept whole, so the page prints on one or two A4/Letter pages.
 _CSS = """<style>
-.block-container {max-width: 100% !important; padding-left: 3rem; padding-right: 3rem;}
-.stMarkdown p, .stText, .stMarkdown li {font-size: 1.45rem !important; line-height: 1.5;}
-h1 {font-size: 3.2rem !important;} h2 {font-size: 2.3rem !important;}
+[data-testid="stMain"] .block-container {max-width: 1400px !important; padding-left: 3rem; padding-right: 3rem;}
+[data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] .stMarkdown li,
+[data-testid="stMain"] [data-testid="stText"] {font-size: 1.5rem !important; line-height: 1.45;}
+[data-testid="stMain"] [data-testid="stTable"] table {font-size: 1.35rem !important;}
+[data-testid="stMain"] h1 {font-size: 3rem !important;} [data-testid="stMain"] h2 {font-size: 2.2rem !important;}
+[data-testid="stMain"] h3 {font-size: 1.7rem !important;}
+@media print {
+  [data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
+  [data-testid="stStatusWidget"], header, footer {display: none !important;}
+  .block-container {max-width: 100% !important; padding: 0 !important;}
+  [data-testid="stMain"] .stMarkdown p, [data-testid="stMain"] .stMarkdown li,
+  [data-testid="stMain"] [data-testid="stText"] {font-size: 12pt !important;}
+  [data-testid="stMain"] [data-testid="stTable"] table {font-size: 11pt !important;}
+  [data-testid="stMain"] h1 {font-size: 22pt !important;} [data-testid="stMain"] h2 {font-size: 16pt !important;}
+  [data-testid="stMain"] h3 {font-size: 13pt !important;}
+  [data-testid="stVegaLiteChart"], [data-testid="stTable"] {break-inside: avoid;}
+  @page {size: A4; margin: 14mm;}
+}
 </style>"""
 
 
 def pick_decision() -> str | None:
+    """The decision asked for in ?decision=NAME (an unknown name is an error), else the sidebar's choice."""
     names = record.names()
+    wanted = st.query_params.get("decision")
+    if wanted is not None:
+        if wanted not in names:
+            raise UserError(f"no saved decision named '{wanted}': check the link, or pick one without ?decision=")
+        return wanted
     if not names:
         return None
-    wanted = st.query_params.get("decision")
-    if wanted in names:
-        return wanted
     with st.sidebar:  # the choice lives in the sidebar; the page itself has no controls
         return st.selectbox("Decision to present", names, key=K + "name")
 
@@ -31,16 +54,25 @@ def pick_decision() -> str | None:
 def render(rec: dict) -> None:
     res = rec["result"]
     st.title(md_text(rec["name"]))
-    st.header("Winner: " + (md_text(res["winner"]) if res["winner"] else "none"))
-    for line in export.summary_lines(rec):
-        st.text(line)
-    st.dataframe(view.style_matrix(view.matrix_frame(res)), hide_index=True, width="stretch")
-    st.altair_chart(charts.pareto_chart(res), width="content")
-    st.altair_chart(charts.win_chart(res), width="content")
-    st.altair_chart(charts.score_chart(res), width="content")
-    st.header("Notes")
+    if res.get("winner"):
+        st.header("Recommendation: " + md_text(res.get("winner_label") or res["winner"]))
+    st.text(export.verdict(res))
+    st.table(view.deciding_numbers(res))
+    top = next((r for r in res["candidates"] if r["candidate"] == res.get("winner")), None)
+    if top is not None:
+        lic = top.get("license_info") or {}
+        st.text(f"License: {lic.get('name') or lic.get('id') or 'unknown'}"
+                + {True: " (commercial use allowed)", "conditional": " (commercial use with conditions)"}
+                .get(lic.get("commercial_use"), " (commercial use not established)"))
+    cons = res.get("constraints") or []
+    st.text("Constraints: " + (", ".join(cons) if cons else "none")
+            + ("; commercial use required" if res.get("require_commercial") else ""))
+    for w in rec.get("warnings") or res.get("warnings") or []:
+        st.warning(md_text(w), icon=":material/warning:")
+    st.altair_chart(charts.tradeoff_chart(res), width="content")
+    st.subheader("Notes of the team")
     st.text(rec.get("notes") or "(none)")
-    st.caption(md_text(f"Saved {rec.get('created_at')} · runs {', '.join(rec['run_ids'])} · {res['explanation']}"))
+    st.caption(md_text(f"Saved {rec.get('created_at')} · runs {', '.join(rec['run_ids'])}"))
 
 
 def main() -> None:
@@ -53,6 +85,7 @@ def main() -> None:
             return
         render(record.load(name))
     except UserError as exc:
+        st.title("Present")
         st.error(md_text(exc.one_line()))
 
 

@@ -76,6 +76,32 @@ def _foundry_rows(include_catalog: bool, loaded_ids: set[str], out: ModelList) -
                 out.models.append(_row(**{**m, "loaded": bool(m.get("loaded")) or m["id"] in loaded_ids}))
 
 
+GGUF_DISPLAY_NAME = "SmolLM2-135M-Instruct Q4_1 (llama.cpp)"
+ENGINE_NAMES = {"foundry": "Foundry Local", "llamacpp": "llama.cpp", "openai": "OpenAI-compatible"}
+
+
+def display_names() -> dict[str, str]:
+    """{model id: display name} known without starting any runtime: the starter pack's names and the GGUF's."""
+    out = {}
+    try:
+        from core.catalog.starter import SMOLLM2_GGUF, starter_models
+        out = {m["id"]: m["display_name"] for m in starter_models() if m.get("display_name")}
+        out[SMOLLM2_GGUF] = GGUF_DISPLAY_NAME
+    except Exception:  # a broken starter file must not hide the rest of a page
+        pass
+    return out
+
+
+def presentable_name(model_id: str, backend: str, *, label: str | None = None,
+                     names: dict[str, str] | None = None) -> str:
+    """"Display name · engine" for people (ids stay in details): the catalog's display name, else the name the
+    user gave the model in the run, else the id; the engine is left out when the name already says it."""
+    names = display_names() if names is None else names
+    base = names.get(model_id) or (label if label and label != model_id else None) or model_id
+    engine = ENGINE_NAMES.get(backend, backend)
+    return base if engine.lower() in base.lower() else f"{base} · {engine}"
+
+
 def _llamacpp_rows(out: ModelList, loaded_ids: set[str]) -> None:
     try:
         from core.catalog.starter import starter_gguf_path
@@ -84,7 +110,7 @@ def _llamacpp_rows(out: ModelList, loaded_ids: set[str]) -> None:
     gguf = starter_gguf_path()
     if gguf and Path(gguf).is_file():
         out.models.append(_row(
-            id=Path(gguf).name, alias="smollm2-135m-instruct-gguf", display_name="SmolLM2-135M-Instruct Q4_1 (llama.cpp)",
+            id=Path(gguf).name, alias="smollm2-135m-instruct-gguf", display_name=GGUF_DISPLAY_NAME,
             source="llama.cpp", backend="llamacpp", version="Q4_1", disk_mb=disk_mb(gguf), license="apache-2.0",
             publisher="HuggingFaceTB", parameters="135M", quantization="Q4_1", context_length=8192,
             execution_provider="llama.cpp CPU", capabilities=["chat-completion"], cached=True, loaded=Path(gguf).name in loaded_ids,

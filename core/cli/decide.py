@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                    help="hard constraint, repeatable: peak_rss_mb<=2000, e2e_p95_ms<=3000, ttft_p95_ms<=500, "
                         "quality>=0.6, disk_mb<=1000, 'license in apache-2.0,mit'")
     p.add_argument("--require-commercial", action="store_true", help="the license must allow commercial use")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs whose prompt set, max tokens, temperature, rounds or device differ "
+                        "(refused otherwise); the differences travel as warnings in the output and the record")
     p.add_argument("--normalization", choices=METHODS, default="minmax", help="min-max (default) or rank")
     p.add_argument("--json", metavar="OUT", help="write the matrix as JSON")
     p.add_argument("--report", metavar="OUT.md|OUT.html", help="write a report (.md, .html, .csv or .json)")
@@ -60,11 +63,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--judge-min-kappa must be between -1 and 1")
     if n < 1:
         raise UserError("--judge-min-outputs must be at least 1")
-    candidates = data.load_candidates(run_ids, gate=Gate(k, n))
+    warnings: list[str] = []
+    candidates = data.load_candidates(run_ids, gate=Gate(k, n), allow_mixed=args.allow_mixed, warnings=warnings)
     if not candidates:
         raise UserError(f"no candidates in run(s) {', '.join(run_ids)}")
     result = engine.decide(candidates, weights, latency_metric=args.latency_metric, constraints=args.constraint,
-                           require_commercial=args.require_commercial, method=args.normalization)
+                           require_commercial=args.require_commercial, method=args.normalization,
+                           warnings=warnings)
     if args.json:
         write_json(args.json, result)
     if args.report or args.save:
@@ -102,8 +107,13 @@ def _run_fleet(args: argparse.Namespace, weights) -> int:
 
 
 def _print_table(result: dict) -> None:
+    from core.decision.export import verdict
+    from core.output import term_text
+
     out = sys.stdout
-    w = max([len(r["candidate"]) for r in result["candidates"]] + [9])
+    for line in result.get("warnings", []):
+        out.write(f"warning: {term_text(line)}\n")
+    w = max([len(r["label"]) for r in result["candidates"]] + [9])
     out.write(f"{'rank':>4}  {'candidate':<{w}}  {'score':>6}  {'win%':>5}  status\n")
     for r in result["candidates"]:
         rank = str(r["rank"]) if r["rank"] is not None else "-"
@@ -111,5 +121,7 @@ def _print_table(result: dict) -> None:
             status = "ok" + (f", tie with {', '.join(r['tie_with'])}" if r["tie_with"] else "")
         else:
             status = "FAILS: " + "; ".join(r["failed_constraints"])
-        out.write(f"{rank:>4}  {r['candidate']:<{w}}  {r['score']:6.3f}  {100 * r['win_probability']:5.1f}  {status}\n")
+        out.write(f"{rank:>4}  {term_text(r['label']):<{w}}  {r['score']:6.3f}  {100 * r['win_probability']:5.1f}  "
+                  f"{term_text(status)}\n")
     out.write(f"winner: {result['winner'] or 'none (no candidate passes the constraints)'}\n")
+    out.write(term_text(verdict(result)) + "\n")

@@ -5,5 +5,6 @@
 - robustness: win probability under Dirichlet weights, flip points, ties inside measurement noise.
 - engine: prepare (once per runs/constraints) and evaluate (per weights): the `decide --json` document.
 - data: candidates from the store and quality from core.quality; record: saved decisions;
-  export: Markdown, self-contained HTML, CSV, JSON; charts: Altair; view: tables for the pages.
+  export: Markdown, self-contained HTML, CSV, JSON; charts: Altair; view: tables for the pages;
+  overview: the whole pipeline at a glance (the app's home page).
 """

@@ -26,9 +26,9 @@ BAR_WIDTH = 440     # plot width of the bar charts: labels + bars + legend fit a
 
 
 def _label(row: dict, rows: list[dict]) -> str:
-    """Short label: "model (backend)", with the run id only when needed to tell rows apart."""
-    short = f"{row['model']} ({row['backend']})"
-    if sum(1 for r in rows if f"{r['model']} ({r['backend']})" == short) > 1:
+    """The name people read: display name and engine (one candidate per model x engine x device)."""
+    short = row.get("label") or f"{row['model']} ({row['backend']})"
+    if sum(1 for r in rows if (r.get("label") or f"{r['model']} ({r['backend']})") == short) > 1:
         short += f" {row['run_id']}"
     return short
 
@@ -62,12 +62,13 @@ def pareto_chart(result: dict) -> alt.Chart:
     metric = "TTFT p95" if result.get("latency_metric") == "ttft_p95" else "E2E p95"
     known = df.dropna(subset=["latency_ms", "quality"])
     hidden = len(df) - len(known)
-    subtitle = ["Bubble size: peak memory (MB). Line: the Pareto front (nothing is both faster and better)."]
+    subtitle = ["Bubble size: peak memory (MB). Line: the Pareto front (nothing is both faster and better).",
+                "Both axes start at 0, so distances compare as ratios."]
     if hidden:
         subtitle.append(f"{hidden} candidate(s) without a quality score or latency are not shown.")
     base = alt.Chart(known)
     points = base.mark_circle(opacity=0.75, stroke="#333", strokeWidth=0.5).encode(
-        x=alt.X("latency_ms:Q", title=f"Latency, {metric} (ms), lower is better", scale=alt.Scale(zero=False)),
+        x=alt.X("latency_ms:Q", title=f"Latency, {metric} (ms), lower is better", scale=alt.Scale(zero=True)),
         y=alt.Y("quality:Q", title="Quality (0..1), higher is better", scale=alt.Scale(domain=[0, 1])),
         size=alt.Size("peak_rss_mb:Q", title="Peak memory (MB)", scale=alt.Scale(range=[80, 1500])),
         color=alt.Color("license_ok:N", title="License",
@@ -76,9 +77,12 @@ def pareto_chart(result: dict) -> alt.Chart:
     )
     front = base.transform_filter("datum.pareto").mark_line(color="#555", strokeDash=[4, 3]).encode(
         x="latency_ms:Q", y="quality:Q", order="latency_ms:Q")
-    labels = base.mark_text(align="left", dx=8, dy=-8, fontSize=11).encode(
-        x="latency_ms:Q", y="quality:Q", text="candidate:N")
-    return _pad(alt.layer(front, points, labels)).properties(
+    # names to the right of their bubble, or to the left for the slowest ones (so they stay inside the plot)
+    far = float(known["latency_ms"].max()) * 0.6 if len(known) else 0.0
+    labels = [base.transform_filter(f"datum.latency_ms {op} {far}").mark_text(
+        align=align, dx=dx, dy=-12, fontSize=12).encode(x="latency_ms:Q", y="quality:Q", text="candidate:N")
+        for op, align, dx in (("<=", "left", 10), (">", "right", -10))]
+    return _pad(alt.layer(front, points, *labels)).properties(
         title=alt.Title("Quality against latency", subtitle=subtitle), width=560, height=360)
 
 
@@ -127,6 +131,13 @@ def win_chart(result: dict) -> alt.Chart:
     ).properties(title=alt.Title("How often each candidate wins",
                                  subtitle=f"{samples:,} weight draws around the chosen weights (Dirichlet)"),
                  width=BAR_WIDTH, height=max(80, 28 * len(df)))
+
+
+def tradeoff_chart(result: dict) -> alt.Chart:
+    """The one chart for a meeting: quality against latency when at least two candidates have both, else the
+    weighted score by criterion."""
+    known = frame(result).dropna(subset=["latency_ms", "quality"])
+    return pareto_chart(result) if len(known) >= 2 else score_chart(result)
 
 
 def _pad(chart):

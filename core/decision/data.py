@@ -43,23 +43,98 @@ def model_quality(run_id: str, prefer: str = "human", gate=None) -> tuple[dict, 
         return {}, exc.one_line()
 
 
-def load_candidates(run_ids, *, prefer: str = "human", gate=None) -> list[Candidate]:
-    """One Candidate per (run, model, backend), at the lowest concurrency level of that run.
+# What must match for runs to be compared: (label in messages, how to read it from a run row)
+COMPARED = (
+    ("prompt set", lambda r: _prompt_set(r)),
+    ("max tokens", lambda r: (r["settings"] or {}).get("max_tokens")),
+    ("temperature", lambda r: (r["settings"] or {}).get("temperature")),
+    ("rounds", lambda r: (r["settings"] or {}).get("rounds")),
+    ("device", lambda r: device_of(r["environment"])),
+)
 
+
+def _prompt_set(run: dict) -> str | None:
+    name, digest = run.get("prompt_set"), run.get("prompt_set_hash")
+    if name is None and digest is None:
+        return None
+    return f"{name or '?'} ({str(digest or '?')[:8]})" if digest else str(name)
+
+
+def device_of(environment) -> str | None:
+    """The machine a run measured: its host label when one was given, else the CPU model."""
+    env = environment if isinstance(environment, dict) else {}
+    for key in ("device", "host_label", "host", "cpu", "cpu_model"):
+        if env.get(key):
+            return str(env[key])
+    return None
+
+
+def differences(runs: list[dict]) -> list[str]:
+    """What differs between runs that are to be compared, one phrase each: "max tokens (32 vs 96)"."""
+    out = []
+    for label, get in COMPARED:
+        values = list(dict.fromkeys(get(r) for r in runs))
+        if len(values) > 1:
+            if label == "prompt set" and len({r.get("prompt_set") for r in runs}) > 1:
+                values = list(dict.fromkeys(r.get("prompt_set") for r in runs))  # names say enough
+            out.append(f"{label} ({' vs '.join('unknown' if v is None else str(v) for v in values)})")
+    return out
+
+
+def check_comparable(run_ids, *, allow_mixed: bool = False) -> list[str]:
+    """[] when the runs can be compared; the warnings to carry when mixing is allowed; else UserError."""
+    diffs = differences(store.runs(parse_run_ids(run_ids)))
+    if not diffs:
+        return []
+    line = "runs differ in " + ", ".join(diffs)
+    if not allow_mixed:
+        raise UserError(line + ": their numbers are not comparable; choose comparable runs or allow mixing "
+                               "(--allow-mixed)")
+    return [line + ": mixed on purpose, numbers are not strictly comparable"]
+
+
+def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: bool = False,
+                    warnings: list[str] | None = None) -> list[Candidate]:
+    """One Candidate per model x engine (x device), at the lowest concurrency level.
+
+    When several chosen runs measured the same model on the same engine and device, the newest run is used
+    and the candidate says so. Runs that differ in settings are refused unless `allow_mixed`; the warnings
+    (differences, newest-run choices) are appended to `warnings` when a list is given.
     ``gate`` (core.quality.calibration.Gate): when the judge is below it, quality resting on the judge
-    is marked unverified (a flag with the reason, in the matrix, the record and the exports)."""
+    is marked unverified (a flag with the reason, in the matrix, the record and the exports).
+    """
     ids = parse_run_ids(run_ids)
-    known = {r["run_id"] for r in store.runs(ids)}
+    run_rows = store.runs(ids)
+    known = {r["run_id"] for r in run_rows}
     missing = [r for r in ids if r not in known]
     if missing:
         raise UserError(f"unknown run id {', '.join(missing)}")
+    found = check_comparable(ids, allow_mixed=allow_mixed)
+    order = {r["run_id"]: i for i, r in enumerate(run_rows)}  # oldest first
+    device = {r["run_id"]: device_of(r["environment"]) for r in run_rows}
     rows = store.candidate_rows(ids)
-    reqs: dict[tuple, list[dict]] = {}
-    for q in store.measured_requests(ids):
-        reqs.setdefault((q["run_id"], q["model"], q["backend"]), []).append(q)
-    quality: dict[str, tuple[dict, str | None]] = {rid: model_quality(rid, prefer, gate) for rid in ids}
-    out = []
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
+        groups.setdefault((r["model"], r["backend"], device[r["run_id"]]), []).append(r)
+    chosen, superseded = [], {}
+    for key, group in groups.items():
+        group.sort(key=lambda r: order[r["run_id"]])
+        chosen.append(group[-1])
+        if len(group) > 1:
+            older = [r["run_id"] for r in group[:-1]]
+            superseded[(group[-1]["run_id"],) + key[:2]] = older
+            found.append(f"{key[0]} on {key[1]} was measured in runs {', '.join(older + [group[-1]['run_id']])}: "
+                         f"the newest ({group[-1]['run_id']}) is used")
+    chosen.sort(key=lambda r: (order[r["run_id"]], r["model"], r["backend"]))
+    used = {r["run_id"] for r in chosen}
+    reqs: dict[tuple, list[dict]] = {}
+    for q in store.measured_requests(sorted(used)):
+        reqs.setdefault((q["run_id"], q["model"], q["backend"]), []).append(q)
+    quality: dict[str, tuple[dict, str | None]] = {rid: model_quality(rid, prefer, gate) for rid in ids if rid in used}
+    from core.catalog.models import display_names, presentable_name
+    names = display_names()
+    out = []
+    for r in chosen:
         key = (r["run_id"], r["model"], r["backend"])
         ok = [q for q in reqs.get(key, []) if q["ok"]]
         q_by_model, q_problem = quality[r["run_id"]]
@@ -72,6 +147,8 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None) -> list[Candid
             notes.append(f"quality unavailable: {q_problem}")
         if q is not None and q.get("verified") is False:
             notes.append(f"quality unverified: {q.get('reason') or 'judge below the trust gate'}")
+        if key in superseded:
+            notes.append(f"newest of runs {', '.join(superseded[key] + [r['run_id']])}: {r['run_id']} used")
         out.append(Candidate(
             run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
             status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],
@@ -80,7 +157,18 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None) -> list[Candid
             e2e_ms=[_f(x["e2e_ms"]) for x in ok], ttft_ms=[_f(x["ttft_ms"]) for x in ok],
             tpot_ms=[_f(x["tpot_ms"]) for x in ok],
             requests_failed=len(reqs.get(key, [])) - len(ok), quality=q, notes=notes,
+            label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
+            device=device[r["run_id"]],
         ))
+    # two candidates with one label (the same model on two devices, mixed on purpose): say which device
+    seen: dict[str, int] = {}
+    for c in out:
+        seen[c.label] = seen.get(c.label, 0) + 1
+    for c in out:
+        if seen[c.label] > 1:
+            c.label = f"{c.label} ({c.device or c.run_id})"
+    if warnings is not None:
+        warnings.extend(found)
     return out
 
 

@@ -44,6 +44,7 @@ class Prepared:
     failed: list[list[str]]
     flags: list[list[str]]
     boot_norm: np.ndarray | None  # B x C x K
+    warnings: list[str]       # what the user must know about the selection (mixed runs, newest run used)
 
     @property
     def ids(self) -> list[str]:
@@ -71,6 +72,7 @@ def prepare(
     method: str = "minmax",
     n_boot: int = robustness.DEFAULT_BOOT,
     seed: int = 0,
+    warnings: list[str] | tuple = (),
 ) -> Prepared:
     if latency_metric not in LATENCY_METRICS:
         raise UserError(f"unknown latency metric '{latency_metric}': expected one of {', '.join(LATENCY_METRICS)}")
@@ -100,7 +102,7 @@ def prepare(
         if c.status not in ("ok", "failed"):
             notes.append(f"benchmark {c.status}: numbers from the requests that finished")
         if m["quality"] is None:
-            notes.append("quality unknown (not scored): counts as 0")
+            notes.append("quality: no data (not scored)")
         if m["quality"] is not None and (c.quality or {}).get("ci_low") is None:
             notes.append(f"quality from {(c.quality or {}).get('n', 0)} output(s): no interval (n/a), "
                          "not a certainty")
@@ -122,7 +124,7 @@ def prepare(
     boot = _bootstrap(candidates, raw_arr, latency_metric, n_boot, seed) if n_boot > 1 and candidates else None
     boot_norm = normalize(boot, passes, method) if boot is not None else None
     return Prepared(candidates, latency_metric, method, cons, require_commercial, metrics, lics, raw_arr, norm,
-                    passes, failed, flags, boot_norm)
+                    passes, failed, flags, boot_norm, list(warnings))
 
 
 def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, seed: int) -> np.ndarray:
@@ -175,12 +177,30 @@ def pareto_front(latency: np.ndarray, quality: np.ndarray) -> np.ndarray:
 def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAMPLES,
              concentration: float = robustness.DEFAULT_CONCENTRATION, seed: int = 0) -> dict:
     """The decision for one set of weights, in the `--json` shape of `python -m core decide` (plus extras)."""
-    w = weight_vector(weights)
+    w_asked = weight_vector(weights)
+    w = w_asked.copy()
     ids = prep.ids
     n = len(ids)
+    warnings_out = list(prep.warnings)
+    # quality never counts as 0: a weighted quality without data makes that candidate not comparable;
+    # when no candidate has quality data at all, the quality weight carries no information and is left out
+    qi = CRITERIA.index("quality")
+    no_quality = ~np.isfinite(prep.raw[:, qi]) if n else np.zeros(0, dtype=bool)
+    comparable = prep.passes.copy()
+    not_comparable = [[] for _ in range(n)]
+    if n and w[qi] > 0 and no_quality.all():
+        warnings_out.append(f"no candidate has quality data: the quality weight ({100 * w[qi]:.0f}%) is left out "
+                            "and the other weights rescaled")
+        w[qi] = 0.0
+        w = w / w.sum() if w.sum() > 0 else w
+    elif n and w[qi] > 0:
+        for i in np.flatnonzero(no_quality & prep.passes):
+            comparable[i] = False
+            not_comparable[i].append("not comparable on quality: no quality data (score it or set the quality "
+                                     "weight to 0)")
     scores = prep.norm @ w if n else np.zeros(0)
     contrib = prep.norm * w if n else np.zeros((0, len(CRITERIA)))
-    passing = np.flatnonzero(prep.passes)
+    passing = np.flatnonzero(comparable)
     # rank passing candidates by score (ties in the point score broken by id, for a stable order)
     order = sorted(passing, key=lambda i: (-scores[i], ids[i]))
     rank = {int(i): r + 1 for r, i in enumerate(order)}
@@ -213,6 +233,8 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
             criteria[key] = lic["id"] if j == LICENSE_COL else (None if not np.isfinite(prep.raw[i, j]) else float(prep.raw[i, j]))
         rows.append({
             "candidate": ids[i],
+            "label": c.name,
+            "device": c.device,
             "model": c.model,
             "backend": c.backend,
             "run_id": c.run_id,
@@ -224,8 +246,8 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
             "rank": rank.get(i),
             "tie_with": [ids[k] for k in np.flatnonzero(ties[i])],
             "win_probability": float(winp[i]),
-            "passes": bool(prep.passes[i]),
-            "failed_constraints": list(prep.failed[i]),
+            "passes": bool(comparable[i]),
+            "failed_constraints": list(prep.failed[i]) + not_comparable[i],
             "flags": list(prep.flags[i]),
             "license_info": {k: lic[k] for k in ("id", "raw", "known", "name", "commercial_use", "attribution", "restrictions", "flag")},
             "quality_detail": dict(c.quality) if c.quality else None,
@@ -239,10 +261,13 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
     rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["score"], r["candidate"]))
     return {
         "winner": winner,
+        "winner_label": next((r["label"] for r in rows if r["candidate"] == winner), None),
+        "warnings": warnings_out,
         "candidates": rows,
         "flip_points": {name: (None if flips[name] is None else flips[name]["value"]) for name in CRITERIA},
         "flip_details": flips,
         "weights": {name: float(w[j]) for j, name in enumerate(CRITERIA)},
+        "weights_asked": {name: float(w_asked[j]) for j, name in enumerate(CRITERIA)},
         "latency_metric": prep.latency_metric,
         "normalization": prep.method,
         "constraints": [con.text for con in prep.constraints],
@@ -256,7 +281,8 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
 
 def decide(candidates: list[Candidate], weights, *, latency_metric: str = "e2e_p95", constraints=(),
            require_commercial: bool = False, method: str = "minmax", n_samples: int = robustness.DEFAULT_SAMPLES,
-           n_boot: int = robustness.DEFAULT_BOOT, seed: int = 0) -> dict:
+           n_boot: int = robustness.DEFAULT_BOOT, seed: int = 0, warnings=()) -> dict:
     prep = prepare(candidates, latency_metric=latency_metric, constraints=constraints,
-                   require_commercial=require_commercial, method=method, n_boot=n_boot, seed=seed)
+                   require_commercial=require_commercial, method=method, n_boot=n_boot, seed=seed,
+                   warnings=warnings)
     return evaluate(prep, weights, n_samples=n_samples, seed=seed)

@@ -10,6 +10,7 @@ import csv
 import functools
 import io
 import json
+import re
 from pathlib import Path
 
 from core.decision.matrix import CRITERIA, CRITERION_KEY
@@ -44,35 +45,87 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.0f}%"
 
 
-def _status(row: dict) -> str:
+def name_of(row: dict) -> str:
+    """What people read for a candidate: its display name and engine (the id in older records)."""
+    return row.get("label") or row["candidate"]
+
+
+def _names(res: dict, ids) -> str:
+    by_id = {r["candidate"]: name_of(r) for r in res.get("candidates", [])}
+    return ", ".join(by_id.get(i, i) for i in ids)
+
+
+def _status(row: dict, res: dict | None = None) -> str:
     if not row["passes"]:
-        return "fails: " + "; ".join(row["failed_constraints"])
-    return f"rank {row['rank']}" + (f" (tie with {', '.join(row['tie_with'])})" if row["tie_with"] else "")
+        return "not ranked: " + "; ".join(row["failed_constraints"])
+    ties = _names(res, row["tie_with"]) if res else ", ".join(row["tie_with"])
+    return f"rank {row['rank']}" + (f" (too close to call with {ties})" if row["tie_with"] else "")
+
+
+CLEAR, LIKELY, CLOSE = "Clear winner", "Likely", "Too close to call"
+LIKELY_AT, CLEAR_AT = 0.6, 0.9    # win probability from which a winner is "likely" / "clear" (no tie)
+FLIP_RANGE = 0.2                   # flip points further than 20 points from the chosen weight are not told
+
+
+def certainty(result: dict) -> str | None:
+    """One word for how sure the recommendation is: Clear winner, Likely, Too close to call (None: no winner)."""
+    rows = result.get("candidates", [])
+    top = next((r for r in rows if r["candidate"] == result.get("winner")), None)
+    if top is None:
+        return None
+    if not [r for r in rows if r["passes"] and r is not top]:
+        return CLEAR
+    if top["tie_with"] or top["win_probability"] < LIKELY_AT:
+        return CLOSE
+    return CLEAR if top["win_probability"] >= CLEAR_AT else LIKELY
+
+
+def verdict(result: dict) -> str:
+    """How sure, in one plain sentence with one consistent word (see `certainty`)."""
+    rows = result.get("candidates", [])
+    word = certainty(result)
+    if word is None:
+        return "No recommendation: no candidate meets the constraints."
+    top = next(r for r in rows if r["candidate"] == result["winner"])
+    others = [r for r in rows if r["passes"] and r is not top]
+    if not others:
+        return f"{CLEAR}: {name_of(top)}, the only candidate that meets the constraints."
+    runner = others[0]
+    p = _pct(top["win_probability"])
+    if word == CLOSE and top["tie_with"]:
+        return (f"{CLOSE}: {name_of(top)} and {_names(result, top['tie_with'])} are within measurement noise of "
+                f"each other; {name_of(top)} is ahead only on these numbers and weights.")
+    if word == CLOSE:
+        return (f"{CLOSE}: {name_of(top)} leads on the chosen weights, but comes first in only {p} of plausible "
+                f"weightings ({name_of(runner)} is next).")
+    if word == CLEAR:
+        return (f"{CLEAR}: {name_of(top)}, ahead of {name_of(runner)} beyond measurement noise and first in {p} "
+                "of plausible weightings.")
+    return (f"{LIKELY}: {name_of(top)}, ahead of {name_of(runner)} beyond measurement noise and first in {p} of "
+            "plausible weightings; the weights matter.")
 
 
 def summary_lines(record: dict) -> list[str]:
-    """Plain sentences about the outcome (shared by Markdown, HTML and the presentation view)."""
+    """Plain sentences about the outcome (shared by Markdown, HTML and the pages): the verdict, the nearby
+    flip points, what cannot win, and the warnings about the runs."""
     res = record["result"]
     rows = res["candidates"]
-    out = []
-    if res["winner"] is None:
-        out.append("No candidate passes the constraints: there is no winner.")
-    else:
-        top = next(r for r in rows if r["candidate"] == res["winner"])
-        out.append(f"Winner: {res['winner']} with score {top['score']:.3f}, winning in "
-                   f"{_pct(top['win_probability'])} of {res['robustness']['samples']:,} random weightings around the chosen weights.")
-        if top["tie_with"]:
-            out.append(f"Within measurement noise it ties with {', '.join(top['tie_with'])}: the difference is not established.")
-        flips = {k: v for k, v in (res.get("flip_details") or {}).items() if v}
-        for name, f in flips.items():
+    out = [verdict(res)]
+    if res["winner"] is not None:
+        near = {k: v for k, v in (res.get("flip_details") or {}).items()
+                if v and abs(v["value"] - res["weights"][k]) <= FLIP_RANGE}
+        for name, f in near.items():
             out.append(f"If the {name} weight went {'up' if f['direction'] == 'up' else 'down'} from "
-                       f"{_pct(res['weights'][name])} to {_pct(f['value'])}, {f['new_winner']} would win.")
-        unflipped = [k for k, v in (res.get("flip_details") or {}).items() if not v]
-        if unflipped:
-            out.append(f"No change of a single weight ({', '.join(unflipped)}) alone changes the winner.")
+                       f"{_pct(res['weights'][name])} to {_pct(f['value'])}, {_names(res, [f['new_winner']])} would "
+                       "come first.")
+        if not near:
+            out.append(f"No single weight moved by up to {100 * FLIP_RANGE:.0f} points changes the recommendation.")
     failing = [r for r in rows if not r["passes"]]
-    if failing:
-        out.append(f"{len(failing)} candidate(s) fail a constraint and cannot win.")
+    for r in failing[:5]:
+        out.append(f"Not ranked: {name_of(r)}: {'; '.join(r['failed_constraints'])}.")
+    if len(failing) > 5:
+        out.append(f"{len(failing) - 5} more candidate(s) are not ranked: see the reasons in the table.")
+    out += [f"Warning: {w}" for w in res.get("warnings", [])]
     return out
 
 
@@ -81,10 +134,11 @@ def csv_text(record_or_result: dict) -> str:
     buf = io.StringIO()
     keys = [CRITERION_KEY[c] for c in CRITERIA]
     w = csv.writer(buf)
-    w.writerow(["candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
+    w.writerow(["name", "candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
                 "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags", "quality_status"])
     for r in res["candidates"]:
-        w.writerow(csv_row([r["candidate"], r["model"], r["backend"], r["run_id"], r["rank"] if r["rank"] is not None else "",
+        w.writerow(csv_row([name_of(r), r["candidate"], r["model"], r["backend"], r["run_id"],
+                    r["rank"] if r["rank"] is not None else "",   # not ranked: blank (see passes, failed_constraints)
                     f"{r['score']:.6f}", f"{r['win_probability']:.4f}", r["passes"],
                     "; ".join(r["failed_constraints"]), "; ".join(r["tie_with"])]
                    + ["" if r["criteria"][k] is None else r["criteria"][k] for k in keys]
@@ -110,7 +164,11 @@ def markdown_text(record: dict) -> str:
     lines = [f"# Decision: {md_text(record['name'])}", ""]
     if record.get("created_at"):
         lines += [f"Saved {md_text(record['created_at'])}. Runs: {md_text(', '.join(record['run_ids']))}.", ""]
+    if res.get("winner"):
+        lines += [f"**Recommendation: {md_text(res.get('winner_label') or res['winner'])}**", ""]
     lines += [f"- {md_text(x)}" for x in summary_lines(record)] + [""]
+    notes = [md_text(line) or "" for line in (record.get("notes") or "(none)").splitlines()]
+    lines += ["## Notes", "", "  \n".join(notes), ""]
     lines += ["## Weights and constraints", ""]
     lines += ["| criterion | weight |", "|---|---|"]
     lines += [f"| {c} | {_pct(res['weights'][c])} |" for c in CRITERIA]
@@ -119,28 +177,32 @@ def markdown_text(record: dict) -> str:
               + ("; commercial use required." if res["require_commercial"] else "."), ""]
     lines += [f"How scores are computed: {md_text(res['explanation'])}", ""]
     lines += ["## Matrix", ""]
-    head = ["candidate", "status", "score", "win prob."] + [CRITERION_TITLE[c] for c in CRITERIA]
+    head = ["rank", "candidate", "status", "score", "win prob."] + [CRITERION_TITLE[c] for c in CRITERIA] + ["id"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in res["candidates"]:
-        cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
+        cells = [_rank(r), name_of(r), _status(r, res), f"{r['score']:.3f}", _pct(r["win_probability"])]
         cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})"
                   + (" unverified" if c == "quality" and _quality_status(r) == "unverified" else "") for c in CRITERIA]
+        cells.append(r["candidate"])
         lines.append("| " + " | ".join(md_text(x) for x in cells) + " |")
     lines += ["", "Each cell: measured value (normalised 0..1, 1 best).", ""]
-    flagged = [(r["candidate"], f) for r in res["candidates"] for f in r.get("flags", [])]
+    flagged = [(name_of(r), f) for r in res["candidates"] for f in r.get("flags", [])]
     if flagged:
         lines += ["## Flags", ""] + [f"- {md_text(c)}: {md_text(f)}" for c, f in flagged] + [""]
     lines += ["## Flip points", "", "| weight | now | top choice changes at | new winner |", "|---|---|---|---|"]
     for c in CRITERIA:
         f = (res.get("flip_details") or {}).get(c)
         lines.append(f"| {c} | {_pct(res['weights'][c])} | {_pct(f['value']) if f else 'never'} | "
-                     f"{md_text(f['new_winner']) if f else ''} |")
+                     f"{md_text(_names(res, [f['new_winner']])) if f else ''} |")
     lines += ["", "## Runs", ""]
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
         lines.append(f"- {md_text(rid)}: {md_text(_context_line(ctx))}")
-    notes = [md_text(line) or "" for line in (record.get("notes") or "(none)").splitlines()]
-    lines += ["", "## Notes", "", "  \n".join(notes), ""]
+    lines.append("")
     return "\n".join(lines)
+
+
+def _rank(row: dict) -> str:
+    return "-" if row.get("rank") is None else str(row["rank"])
 
 
 def _context_line(ctx: dict) -> str:
@@ -202,22 +264,26 @@ def html_text(record: dict) -> str:
            f"<h1>Decision: {e(record['name'])}</h1>"]
     if record.get("created_at"):
         out.append(f"<p class=\"muted\">Saved {e(str(record['created_at']))}. Runs: {e(', '.join(record['run_ids']))}.</p>")
+    if res.get("winner"):
+        out.append(f"<p class=\"lead\"><strong>Recommendation: {e(res.get('winner_label') or res['winner'])}</strong></p>")
     out += [f"<p class=\"lead\">{e(s)}</p>" for s in summary_lines(record)]
+    out.append("<h2>Notes</h2>")
+    out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
     out.append("<h2>Weights and constraints</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CRITERIA)
                + "</tr><tr>" + "".join(f"<td>{_pct(res['weights'][c])}</td>" for c in CRITERIA) + "</tr></table>")
     cons = ", ".join(res["constraints"]) or "none"
     out.append(f"<p>Latency is {e(lat)}. Constraints: {e(cons)}"
                + ("; commercial use required." if res["require_commercial"] else ".") + "</p>")
     out.append(f"<p>{e(res['explanation'])}</p>")
-    out.append("<h2>Matrix</h2><table><tr><th>candidate</th><th>status</th><th>score</th><th>win prob.</th>"
-               + "".join(f"<th>{e(CRITERION_TITLE[c])}</th>" for c in CRITERIA) + "<th>flags</th></tr>")
+    out.append("<h2>Matrix</h2><table><tr><th>rank</th><th>candidate</th><th>status</th><th>score</th><th>win prob.</th>"
+               + "".join(f"<th>{e(CRITERION_TITLE[c])}</th>" for c in CRITERIA) + "<th>flags</th><th>id</th></tr>")
     for r in res["candidates"]:
         cls = "fail" if not r["passes"] else ("win" if r["candidate"] == res["winner"] else "")
-        cells = [r["candidate"], _status(r), f"{r['score']:.3f}", _pct(r["win_probability"])]
+        cells = [_rank(r), name_of(r), _status(r, res), f"{r['score']:.3f}", _pct(r["win_probability"])]
         tds = "".join(f"<td>{e(x)}</td>" for x in cells)
         tds += "".join(f"<td>{e(_fmt(r['criteria'][CRITERION_KEY[c]], c))} "
                        f"<span class=\"norm\">({r['normalized'][CRITERION_KEY[c]]:.2f})</span></td>" for c in CRITERIA)
-        tds += f"<td>{e('; '.join(r.get('flags', [])))}</td>"
+        tds += f"<td>{e('; '.join(r.get('flags', [])))}</td><td class=\"norm\">{e(r['candidate'])}</td>"
         out.append(f"<tr class=\"{cls}\">{tds}</tr>")
     out.append("</table><p class=\"muted\">Each cell: measured value (normalised 0..1, 1 best). Greyed rows fail a "
                "constraint and cannot win.</p>")
@@ -231,17 +297,22 @@ def html_text(record: dict) -> str:
     for c in CRITERIA:
         f = (res.get("flip_details") or {}).get(c)
         out.append(f"<tr><td>{e(c)}</td><td>{_pct(res['weights'][c])}</td><td>{_pct(f['value']) if f else 'never'}</td>"
-                   f"<td>{e(f['new_winner']) if f else ''}</td></tr>")
+                   f"<td>{e(_names(res, [f['new_winner']])) if f else ''}</td></tr>")
     out.append("</table><h2>Runs</h2><ul>")
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
         out.append(f"<li>{e(rid)}: {e(_context_line(ctx))}</li>")
-    out.append("</ul><h2>Notes</h2>")
-    out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
+    out.append("</ul>")
     if bundle is not None:
         out.append(f"<script type=\"application/json\" id=\"decision-specs\">{script_json(specs)}</script>")
         out.append("<script type=\"module\">\n" + script_body(bundle) + "\n</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def file_stem(name: str) -> str:
+    """A file name from a decision name: letters, digits, dash and underscore only."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60]
+    return f"decision-{stem}" if stem else "decision"
 
 
 def write_report(record: dict, path: str | Path) -> Path:

@@ -117,6 +117,8 @@ class Candidate:
     requests_failed: int = 0
     quality: dict | None = None  # {"mean","ci_low","ci_high","n","source"} on 0..1, or None
     notes: list[str] = field(default_factory=list)
+    label: str | None = None     # for people: "display name · engine" (the id stays in `id`)
+    device: str | None = None    # the machine measured (CPU model or host label), when known
 
     def __post_init__(self):
         self.e2e_ms = np.asarray(self.e2e_ms, dtype=float)
@@ -131,6 +133,10 @@ class Candidate:
     @property
     def id(self) -> str:
         return f"{self.model} | {self.backend} | {self.run_id}"
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id
 
     @property
     def requests_ok(self) -> int:
@@ -331,5 +337,6 @@ def explanation(method: str = "minmax") -> str:
         how = ("Each criterion is rescaled between the worst and the best value among the candidates that pass the "
                "constraints, so the best gets 1 and the worst 0")
     return (how + " (lower is better for latency, memory and disk, higher for decode speed (1/TPOT per request, not aggregate throughput) and quality; license is "
-            "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0), and the "
-            "score is the weighted sum, so it lies between 0 and 1.")
+            "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0, except quality: "
+            "with quality weighted, a candidate without quality data is not ranked), and the score is the weighted "
+            "sum, so it lies between 0 and 1.")

@@ -28,6 +28,7 @@ def build_record(name: str, result: dict, run_ids: list[str], *, notes: str = ""
         "result": result,
         "context": context,
         "notes": notes or "",
+        "warnings": list(result.get("warnings", [])),
     }
 
 
@@ -45,7 +46,8 @@ def load(name: str) -> dict:
         raise UserError(f"no saved decision named '{name}'")
     for k in ("created_at", "updated_at"):
         if rec.get(k) is not None and not isinstance(rec[k], str):
-            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M")
+            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M")  # the database clock (local time of the machine)
+    rec["warnings"] = list((rec.get("result") or {}).get("warnings", []))
     return rec
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.decision.export import CRITERION_TITLE, LATENCY_LABEL
+from core.decision.export import CRITERION_TITLE, LATENCY_LABEL, _names, name_of
 from core.decision.matrix import CRITERIA, CRITERION_KEY, PRESETS
 
 
@@ -42,12 +42,13 @@ def matrix_frame(result: dict) -> pd.DataFrame:
     recs = []
     for r in result.get("candidates", []):
         rec = {
-            "rank": r["rank"],
-            "candidate": r["candidate"],
+            "rank": "-" if r["rank"] is None else str(r["rank"]),
+            "candidate": name_of(r),
             "passes": r["passes"],
+            "why not ranked": "; ".join(r["failed_constraints"]),
             "score": round(r["score"], 3),
             "win %": round(100 * r["win_probability"], 1),
-            "tie with": ", ".join(r["tie_with"]),
+            "too close to call with": _names(result, r["tie_with"]),
         }
         for c in CRITERIA:
             title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
@@ -56,13 +57,10 @@ def matrix_frame(result: dict) -> pd.DataFrame:
                 rec[title] += " (unverified)"
         for c in CRITERIA:
             rec[f"{c} (norm.)"] = round(r["normalized"][CRITERION_KEY[c]], 2)
-        rec["why it fails"] = "; ".join(r["failed_constraints"])
         rec["flags"] = "; ".join(r.get("flags", []))
+        rec["details (id)"] = r["candidate"]
         recs.append(rec)
-    df = pd.DataFrame.from_records(recs)
-    if not df.empty:
-        df["rank"] = df["rank"].astype("Int64")
-    return df
+    return pd.DataFrame.from_records(recs)
 
 
 def style_matrix(df: pd.DataFrame):
@@ -87,18 +85,56 @@ def flip_frame(result: dict) -> pd.DataFrame:
             "now %": round(100 * result["weights"][c], 1),
             "winner changes at": "never" if not f else f"{100 * f['value']:.1f}%",
             "direction": "" if not f else f["direction"],
-            "new winner": "" if not f else f["new_winner"],
+            "new winner": "" if not f else _names(result, [f["new_winner"]]),
         })
     return pd.DataFrame.from_records(recs)
 
 
 def ties_lines(result: dict) -> list[str]:
-    """"A ties with B, C" for each passing candidate with ties (each pair once)."""
+    """"A is too close to call with B, C" for each ranked candidate with ties (each pair once)."""
     seen, out = set(), []
     for r in result.get("candidates", []):
         others = [t for t in r["tie_with"] if (t, r["candidate"]) not in seen]
         for t in others:
             seen.add((r["candidate"], t))
         if others:
-            out.append(f"{r['candidate']} ties with {', '.join(others)}")
+            out.append(f"{name_of(r)} is too close to call with {_names(result, others)}")
     return out
+
+
+DECIDING = (("latency", "Latency"), ("throughput", "Decode speed"), ("memory", "Peak memory"),
+            ("quality", "Quality"), ("disk", "Disk"), ("license", "License"))
+
+
+def runner_up(result: dict) -> dict | None:
+    """The candidate next to the winner: the best other ranked one, else the best other one."""
+    rows = [r for r in result.get("candidates", []) if r["candidate"] != result.get("winner")]
+    ranked = [r for r in rows if r["rank"] is not None]
+    return (ranked or rows or [None])[0]
+
+
+def deciding_numbers(result: dict) -> pd.DataFrame:
+    """The numbers that decided it, winner beside runner-up: latency, decode speed, peak memory, quality, disk,
+    license. Rows are criteria (with units), columns the two candidates' names; 'no data' where unmeasured."""
+    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
+    rows = result.get("candidates", [])
+    top = next((r for r in rows if r["candidate"] == result.get("winner")), None)
+    cols = [r for r in (top, runner_up(result)) if r is not None]
+    index = []
+    for c, title in DECIDING:
+        unit = {"latency": f"{lat}, ms", "throughput": "tok/s", "memory": "MB", "quality": "0..1",
+                "disk": "MB"}.get(c)
+        index.append(f"{title} ({unit})" if unit else title)
+    data = {}
+    for r in cols:
+        vals = []
+        for c, _ in DECIDING:
+            v = r["criteria"][CRITERION_KEY[c]]
+            vals.append("no data" if v is None else (v if isinstance(v, str) else
+                        (f"{v:.2f}" if c == "quality" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")))
+        head = ("Recommended: " if r is top else "Runner-up: " if r["rank"] is not None
+                else "Next best (not ranked): ") + name_of(r)
+        data[head] = vals
+    weights = result.get("weights", {})
+    data["weight"] = [f"{100 * weights.get(c, 0):.0f}%" for c, _ in DECIDING]
+    return pd.DataFrame(data, index=index)

@@ -38,7 +38,7 @@ def candidate_rows(run_ids: list[str]) -> list[dict]:
     with connect() as con:
         rows = fetch_dicts(con.execute(
             "SELECT run_id, model, backend, concurrency, status, error, endpoint, model_version, execution_provider, "
-            "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes "
+            "       license, disk_mb, load_s, peak_rss_mb, throughput_tok_s, environment, notes, label "
             "FROM run_models WHERE list_contains(?, run_id) "
             "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
             "ORDER BY run_id, model, backend", [list(run_ids)]))
@@ -119,3 +119,35 @@ def delete_decision(name: str) -> bool:
         n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
         con.execute("DELETE FROM decisions WHERE name = ?", [name])
     return bool(n)
+
+
+# ------------------------------------------------------------------ the pipeline at a glance (Overview page)
+
+def pipeline_counts() -> dict:
+    """What exists at each step: endpoints, runs (latest), hand scores, judge runs, calibrations, decisions."""
+    with connect() as con:
+        one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+        out = {
+            "endpoints": one("SELECT count(*) FROM endpoints")[0],
+            "runs": one("SELECT count(*) FROM runs")[0],
+            "runs_completed": one("SELECT count(*) FROM runs WHERE status = 'completed'")[0],
+            "scored_outputs": one("SELECT count(DISTINCT request_id) FROM human_scores")[0],
+            "raters": one("SELECT count(DISTINCT rater) FROM human_scores")[0],
+            "judge_runs": one("SELECT count(*) FROM judge_runs")[0],
+            "judge_runs_completed": one("SELECT count(*) FROM judge_runs WHERE status = 'completed'")[0],
+            "decisions": one("SELECT count(*) FROM decisions")[0],
+        }
+        latest = fetch_dicts(con.execute(
+            "SELECT r.run_id, r.created_at, r.status, r.prompt_set, count(DISTINCT m.model || '|' || m.backend) AS "
+            "models FROM runs r LEFT JOIN run_models m USING (run_id) GROUP BY ALL "
+            "ORDER BY r.created_at DESC, r.run_id DESC LIMIT 1"))
+        out["latest_run"] = latest[0] if latest else None
+        last = fetch_dicts(con.execute("SELECT name, updated_at FROM decisions ORDER BY updated_at DESC, name LIMIT 1"))
+        out["latest_decision"] = last[0] if last else None
+        # judge calibration (against hand scores) is stored by the quality feature once it exists
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name ILIKE '%calibration%'").fetchall()}
+        out["calibration_table"] = sorted(tables)[0] if tables else None
+        out["calibrations"] = (one(f'SELECT count(*) FROM "{out["calibration_table"]}"')[0]
+                               if out["calibration_table"] else None)
+    return out

@@ -24,7 +24,7 @@ def db(tmp_path, monkeypatch):
     fx.add_run("run-a", fx.STANDARD, seed=1)
     fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
                           "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
-               prompt_set_hash="def456", seed=2)
+               seed=2)
     monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human", gate=None: (fx.fake_quality(run_id), None))
     return path
 
@@ -62,6 +62,59 @@ def test_json_contract_and_ranking(db, tmp_path, capsys):
     assert doc["winner"] == next(c["candidate"] for c in doc["candidates"] if c["rank"] == 1)
     printed = capsys.readouterr().out
     assert f"winner: {doc['winner']}" in printed and "FAILS: peak_rss_mb 3500" in printed
+
+
+def test_runs_that_differ_are_refused_unless_mixing_is_allowed(db, tmp_path):
+    fx.add_run("run-short", [dict(fx.STANDARD[0], model="other")], settings={"rounds": 1, "max_tokens": 32})
+    fx.add_run("run-long", [dict(fx.STANDARD[0], model="third")], settings={"rounds": 1, "max_tokens": 96},
+               prompt_set_hash="def456")
+    p = _cli("--runs", "run-short,run-long", env_db=db)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    line = p.stderr.strip()
+    assert line.count("\n") == 0 and "runs differ in" in line and "max tokens (32 vs 96)" in line, line
+    assert "prompt set" in line and "--allow-mixed" in line
+    out = tmp_path / "mixed.json"
+    p = _cli("--runs", "run-short,run-long", "--allow-mixed", "--json", str(out), env_db=db)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert any("max tokens (32 vs 96)" in w for w in doc["warnings"])
+    assert "warning: runs differ in" in p.stdout
+    # the warning travels in the saved record and its exports
+    rep = tmp_path / "mixed.md"
+    assert _cli("--runs", "run-short,run-long", "--allow-mixed", "--save", "mixed", "--report", str(rep),
+                env_db=db).returncode == 0
+    assert "Warning: runs differ in" in rep.read_text() and "max tokens \\(32 vs 96\\)" in rep.read_text()
+    from core.decision import record
+    assert any("max tokens (32 vs 96)" in w for w in record.load("mixed")["warnings"])
+
+
+def test_one_candidate_per_model_and_engine_newest_run_used(db, tmp_path):
+    fx.add_run("run-old", [dict(fx.STANDARD[0], e2e=5000.0)], created_at="2026-01-01 10:00:00", seed=3)
+    fx.add_run("run-new", [dict(fx.STANDARD[0], e2e=500.0)], created_at="2026-01-02 10:00:00", seed=4)
+    out = tmp_path / "d.json"
+    assert main(["decide", "--runs", "run-old,run-new", "--weights", "latency=1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [c["run_id"] for c in doc["candidates"]] == ["run-new"]  # one candidate, from the newest run
+    assert doc["candidates"][0]["criteria"]["latency_ms"] < 1000
+    assert any("the newest (run-new) is used" in w for w in doc["warnings"])
+    assert any("newest of runs run-old, run-new" in f for f in doc["candidates"][0]["flags"])
+
+
+def test_missing_quality_is_no_data_not_zero(db, tmp_path):
+    out = tmp_path / "d.json"
+    # run-a: fast-small and slow-big are scored, mystery is not; with quality weighted it cannot be ranked
+    assert main(["decide", "--runs", "run-a", "--weights", "latency=0.5,quality=0.5", "--json", str(out)]) == 0
+    rows = {c["model"]: c for c in json.loads(out.read_text())["candidates"]}
+    assert rows["mystery"]["rank"] is None and not rows["mystery"]["passes"]
+    assert "not comparable on quality: no quality data" in rows["mystery"]["failed_constraints"][0]
+    # without a quality weight it ranks on what it has
+    assert main(["decide", "--runs", "run-a", "--weights", "latency=1", "--json", str(out)]) == 0
+    rows = {c["model"]: c for c in json.loads(out.read_text())["candidates"]}
+    assert rows["mystery"]["rank"] is not None
+    # a run nobody scored: quality's weight is left out, with a warning, instead of counting 0 for all
+    assert main(["decide", "--runs", "run-b", "--weights", "latency=0.5,quality=0.5", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["winner"] and any("no candidate has quality data" in w for w in doc["warnings"])
 
 
 def test_require_commercial_and_latency_metric(db, tmp_path):
@@ -104,11 +157,11 @@ def test_markdown_csv_json_reports(db, tmp_path):
     for f in (md, csvf, js):
         assert main(["decide", "--runs", "run-a", "--weights", "latency=1", "--report", str(f)]) == 0
     text = md.read_text()
-    assert text.startswith("# Decision:") and "| candidate | status |" in text and "## Flip points" in text
-    assert "fails: benchmark failed: model failed to load" in text
+    assert text.startswith("# Decision:") and "| rank | candidate | status |" in text and "## Flip points" in text
+    assert "not ranked: benchmark failed: model failed to load" in text
     assert "some-custom-license" in text and "not in data/licenses.json" in text
     lines = csvf.read_text().splitlines()
-    assert lines[0].startswith("candidate,model,backend,run_id,rank,score") and len(lines) == 5
+    assert lines[0].startswith("name,candidate,model,backend,run_id,rank,score") and len(lines) == 5
     doc = json.loads(js.read_text())
     assert doc["result"]["winner"] and doc["context"]["runs"]["run-a"]["prompt_set_hash"] == "abc123"
 

@@ -13,15 +13,17 @@ from core.store import connect
 
 
 def add_run(run_id: str, models: list[dict], *, prompt_set_hash: str = "abc123", n_prompts: int = 10,
-            seed: int = 0) -> None:
+            seed: int = 0, settings: dict | None = None, environment: dict | None = None,
+            created_at: str | None = None) -> None:
     """models: dicts with model, backend, license, disk_mb, peak_rss_mb, e2e (mean ms), ttft, tpot, status,
     error, concurrency (default [1]), failed (number of failed requests), sd (relative noise)."""
     rng = np.random.default_rng(seed)
     with connect() as con:
         con.execute(
-            "INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment) "
-            "VALUES (?, 'completed', 'meeting-notes', ?, ?, ?)",
-            [run_id, prompt_set_hash, json.dumps({"rounds": 1}), json.dumps({"cpu_model": "test cpu", "cores": 2})])
+            "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment) "
+            "VALUES (?, coalesce(CAST(? AS TIMESTAMP), current_timestamp), 'completed', 'meeting-notes', ?, ?, ?)",
+            [run_id, created_at, prompt_set_hash, json.dumps(settings or {"rounds": 1}),
+             json.dumps(environment or {"cpu_model": "test cpu", "cores": 2})])
         for p in range(n_prompts):
             con.execute("INSERT INTO run_prompts VALUES (?, ?, ?, ?, NULL)", [run_id, f"p{p}", p, f"prompt {p}"])
         for m in models:
