@@ -1,0 +1,496 @@
+"""Reference only: the hand-written asyncio HTTP/1.1 streaming client that ``core/engines/http.py``
+used before it moved onto aiohttp. Kept so ``tests/perf`` can print the figures of both clients side by
+side; nothing in ``core/`` imports it. Unchanged, including the two framing bugs fixed in the aiohttp
+engine (an HTTP error with ``Content-Length: 0`` was reported as "truncated"; a connection reset after
+the finish reason was a failure).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from urllib.parse import urlsplit
+
+from core.engines import Engine, LoadInfo, RequestOptions, RequestRecord
+from core.errors import UserError
+
+_perf = time.perf_counter
+MAX_ERROR_BODY = 4096
+
+
+class TransportError(Exception):
+    pass
+
+
+class _Response:
+    """Parses one HTTP/1.1 response as bytes arrive (head, chunked / Content-Length / until close),
+    and the SSE events of its body, stamping each with the time its bytes were received."""
+
+    __slots__ = ("engine", "rec", "stream", "done", "buf", "state", "remaining", "status", "headers",
+                 "body", "sse", "last_event", "reusable", "error_body")
+
+    HEAD, SIZE, DATA, CRLF, TRAILER, LENGTH, UNTIL_CLOSE, DONE = range(8)
+
+    def __init__(self, engine: "HandwrittenHttpEngine", rec: RequestRecord, stream: bool, done: asyncio.Future):
+        self.engine, self.rec, self.stream, self.done = engine, rec, stream, done
+        self.buf = b""
+        self.state = self.HEAD
+        self.remaining = 0
+        self.status = 0
+        self.headers: dict = {}
+        self.body = b""        # non-streamed body / error body
+        self.sse = b""         # SSE bytes not yet split into lines
+        self.last_event: float | None = None
+        self.reusable = True
+        self.error_body = False
+
+    # framing -----------------------------------------------------------------------------
+    def feed(self, data: bytes, t: float) -> None:
+        buf = self.buf + data if self.buf else data
+        while True:
+            state = self.state
+            if state == self.SIZE:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    break
+                try:
+                    size = int(buf[:i].split(b";", 1)[0], 16)
+                except ValueError:
+                    self.abort(TransportError(f"bad chunk size line {buf[:40]!r}"))
+                    return
+                buf = buf[i + 2:]
+                if size == 0:
+                    self.state = self.TRAILER
+                else:
+                    self.remaining, self.state = size, self.DATA
+            elif state == self.DATA:
+                if not buf:
+                    break
+                piece = buf[:self.remaining]
+                buf = buf[len(piece):]
+                self.remaining -= len(piece)
+                if self.remaining == 0:
+                    self.state = self.CRLF
+                self.on_body(piece, t)
+                if self.state == self.DONE:
+                    return
+            elif state == self.CRLF:
+                if len(buf) < 2:
+                    break
+                buf = buf[2:]
+                self.state = self.SIZE
+            elif state == self.TRAILER:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    break
+                line, buf = buf[:i], buf[i + 2:]
+                if not line:
+                    if buf:
+                        self.reusable = False
+                    self.finish(t)
+                    return
+            elif state == self.LENGTH:
+                if not buf:
+                    break
+                piece = buf[:self.remaining]
+                buf = buf[len(piece):]
+                self.remaining -= len(piece)
+                self.on_body(piece, t)
+                if self.state == self.DONE:
+                    return
+                if self.remaining == 0:
+                    if buf:
+                        self.reusable = False
+                    self.finish(t)
+                    return
+            elif state == self.UNTIL_CLOSE:
+                if buf:
+                    self.on_body(buf, t)
+                buf = b""
+                break
+            elif state == self.HEAD:
+                i = buf.find(b"\r\n\r\n")
+                if i < 0:
+                    if len(buf) > 65536:
+                        self.abort(TransportError("response headers too large"))
+                        return
+                    break
+                self.on_head(buf[:i].decode("latin-1"))
+                buf = buf[i + 4:]
+                if self.state == self.DONE:
+                    return
+            else:
+                return
+        self.buf = buf
+
+    def on_head(self, head: str) -> None:
+        lines = head.split("\r\n")
+        try:
+            self.status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            self.abort(TransportError(f"not an HTTP response: {lines[0][:80]!r}"))
+            return
+        headers = self.headers
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            if sep:
+                headers[k.strip().lower()] = v.strip()
+        if headers.get("connection", "").lower() == "close":
+            self.reusable = False
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.state = self.SIZE
+        elif "content-length" in headers:
+            self.remaining = int(headers["content-length"])
+            self.state = self.LENGTH
+            if self.remaining == 0:
+                self.finish(_perf())
+                return
+        else:
+            self.state = self.UNTIL_CLOSE
+            self.reusable = False
+        if self.status != 200:
+            self.error_body = True
+        elif self.stream and "text/event-stream" not in headers.get("content-type", "text/event-stream"):
+            self.stream = False
+
+    def on_body(self, data: bytes, t: float) -> None:
+        if self.error_body or not self.stream:
+            if len(self.body) < MAX_ERROR_BODY or not self.error_body:
+                self.body += data
+            return
+        sse = self.sse + data if self.sse else data
+        rec = self.rec
+        start = 0
+        while True:
+            nl = sse.find(b"\n", start)
+            if nl < 0:
+                break
+            line = sse[start:nl]
+            start = nl + 1
+            if not line.startswith(b"data:"):
+                continue            # blank separator, ": comment", "event:", "id:", "retry:"
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                rec.end = t
+                continue
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                rec.fail(f"non-JSON SSE data line: {payload[:80].decode('utf-8', 'replace')!r}")
+                self.abort(None)
+                return
+            self.last_event = t
+            HandwrittenHttpEngine._on_event(obj, t, rec)
+            if rec.error is not None:
+                self.abort(None)
+                return
+        self.sse = sse[start:]
+
+    # ends ----------------------------------------------------------------------------------
+    def finish(self, t: float) -> None:
+        if self.state == self.DONE:
+            return
+        self.state = self.DONE
+        rec = self.rec
+        if self.error_body:
+            rec.end = t
+            rec.fail(_error_message(self.status, self.body))
+            self.reusable = self.reusable and len(self.body) < MAX_ERROR_BODY
+        elif not self.stream:
+            rec.end = t
+            HandwrittenHttpEngine._parse_json_body(self.body, rec)
+        elif rec.end is None and self.last_event is not None and rec.finish_reason is not None:
+            rec.end = self.last_event        # no [DONE], but the response was complete
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def abort(self, exc: BaseException | None) -> None:
+        self.state = self.DONE
+        self.reusable = False
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+
+    def eof(self, exc: BaseException | None) -> None:
+        if self.state == self.DONE:
+            return
+        if self.state == self.UNTIL_CLOSE:
+            self.reusable = False
+            self.finish(_perf())
+        else:
+            self.abort(exc or ConnectionResetError("closed by the server"))
+
+
+class _Protocol(asyncio.Protocol):
+    """One keep-alive connection; feeds bytes to the response in flight."""
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.response: _Response | None = None
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        t = _perf()
+        response = self.response
+        if response is not None:
+            response.feed(data, t)
+        else:
+            self.closed = True        # bytes nobody asked for: do not reuse this connection
+            self.transport.close()
+
+    def eof_received(self):
+        self.closed = True
+        if self.response is not None:
+            self.response.eof(None)
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.response is not None:
+            self.response.eof(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            try:
+                self.transport.abort()
+            except RuntimeError:          # its event loop is already closed: the socket goes with the object
+                pass
+
+
+class _Pool:
+    """Keep-alive connections to one host, bound to one event loop."""
+
+    def __init__(self, host: str, port: int, use_ssl: bool):
+        self.host, self.port = host, port
+        self.ssl = ssl.create_default_context() if use_ssl else None
+        self.idle: list[_Protocol] = []
+        self.loop = asyncio.get_running_loop()
+
+    async def get(self) -> _Protocol:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and not conn.transport.is_closing():
+                return conn
+            conn.close()
+        _, conn = await self.loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
+        return conn
+
+    def put(self, conn: _Protocol) -> None:
+        conn.response = None
+        if not conn.closed:
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
+
+
+def _error_message(status: int, body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(text)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        if isinstance(err, dict):
+            text = str(err.get("message") or err)
+        else:
+            text = str(err)
+    except ValueError:
+        pass
+    text = " ".join(text.split())[:200]
+    return f"HTTP {status}" + (f": {text}" if text else "")
+
+
+class HandwrittenHttpEngine(Engine):
+    """Chat completions against ``base_url`` (ending in /v1). ``server_pid``: the server's process,
+    when known, so its memory and CPU can be measured (else they are unknown, never 0)."""
+
+    backend = "openai"
+    is_async = True
+
+    def __init__(self, model: str, base_url: str, *, api_key_env: str | None = None,
+                 server_pid: int | None = None, count_tokens=None):
+        super().__init__(model)
+        from core.endpoints import normalize_base_url
+        self.base_url = normalize_base_url(base_url)
+        self.api_key_env = api_key_env
+        self.server_pid = server_pid
+        self.count_tokens = count_tokens
+        parts = urlsplit(self.base_url)
+        self._ssl = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._ssl else 80)
+        default_port = (443 if self._ssl else 80)
+        self._host_header = self._host if self._port == default_port else f"{self._host}:{self._port}"
+        path = parts.path.rstrip("/") + "/chat/completions"
+        self._path = path + (f"?{parts.query}" if parts.query else "")
+        self._pool: _Pool | None = None
+        self._head_cache: dict[tuple[int, bool], bytes] = {}
+        self._auth = b""
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def open(self) -> LoadInfo:
+        from core.endpoints import api_key, fetch_models
+        key = api_key(self.api_key_env)
+        if self.api_key_env:
+            self._auth = f"Authorization: Bearer {key}\r\napi-key: {key}\r\n".encode("latin-1")
+        fetch_models(self.base_url, self.api_key_env, timeout=5.0)   # UserError when unreachable
+        info = LoadInfo(pid=self.server_pid)
+        if self.server_pid:
+            from core.engines import process_stats
+            st = process_stats(self.server_pid)
+            if st:
+                info.rss_after_load_mb = st["rss_mb"]
+        info.notes.append("model loaded by the server before the run: cold-load time not measured")
+        return info
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def close(self) -> None:
+        self._close_pool()
+
+    def finish_level(self) -> None:
+        self._close_pool()
+
+    def pid(self) -> int | None:
+        return self.server_pid
+
+    # -- one request ------------------------------------------------------------------------
+    def _payload(self, messages: list[dict], opts: RequestOptions) -> bytes:
+        payload = {"model": self.model, "messages": messages, "max_tokens": opts.max_tokens,
+                   "temperature": opts.temperature, "stream": opts.stream}
+        if opts.seed is not None:
+            payload["seed"] = opts.seed
+        if opts.stream:
+            payload["stream_options"] = {"include_usage": True}
+        if opts.json_schema is not None:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": str(opts.json_schema.get("title") or "answer"), "schema": opts.json_schema, "strict": True}}
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def _head(self, length: int, stream: bool) -> bytes:
+        return (f"POST {self._path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+                f"Content-Type: application/json\r\nAccept: {'text/event-stream' if stream else 'application/json'}\r\n"
+                f"Accept-Encoding: identity\r\nUser-Agent: slm-selector\r\nContent-Length: {length}\r\n").encode() \
+            + self._auth + b"\r\n"
+
+    async def arequest(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
+        body = self._payload(messages, opts)
+        data = self._head(len(body), opts.stream) + body
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        if pool is None or pool.loop is not loop:
+            pool = self._pool = _Pool(self._host, self._port, self._ssl)
+        conn = response = None
+        rec.start = _perf()
+        try:
+            async with asyncio.timeout(opts.timeout_s):
+                conn = await pool.get()
+                response = _Response(self, rec, opts.stream, loop.create_future())
+                conn.response = response
+                conn.transport.write(data)
+                await response.done
+        except TimeoutError:
+            stage = "no response" if rec.first_token_at is None else f"stalled after {len(rec.chunk_times)} chunks"
+            rec.fail(f"timed out after {opts.timeout_s:g} s ({stage})")
+        except (ConnectionError, TransportError, OSError) as exc:
+            if rec.finish_reason is None:
+                where = f"mid-stream after {len(rec.chunk_times)} chunks" if rec.chunk_times else "before the first token"
+                detail = str(exc) if isinstance(exc, (ConnectionResetError, TransportError)) and str(exc) \
+                    else f"{type(exc).__name__}: {exc}"
+                rec.fail(f"connection dropped {where} ({detail})")
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.close()
+            raise
+        finally:
+            if conn is not None:
+                if rec.error is not None or response is None or not response.reusable \
+                        or response.state != _Response.DONE:
+                    conn.close()
+                else:
+                    pool.put(conn)
+        if rec.error is None and rec.finish_reason is None:
+            rec.fail("stream ended without a finish reason (truncated)")
+
+    @staticmethod
+    def _on_event(obj, t: float, rec: RequestRecord) -> None:
+        if not isinstance(obj, dict):
+            rec.fail(f"unexpected SSE event: {str(obj)[:80]!r}")
+            return
+        if obj.get("error"):
+            err = obj["error"]
+            rec.fail(f"server error in stream: {err.get('message') if isinstance(err, dict) else err}")
+            return
+        choices = obj.get("choices")
+        if choices:
+            ch = choices[0]
+            delta = ch.get("delta") or {}
+            content = delta.get("content")
+            # reasoning models stream their thinking apart: it is generated output (timed, counted by
+            # usage) but not part of the answer text
+            thinking = delta.get("reasoning_content") or delta.get("reasoning")
+            if content or thinking:
+                if rec.first_token_at is None:
+                    rec.first_token_at = t
+                rec.chunk_times.append(t)
+                if content:
+                    rec.text_parts.append(content)
+            fr = ch.get("finish_reason")
+            if fr:
+                rec.finish_reason = fr
+        usage = obj.get("usage")
+        if usage:
+            if usage.get("completion_tokens") is not None:
+                rec.usage_completion_tokens = int(usage["completion_tokens"])
+            if usage.get("prompt_tokens") is not None:
+                rec.prompt_tokens = int(usage["prompt_tokens"])
+
+    @staticmethod
+    def _parse_json_body(body: bytes, rec: RequestRecord) -> None:
+        try:
+            obj = json.loads(body)
+            choice = obj["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            rec.fail(f"response is not a chat completion: {body[:80].decode('utf-8', 'replace')!r}")
+            return
+        rec.raw = obj
+        text = (choice.get("message") or {}).get("content") or ""
+        if text:
+            rec.text_parts.append(text)
+        rec.finish_reason = choice.get("finish_reason")
+        usage = obj.get("usage") or {}
+        if usage.get("completion_tokens") is not None:
+            rec.usage_completion_tokens = int(usage["completion_tokens"])
+        if usage.get("prompt_tokens") is not None:
+            rec.prompt_tokens = int(usage["prompt_tokens"])
+        if rec.finish_reason is None and rec.error is None:
+            rec.fail("response without a finish reason")
+
+    def run_one(self, messages: list[dict], opts: RequestOptions) -> RequestRecord:
+        async def go():
+            rec = RequestRecord()
+            try:
+                await self.arequest(messages, opts, rec)
+            finally:
+                self._close_pool()
+            if (rec.error or "").startswith(("HTTP 400", "HTTP 422")) and opts.json_schema is not None:
+                # the server has no structured output: ask again without it (a separate attempt)
+                from dataclasses import replace
+                rec = RequestRecord()
+                try:
+                    await self.arequest(messages, replace(opts, json_schema=None), rec)
+                finally:
+                    self._close_pool()
+            return rec
+        return asyncio.run(go())
