@@ -8,8 +8,9 @@ cost far less CPU than the model it measures (the laptop's cores are shared) and
 requests per second at concurrency 32 on two cores, so: no retry and no redirect (never inside the
 caller's timer), no pydantic per chunk, one ``readany()`` per batch of received bytes (all SSE lines
 in it split here and stamped with one ``time.perf_counter()``), one pool of keep-alive connections
-per event loop. A connection opened during a request is timed apart: ``rec.start`` is stamped once it
-is open and the connect (DNS + TCP + TLS) seconds are kept in ``rec.connect_s``.
+per event loop. ``rec.start`` is stamped as aiohttp hands the request to the socket (a trace hook),
+so neither aiohttp's own work to build it nor a connect counts in TTFT; when a request had to open a
+connection, the connect (DNS + TCP + TLS) seconds are kept apart in ``rec.connect_s``.
 
 Responses are capped (``MAX_RESPONSE_BYTES`` for a whole body, ``MAX_SSE_LINE_BYTES`` for one SSE
 line): an endless or huge answer from a broken or hostile endpoint ends as a failed request.
@@ -48,12 +49,19 @@ async def _on_connect_start(session, ctx: SimpleNamespace, params) -> None:
 
 
 async def _on_connect_end(session, ctx: SimpleNamespace, params) -> None:
-    """A new connection was opened for this request: its time is not the model's."""
+    """A new connection was opened for this request: its time is kept apart, not the model's."""
     rec = ctx.trace_request_ctx
     if isinstance(rec, RequestRecord):
-        t = _perf()
-        rec.connect_s = t - ctx.connect_t0
-        rec.start = t
+        rec.connect_s = _perf() - ctx.connect_t0
+
+
+async def _on_body_sent(session, ctx: SimpleNamespace, params) -> None:
+    """aiohttp hands the request (head and JSON body, one write) to the socket right after this:
+    the request's start, after aiohttp built it and after any connect."""
+    rec = ctx.trace_request_ctx
+    if isinstance(rec, RequestRecord) and not getattr(ctx, "sent", False):
+        ctx.sent = True
+        rec.start = _perf()
 
 
 def _close_session_now(session: aiohttp.ClientSession) -> None:
@@ -140,6 +148,7 @@ class HttpEngine(Engine):
         trace = aiohttp.TraceConfig()
         trace.on_connection_create_start.append(_on_connect_start)
         trace.on_connection_create_end.append(_on_connect_end)
+        trace.on_request_chunk_sent.append(_on_body_sent)
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)   # the runner bounds concurrency
         session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=None),   # our own deadline below
@@ -185,7 +194,7 @@ class HttpEngine(Engine):
         session = self._pool()
         resp = None
         complete = False
-        rec.start = _perf()
+        rec.start = _perf()          # stamped again as the request goes to the socket (_on_body_sent)
         try:
             async with asyncio.timeout(opts.timeout_s):
                 resp = await session.post(self._url, data=body, headers=self._headers[opts.stream],

@@ -13,7 +13,6 @@ import time
 from urllib.parse import urlsplit
 
 from core.engines import Engine, LoadInfo, RequestOptions, RequestRecord
-from core.errors import UserError
 
 _perf = time.perf_counter
 MAX_ERROR_BODY = 4096

@@ -139,7 +139,7 @@ def main() -> None:
           f"  (ratio aiohttp/hand-written {mine / old:.2f})")
     print(f"one AsyncOpenAI event loop:               {other:7.1f} req/s  (ratio aiohttp/AsyncOpenAI {mine / other:.2f})")
     if gl_rate:
-        print(f"guidellm {GUIDELLM_VERSION} ({gl_note}):        {gl_rate:7.1f} req/s ({gl_err} failed)"
+        print(f"{f'guidellm {GUIDELLM_VERSION} ({gl_note}):':42}{gl_rate:7.1f} req/s ({gl_err} failed)"
               f"  (ratio aiohttp/guidellm {mine / gl_rate:.2f}, hand-written/guidellm {old / gl_rate:.2f})")
         ok = mine >= TARGET_VS_GUIDELLM * gl_rate and not mine_failed
         print(f"target >= {TARGET_VS_GUIDELLM:g}x guidellm: {'OK' if ok else 'MISSED'}")

@@ -72,7 +72,8 @@ def main() -> None:
           f"  (ratio aiohttp/hand-written {mine / old:.2f})")
     print(f"aiohttp engine, rows stored in DuckDB as well:       {stored:.4f} CPU s/request")
     print(f"plain openai client loop:                            {plain:.4f} CPU s/request  (ratio aiohttp/openai {mine / plain:.2f})")
-    print(f"target <= {TARGET} CPU s/request (aiohttp engine, rows stored): {'OK' if stored <= TARGET else 'MISSED'}")
+    print(f"target <= {TARGET} CPU s/request: aiohttp engine + runner + metrics {'OK' if mine <= TARGET else 'MISSED'}; "
+          f"with the rows stored in DuckDB as well {'OK' if stored <= TARGET else 'MISSED'}")
 
 
 if __name__ == "__main__":
