@@ -127,9 +127,29 @@ def test_keep_alive_reuses_connections_and_times_the_connect_apart(server):
     # only the first request opened a connection: its connect time is kept apart and its start (the
     # origin of TTFT and E2E) is stamped once the connection was open
     t0, first = recs[0]
-    assert 0 < first.connect_s < 1 and first.start >= t0 + first.connect_s
+    assert 0 < first.connect_s < 5 and first.start >= t0 + first.connect_s
     assert all(getattr(r, "connect_s", None) is None for _, r in recs[1:])
     assert engine._session is None          # finish_level closed the pool
+
+
+def test_a_connection_cut_short_is_not_reused(server):
+    import asyncio
+
+    from core.engines import RequestRecord
+    engine = HttpEngine("tiny;fault=stall;every=2;n=6", server.base_url)
+
+    async def go():
+        recs = []
+        for _ in range(3):
+            rec = RequestRecord()
+            await engine.arequest(MSG, RequestOptions(timeout_s=0.5), rec)
+            recs.append(rec)
+        engine.finish_level()
+        return recs
+    ok1, bad, ok2 = asyncio.run(go())
+    assert ok1.error is None and "stalled" in bad.error and ok2.error is None
+    # the stalled answer was never read to its end: its connection is closed, the next request opens one
+    assert getattr(bad, "connect_s", None) is None and ok2.connect_s > 0
 
 
 def test_chat_once_returns_text_and_usage(server):
