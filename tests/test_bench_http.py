@@ -129,7 +129,7 @@ def test_keep_alive_reuses_connections_and_times_the_connect_apart(server):
     t0, first = recs[0]
     assert 0 < first.connect_s < 5 and first.start >= t0 + first.connect_s
     assert all(getattr(r, "connect_s", None) is None for _, r in recs[1:])
-    assert engine._session is None          # finish_level closed the pool
+    assert engine._pool is None             # finish_level closed the pool
 
 
 def test_a_connection_cut_short_is_not_reused(server):

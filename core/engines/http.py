@@ -1,20 +1,25 @@
-"""OpenAI-compatible HTTP engine: chat completions streamed over Server-Sent Events, on aiohttp.
+"""OpenAI-compatible HTTP engine: chat completions streamed over Server-Sent Events.
 
-HTTP/1.1 itself (framing, chunked encoding, keep-alive pool, TLS) is aiohttp's, with its C parser, the
-client ``vllm bench serve`` measures with. What is ours: the request (exactly what the ``openai``
-client sends: ``POST {base}/chat/completions`` with ``stream`` and ``stream_options.include_usage``,
-``Authorization: Bearer`` and ``api-key`` headers), the SSE split and the time stamps. The client must
-cost far less CPU than the model it measures (the laptop's cores are shared) and sustain hundreds of
-requests per second at concurrency 32 on two cores, so: no retry and no redirect (never inside the
-caller's timer), no pydantic per chunk, one ``readany()`` per batch of received bytes (all SSE lines
-in it split here and stamped with one ``time.perf_counter()``), one pool of keep-alive connections
-per event loop. ``rec.start`` is stamped as aiohttp hands the request to the socket (a trace hook),
-so neither aiohttp's own work to build it nor a connect counts in TTFT; when a request had to open a
-connection, the connect (DNS + TCP + TLS) seconds are kept apart in ``rec.connect_s``.
+Why a small asyncio HTTP/1.1 client and not the ``openai`` package here: the client must cost far
+less CPU than the model it measures (the laptop's cores are shared), and must sustain hundreds of
+requests per second at concurrency 32 on two cores. The ``openai`` client parses every chunk into
+pydantic objects and retries failed requests twice by default (inside the caller's timer). This
+client never retries, keeps connections alive, parses bytes in ``asyncio.Protocol.data_received``
+(no coroutine switch per chunk) and stamps ``time.perf_counter()`` as the bytes arrive; it speaks exactly
+the protocol the ``openai`` client speaks (``POST {base}/chat/completions`` with ``stream`` and
+``stream_options.include_usage``, ``Authorization: Bearer`` and ``api-key`` headers).
+``rec.start`` is stamped just before the request is written, on a connection already open: when one
+had to be opened, its connect (TCP + TLS) seconds are kept apart in ``rec.connect_s``.
 
 Responses are capped (``MAX_RESPONSE_BYTES`` for a whole body, ``MAX_SSE_LINE_BYTES`` for one SSE
-line): an endless or huge answer from a broken or hostile endpoint ends as a failed request.
-``tests/perf/`` compares it with the hand-written client it replaced and with the ``openai`` client.
+line, ``MAX_ERROR_BODY`` read of an error body): an endless or huge answer from a broken or hostile
+endpoint ends as a failed request.
+
+Why not aiohttp (what ``vllm bench serve`` uses): measured in ``tests/perf`` against the same engine on
+aiohttp (``tests/perf/_aiohttp_http.py``), aiohttp costs about 1.3-1.5x the CPU per streamed request
+(one more event-loop turn and coroutine resume per chunk), over the 0.01 CPU s/request target here;
+fidelity and ceiling are the same. ``tests/perf/bench_client_cost.py``, ``bench_ceiling.py`` and
+``bench_fidelity.py`` print both, and the ``openai`` client (and guidellm) for scale.
 
 The engine stamps times and copies fields; ``core.metrics`` derives every number.
 """
@@ -22,59 +27,314 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
-from types import SimpleNamespace
-
-import aiohttp
-from yarl import URL
+from urllib.parse import urlsplit
 
 from core.engines import Engine, LoadInfo, RequestOptions, RequestRecord
 from core.errors import UserError
 
 _perf = time.perf_counter
-MAX_ERROR_BODY = 4096                       # bytes of an error body kept for its message
+MAX_ERROR_BODY = 4096                       # bytes of an error body read for its message
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024       # a whole response body (SSE stream or JSON)
 MAX_SSE_LINE_BYTES = 1024 * 1024            # one SSE line (one event's JSON)
 
-# failures of the connection or of HTTP framing (aiohttp wraps most, not all, OSErrors)
-_TRANSPORT_ERRORS = (aiohttp.ClientError, ConnectionError, OSError)
+
+class TransportError(Exception):
+    pass
 
 
 class ResponseTooLarge(Exception):
     pass
 
 
-async def _on_connect_start(session, ctx: SimpleNamespace, params) -> None:
-    ctx.connect_t0 = _perf()
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:g} KiB"
 
 
-async def _on_connect_end(session, ctx: SimpleNamespace, params) -> None:
-    """A new connection was opened for this request: its time is kept apart, not the model's."""
-    rec = ctx.trace_request_ctx
-    if isinstance(rec, RequestRecord):
-        rec.connect_s = _perf() - ctx.connect_t0
+class _Response:
+    """Parses one HTTP/1.1 response as bytes arrive (head, chunked / Content-Length / until close),
+    and the SSE events of its body, stamping each with the time its bytes were received."""
+
+    __slots__ = ("engine", "rec", "stream", "done", "buf", "state", "remaining", "status", "headers",
+                 "body", "sse", "last_event", "reusable", "error_body", "total")
+
+    HEAD, SIZE, DATA, CRLF, TRAILER, LENGTH, UNTIL_CLOSE, DONE = range(8)
+
+    def __init__(self, engine: "HttpEngine", rec: RequestRecord, stream: bool, done: asyncio.Future):
+        self.engine, self.rec, self.stream, self.done = engine, rec, stream, done
+        self.buf = b""
+        self.state = self.HEAD
+        self.remaining = 0
+        self.status = 0
+        self.headers: dict = {}
+        self.body = b""        # non-streamed body / error body
+        self.sse = b""         # SSE bytes not yet split into lines
+        self.last_event: float | None = None
+        self.reusable = True
+        self.error_body = False
+        self.total = 0          # body bytes received
+
+    # framing -----------------------------------------------------------------------------
+    def feed(self, data: bytes, t: float) -> None:
+        buf = self.buf + data if self.buf else data
+        while True:
+            state = self.state
+            if state == self.SIZE:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    break
+                try:
+                    size = int(buf[:i].split(b";", 1)[0], 16)
+                except ValueError:
+                    self.abort(TransportError(f"bad chunk size line {buf[:40]!r}"))
+                    return
+                buf = buf[i + 2:]
+                if size == 0:
+                    self.state = self.TRAILER
+                else:
+                    self.remaining, self.state = size, self.DATA
+            elif state == self.DATA:
+                if not buf:
+                    break
+                piece = buf[:self.remaining]
+                buf = buf[len(piece):]
+                self.remaining -= len(piece)
+                if self.remaining == 0:
+                    self.state = self.CRLF
+                self.on_body(piece, t)
+                if self.state == self.DONE:
+                    return
+            elif state == self.CRLF:
+                if len(buf) < 2:
+                    break
+                buf = buf[2:]
+                self.state = self.SIZE
+            elif state == self.TRAILER:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    break
+                line, buf = buf[:i], buf[i + 2:]
+                if not line:
+                    if buf:
+                        self.reusable = False
+                    self.finish(t)
+                    return
+            elif state == self.LENGTH:
+                if not buf:
+                    break
+                piece = buf[:self.remaining]
+                buf = buf[len(piece):]
+                self.remaining -= len(piece)
+                self.on_body(piece, t)
+                if self.state == self.DONE:
+                    return
+                if self.remaining == 0:
+                    if buf:
+                        self.reusable = False
+                    self.finish(t)
+                    return
+            elif state == self.UNTIL_CLOSE:
+                if buf:
+                    self.on_body(buf, t)
+                buf = b""
+                break
+            elif state == self.HEAD:
+                i = buf.find(b"\r\n\r\n")
+                if i < 0:
+                    if len(buf) > 65536:
+                        self.abort(TransportError("response headers too large"))
+                        return
+                    break
+                self.on_head(buf[:i].decode("latin-1"))
+                buf = buf[i + 4:]
+                if self.state == self.DONE:
+                    return
+            else:
+                return
+        self.buf = buf
+
+    def on_head(self, head: str) -> None:
+        lines = head.split("\r\n")
+        try:
+            self.status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            self.abort(TransportError(f"not an HTTP response: {lines[0][:80]!r}"))
+            return
+        headers = self.headers
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            if sep:
+                headers[k.strip().lower()] = v.strip()
+        if headers.get("connection", "").lower() == "close":
+            self.reusable = False
+        if self.status != 200:
+            self.error_body = True
+        elif self.stream and "text/event-stream" not in headers.get("content-type", "text/event-stream"):
+            self.stream = False
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.state = self.SIZE
+        elif "content-length" in headers:
+            self.remaining = int(headers["content-length"])
+            self.state = self.LENGTH
+            if self.remaining == 0:
+                self.finish(_perf())
+                return
+        else:
+            self.state = self.UNTIL_CLOSE
+            self.reusable = False
+
+    def on_body(self, data: bytes, t: float) -> None:
+        self.total += len(data)
+        if self.error_body:
+            self.body += data[:MAX_ERROR_BODY - len(self.body)]
+            if len(self.body) >= MAX_ERROR_BODY:     # enough for the message: stop reading (never reused)
+                self.reusable = False
+                self.finish(t)
+            return
+        if self.total > MAX_RESPONSE_BYTES:
+            what = "stream" if self.stream else "body"
+            self.abort(ResponseTooLarge(f"response {what} larger than {_size(MAX_RESPONSE_BYTES)}: cut"))
+            return
+        if not self.stream:
+            self.body += data
+            return
+        sse = self.sse + data if self.sse else data
+        rec = self.rec
+        start = 0
+        while True:
+            nl = sse.find(b"\n", start)
+            if nl < 0:
+                break
+            line = sse[start:nl]
+            start = nl + 1
+            if not line.startswith(b"data:"):
+                continue            # blank separator, ": comment", "event:", "id:", "retry:"
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                rec.end = t
+                continue
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                rec.fail(f"non-JSON SSE data line: {payload[:80].decode('utf-8', 'replace')!r}")
+                self.abort(None)
+                return
+            self.last_event = t
+            HttpEngine._on_event(obj, t, rec)
+            if rec.error is not None:
+                self.abort(None)
+                return
+        self.sse = sse[start:]
+        if len(self.sse) > MAX_SSE_LINE_BYTES:
+            self.abort(ResponseTooLarge(f"an SSE line longer than {_size(MAX_SSE_LINE_BYTES)}: cut"))
+
+    # ends ----------------------------------------------------------------------------------
+    def finish(self, t: float) -> None:
+        if self.state == self.DONE:
+            return
+        self.state = self.DONE
+        rec = self.rec
+        if self.error_body:
+            rec.end = t
+            rec.fail(_error_message(self.status, self.body))
+            self.reusable = self.reusable and len(self.body) < MAX_ERROR_BODY
+        elif not self.stream:
+            rec.end = t
+            HttpEngine._parse_json_body(self.body, rec)
+        elif rec.end is None and self.last_event is not None and rec.finish_reason is not None:
+            rec.end = self.last_event        # no [DONE], but the response was complete
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def abort(self, exc: BaseException | None) -> None:
+        self.state = self.DONE
+        self.reusable = False
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+
+    def eof(self, exc: BaseException | None) -> None:
+        if self.state == self.DONE:
+            return
+        if self.state == self.UNTIL_CLOSE:
+            self.reusable = False
+            self.finish(_perf())
+        else:
+            self.abort(exc or ConnectionResetError("closed by the server"))
 
 
-async def _on_body_sent(session, ctx: SimpleNamespace, params) -> None:
-    """aiohttp hands the request (head and JSON body, one write) to the socket right after this:
-    the request's start, after aiohttp built it and after any connect."""
-    rec = ctx.trace_request_ctx
-    if isinstance(rec, RequestRecord) and not getattr(ctx, "sent", False):
-        ctx.sent = True
-        rec.start = _perf()
+class _Protocol(asyncio.Protocol):
+    """One keep-alive connection; feeds bytes to the response in flight."""
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.response: _Response | None = None
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        t = _perf()
+        response = self.response
+        if response is not None:
+            response.feed(data, t)
+        else:
+            self.closed = True        # bytes nobody asked for: do not reuse this connection
+            self.transport.close()
+
+    def eof_received(self):
+        self.closed = True
+        if self.response is not None:
+            self.response.eof(None)
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.response is not None:
+            self.response.eof(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            try:
+                self.transport.abort()
+            except RuntimeError:          # its event loop is already closed: the socket goes with the object
+                pass
 
 
-def _close_session_now(session: aiohttp.ClientSession) -> None:
-    """Close the pool's sockets synchronously (``finish_level`` runs inside the loop but cannot await).
-    The connector's ``_close`` closes every transport at once; ``close()`` only adds the wait."""
-    connector = session.connector
-    if connector is None or connector.closed:
-        return
-    close_now = getattr(connector, "_close", None)
-    if close_now is not None:
-        close_now()
-    else:  # pragma: no cover - another aiohttp
-        asyncio.ensure_future(session.close())
+class _Pool:
+    """Keep-alive connections to one host, bound to one event loop."""
+
+    def __init__(self, host: str, port: int, use_ssl: bool):
+        self.host, self.port = host, port
+        self.ssl = ssl.create_default_context() if use_ssl else None
+        self.idle: list[_Protocol] = []
+        self.loop = asyncio.get_running_loop()
+
+    async def get(self) -> tuple[_Protocol, float | None]:
+        """An open connection, and the seconds it took to open it (None when one was reused)."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and not conn.transport.is_closing():
+                return conn, None
+            conn.close()
+        t0 = _perf()
+        _, conn = await self.loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
+        return conn, _perf() - t0
+
+    def put(self, conn: _Protocol) -> None:
+        conn.response = None
+        if not conn.closed:
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
 
 
 def _error_message(status: int, body: bytes) -> str:
@@ -107,27 +367,24 @@ class HttpEngine(Engine):
         self.api_key_env = api_key_env
         self.server_pid = server_pid
         self.count_tokens = count_tokens
-        base = URL(self.base_url)
-        self._url = base.with_path(base.path.rstrip("/") + "/chat/completions").with_query(base.query)
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-        self._auth: dict[str, str] = {}
-        self._headers: dict[bool, dict[str, str]] = {}
-        self._build_headers()
-
-    def _build_headers(self) -> None:
-        common = {"Content-Type": "application/json", "Accept-Encoding": "identity",
-                  "User-Agent": "slm-selector", **self._auth}
-        self._headers = {True: {**common, "Accept": "text/event-stream"},
-                         False: {**common, "Accept": "application/json"}}
+        parts = urlsplit(self.base_url)
+        self._ssl = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._ssl else 80)
+        default_port = (443 if self._ssl else 80)
+        self._host_header = self._host if self._port == default_port else f"{self._host}:{self._port}"
+        path = parts.path.rstrip("/") + "/chat/completions"
+        self._path = path + (f"?{parts.query}" if parts.query else "")
+        self._pool: _Pool | None = None
+        self._head_cache: dict[tuple[int, bool], bytes] = {}
+        self._auth = b""
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> LoadInfo:
         from core.endpoints import api_key, fetch_models
         key = api_key(self.api_key_env)
         if self.api_key_env:
-            self._auth = {"Authorization": f"Bearer {key}", "api-key": key}
-            self._build_headers()
+            self._auth = f"Authorization: Bearer {key}\r\napi-key: {key}\r\n".encode("latin-1")
         fetch_models(self.base_url, self.api_key_env, timeout=5.0)   # UserError when unreachable
         info = LoadInfo(pid=self.server_pid)
         if self.server_pid:
@@ -138,34 +395,10 @@ class HttpEngine(Engine):
         info.notes.append("model loaded by the server before the run: cold-load time not measured")
         return info
 
-    def _pool(self) -> aiohttp.ClientSession:
-        """The keep-alive pool of the running event loop (one per loop: a level runs in its own)."""
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is not None and self._session_loop is loop and not session.closed:
-            return session
-        self._close_pool()
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_create_start.append(_on_connect_start)
-        trace.on_connection_create_end.append(_on_connect_end)
-        trace.on_request_chunk_sent.append(_on_body_sent)
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)   # the runner bounds concurrency
-        session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None),   # our own deadline below
-            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trace_configs=[trace],
-            read_bufsize=2 ** 16)
-        self._session, self._session_loop = session, loop
-        return session
-
     def _close_pool(self) -> None:
-        session, self._session, self._session_loop = self._session, None, None
-        if session is not None:
-            _close_session_now(session)
-
-    async def _aclose_pool(self) -> None:
-        session, self._session, self._session_loop = self._session, None, None
-        if session is not None:
-            await session.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def close(self) -> None:
         self._close_pool()
@@ -189,109 +422,59 @@ class HttpEngine(Engine):
                 "name": str(opts.json_schema.get("title") or "answer"), "schema": opts.json_schema, "strict": True}}
         return json.dumps(payload, separators=(",", ":")).encode()
 
+    def _head(self, length: int, stream: bool) -> bytes:
+        return (f"POST {self._path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+                f"Content-Type: application/json\r\nAccept: {'text/event-stream' if stream else 'application/json'}\r\n"
+                f"Accept-Encoding: identity\r\nUser-Agent: slm-selector\r\nContent-Length: {length}\r\n").encode() \
+            + self._auth + b"\r\n"
+
     async def arequest(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
         body = self._payload(messages, opts)
-        session = self._pool()
-        resp = None
-        complete = False
-        rec.start = _perf()          # stamped again as the request goes to the socket (_on_body_sent)
+        data = self._head(len(body), opts.stream) + body
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        if pool is None or pool.loop is not loop:
+            pool = self._pool = _Pool(self._host, self._port, self._ssl)
+        conn = response = None
+        rec.start = _perf()           # stamped again once a connection is open
         try:
             async with asyncio.timeout(opts.timeout_s):
-                resp = await session.post(self._url, data=body, headers=self._headers[opts.stream],
-                                          allow_redirects=False, trace_request_ctx=rec)
-                complete = await self._read(resp, opts.stream, rec)
+                conn, connect_s = await pool.get()
+                if connect_s is not None:
+                    rec.connect_s = connect_s        # kept apart: not the model's time
+                response = _Response(self, rec, opts.stream, loop.create_future())
+                conn.response = response
+                rec.start = _perf()
+                conn.transport.write(data)
+                await response.done
         except TimeoutError:
             stage = "no response" if rec.first_token_at is None else f"stalled after {len(rec.chunk_times)} chunks"
             rec.fail(f"timed out after {opts.timeout_s:g} s ({stage})")
         except ResponseTooLarge as exc:
             rec.fail(str(exc))
-        except aiohttp.ClientConnectorError as exc:
-            rec.fail(str(exc))      # "Cannot connect to host H:P ssl:... [reason]"
-        except _TRANSPORT_ERRORS as exc:
-            where = f"mid-stream after {len(rec.chunk_times)} chunks" if rec.chunk_times else "before the first token"
-            rec.fail(f"connection dropped {where} ({_describe(exc)})")
+        except (ConnectionError, TransportError, OSError) as exc:
+            detail = str(exc) if isinstance(exc, (ConnectionResetError, TransportError)) and str(exc) \
+                else f"{type(exc).__name__}: {exc}"
+            if conn is None:
+                rec.fail(f"cannot connect to {self._host}:{self._port} ({detail})")
+            elif rec.finish_reason is None:
+                where = f"mid-stream after {len(rec.chunk_times)} chunks" if rec.chunk_times else "before the first token"
+                rec.fail(f"connection dropped {where} ({detail})")
+            elif rec.end is None and response is not None:
+                rec.end = response.last_event   # the answer was complete; the connection went after it
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.close()
+            raise
         finally:
-            if resp is not None:
-                if complete and rec.error is None:
-                    resp.release()          # back to the pool (aiohttp closes it unless fully read)
+            if conn is not None:
+                if rec.error is not None or response is None or not response.reusable \
+                        or response.state != _Response.DONE:
+                    conn.close()
                 else:
-                    resp.close()            # cancelled, failed or cut short: never reused
+                    pool.put(conn)
         if rec.error is None and rec.finish_reason is None:
             rec.fail("stream ended without a finish reason (truncated)")
-
-    async def _read(self, resp: aiohttp.ClientResponse, stream: bool, rec: RequestRecord) -> bool:
-        """Reads the response into ``rec``; True when it was read to its end."""
-        content = resp.content
-        if resp.status != 200:
-            body = b""
-            while len(body) < MAX_ERROR_BODY:
-                data = await content.readany()
-                if not data:
-                    break
-                body += data
-            rec.end = _perf()
-            rec.fail(_error_message(resp.status, body[:MAX_ERROR_BODY]))
-            return False
-        if stream and "text/event-stream" not in resp.headers.get("Content-Type", "text/event-stream"):
-            stream = False
-        if not stream:
-            body = b""
-            while data := await content.readany():
-                body += data
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise ResponseTooLarge(f"response body larger than {_size(MAX_RESPONSE_BYTES)}: cut")
-            rec.end = _perf()
-            self._parse_json_body(body, rec)
-            return True
-        on_event = self._on_event
-        loads = json.loads
-        total = 0
-        last_event = None
-        sse = b""
-        while True:
-            try:
-                data = await content.readany()
-            except _TRANSPORT_ERRORS:
-                if rec.finish_reason is None:
-                    raise
-                complete = False     # the answer was complete; the connection went after it
-                break
-            t = _perf()
-            if not data:
-                complete = True
-                break
-            total += len(data)
-            if total > MAX_RESPONSE_BYTES:
-                raise ResponseTooLarge(f"response stream larger than {_size(MAX_RESPONSE_BYTES)}: cut")
-            sse = sse + data if sse else data
-            start = 0
-            while True:
-                nl = sse.find(b"\n", start)
-                if nl < 0:
-                    break
-                line = sse[start:nl]
-                start = nl + 1
-                if not line.startswith(b"data:"):
-                    continue            # blank separator, ": comment", "event:", "id:", "retry:"
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    rec.end = t
-                    continue
-                try:
-                    obj = loads(payload)
-                except ValueError:
-                    rec.fail(f"non-JSON SSE data line: {payload[:80].decode('utf-8', 'replace')!r}")
-                    return False
-                last_event = t
-                on_event(obj, t, rec)
-                if rec.error is not None:
-                    return False
-            sse = sse[start:]
-            if len(sse) > MAX_SSE_LINE_BYTES:
-                raise ResponseTooLarge(f"an SSE line longer than {_size(MAX_SSE_LINE_BYTES)}: cut")
-        if rec.end is None and last_event is not None and rec.finish_reason is not None:
-            rec.end = last_event        # no [DONE], but the answer was complete
-        return complete
 
     @staticmethod
     def _on_event(obj, t: float, rec: RequestRecord) -> None:
@@ -352,31 +535,18 @@ class HttpEngine(Engine):
             rec = RequestRecord()
             try:
                 await self.arequest(messages, opts, rec)
-                if (rec.error or "").startswith(("HTTP 400", "HTTP 422")) and opts.json_schema is not None:
-                    # the server has no structured output: ask again without it (a separate attempt)
-                    from dataclasses import replace
-                    rec = RequestRecord()
-                    await self.arequest(messages, replace(opts, json_schema=None), rec)
             finally:
-                await self._aclose_pool()
+                self._close_pool()
+            if (rec.error or "").startswith(("HTTP 400", "HTTP 422")) and opts.json_schema is not None:
+                # the server has no structured output: ask again without it (a separate attempt)
+                from dataclasses import replace
+                rec = RequestRecord()
+                try:
+                    await self.arequest(messages, replace(opts, json_schema=None), rec)
+                finally:
+                    self._close_pool()
             return rec
         return asyncio.run(go())
-
-
-def _size(n: int) -> str:
-    return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:g} KiB"
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a transport failure: the innermost message aiohttp gives, else the exception's type."""
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        cause = exc.__cause__
-        detail = getattr(cause, "message", None) or (str(cause) if cause is not None else "")
-        return "response body incomplete" + (f": {detail}" if detail else "")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    text = " ".join(str(exc).split())
-    return text if isinstance(exc, aiohttp.ClientError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def local_tokenizer(model: str):

@@ -1,16 +1,19 @@
-"""The two HTTP clients the perf scripts compare: the engine in ``core`` (on aiohttp) and the
-hand-written asyncio client it replaced (``tests/perf/_handwritten_http.py``, reference only)."""
+"""The two HTTP clients the perf scripts compare: the engine in ``core`` (a hand-written asyncio
+HTTP/1.1 client) and the same engine on aiohttp (``tests/perf/_aiohttp_http.py``, reference only)."""
 from __future__ import annotations
 
 from core.bench import ModelSpec, Runner, Settings, default_engine, parse_prompts
 
-
-def _handwritten(spec: ModelSpec):
-    from tests.perf._handwritten_http import HandwrittenHttpEngine
-    return HandwrittenHttpEngine(spec.model, spec.endpoint)
+OURS, AIOHTTP = "ours", "aiohttp"
 
 
-CLIENTS = {"aiohttp": default_engine, "hand-written": _handwritten}
+def _aiohttp(spec: ModelSpec):
+    from tests.perf._aiohttp_http import AiohttpHttpEngine
+    return AiohttpHttpEngine(spec.model, spec.endpoint)
+
+
+CLIENTS = {OURS: default_engine, AIOHTTP: _aiohttp}
+LABELS = {OURS: "ours (hand-written asyncio client, core)", AIOHTTP: "the same engine on aiohttp"}
 
 
 def run(client: str, url: str, model: str, n: int, settings: Settings, store: bool = False) -> Runner:

@@ -5,9 +5,9 @@
 The server runs in its own process (its CPU is not counted). Each answer streams TOKENS tokens,
 one per SSE chunk, 1 ms apart, with a usage chunk. Measured: CPU time (user + system) of this process
 over the measured requests, divided by their number, through the runner (engine + records + metrics)
-for the HTTP engine on aiohttp and for the hand-written client it replaced (the two alternate,
-PAIRS times, so drift hits both; the best of each is kept); then the aiohttp engine with its rows
-stored in DuckDB as well, and a plain ``openai`` client loop for scale.
+for our HTTP engine (a hand-written asyncio client) and for the same engine on aiohttp (the two
+alternate, PAIRS times, so drift hits both; the best of each is kept); then ours with its rows stored
+in DuckDB as well, and a plain ``openai`` client loop for scale.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import os
 import tempfile
 
 from core.bench import Settings
-from tests.perf._clients import run
+from tests.perf._clients import AIOHTTP, LABELS, OURS, run
 from tests.perf._server import cpu_s, server_process
 
 TARGET = 0.01
@@ -56,25 +56,25 @@ def main() -> None:
     a = ap.parse_args()
     model = f"cost;tok=0.001;n={a.tokens}"
     os.environ["SLM_DB"] = os.path.join(tempfile.mkdtemp(), "cost.duckdb")
-    runs: dict[str, list[float]] = {"aiohttp": [], "hand-written": []}
+    runs: dict[str, list[float]] = {OURS: [], AIOHTTP: []}
     with server_process() as url:
         for _ in range(a.pairs):
             for client in runs:
                 runs[client].append(ours(client, url, model, a.requests))
-        stored = ours("aiohttp", url, model, a.requests, store=True)
+        stored = ours(OURS, url, model, a.requests, store=True)
         plain = openai_loop(url, model, a.requests)
-    mine, old = min(runs["aiohttp"]), min(runs["hand-written"])
+    mine, other = min(runs[OURS]), min(runs[AIOHTTP])
     print(f"{a.requests} requests at concurrency 1, {a.tokens} tokens each (one per chunk), server in its own process")
     print(f"CPU s/request, best of {a.pairs} alternating runs (all: "
           + "; ".join(f"{k} {', '.join(f'{v:.4f}' for v in vs)}" for k, vs in runs.items()) + ")")
-    print(f"HTTP engine on aiohttp (engine + runner + metrics): {mine:.4f} CPU s/request  ({mine / a.tokens * 1e6:.0f} us/token)")
-    print(f"hand-written client it replaced:                     {old:.4f} CPU s/request  ({old / a.tokens * 1e6:.0f} us/token)"
-          f"  (ratio aiohttp/hand-written {mine / old:.2f})")
-    print(f"aiohttp engine, rows stored in DuckDB as well:       {stored:.4f} CPU s/request")
-    print(f"plain openai client loop:                            {plain:.4f} CPU s/request  (ratio aiohttp/openai {mine / plain:.2f})")
-    print(f"target <= {TARGET} CPU s/request: aiohttp engine + runner + metrics {'OK' if mine <= TARGET else 'MISSED'}; "
-          f"with the rows stored in DuckDB as well {'OK' if stored <= TARGET else 'MISSED'}")
-
+    print(f"{LABELS[OURS] + ', engine + runner + metrics:':62}{mine:.4f} CPU s/request  ({mine / a.tokens * 1e6:.0f} us/token)")
+    print(f"{LABELS[AIOHTTP] + ', engine + runner + metrics:':62}{other:.4f} CPU s/request  ({other / a.tokens * 1e6:.0f} us/token)"
+          f"  (ratio aiohttp/ours {other / mine:.2f})")
+    print(f"{'ours, rows stored in DuckDB as well:':62}{stored:.4f} CPU s/request")
+    print(f"{'plain openai client loop:':62}{plain:.4f} CPU s/request  (ratio ours/openai {mine / plain:.2f})")
+    print(f"target <= {TARGET} CPU s/request: ours {'OK' if mine <= TARGET else 'MISSED'} "
+          f"({'OK' if stored <= TARGET else 'MISSED'} with the rows stored in DuckDB as well); "
+          f"on aiohttp {'OK' if other <= TARGET else 'MISSED'}")
 
 if __name__ == "__main__":
     main()
