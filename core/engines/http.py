@@ -16,10 +16,11 @@ line, ``MAX_ERROR_BODY`` read of an error body): an endless or huge answer from 
 endpoint ends as a failed request.
 
 Why not aiohttp (what ``vllm bench serve`` uses): measured in ``tests/perf`` against the same engine on
-aiohttp (``tests/perf/_aiohttp_http.py``), aiohttp costs about 1.3-1.5x the CPU per streamed request
-(one more event-loop turn and coroutine resume per chunk), over the 0.01 CPU s/request target here;
-fidelity and ceiling are the same. ``tests/perf/bench_client_cost.py``, ``bench_ceiling.py`` and
-``bench_fidelity.py`` print both, and the ``openai`` client (and guidellm) for scale.
+aiohttp (``tests/perf/_aiohttp_http.py``), aiohttp costs about 1.4x the CPU per streamed request (one
+more event-loop turn and coroutine resume per chunk), over the 0.01 CPU s/request target here, and
+tops out at 0.5-0.7x the requests/s at concurrency 32; the fidelity is the same.
+``tests/perf/bench_client_cost.py``, ``bench_ceiling.py`` and ``bench_fidelity.py`` print both, and
+the ``openai`` client (and guidellm) for scale.
 
 The engine stamps times and copies fields; ``core.metrics`` derives every number.
 """

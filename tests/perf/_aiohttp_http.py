@@ -1,8 +1,8 @@
 """Reference only: the HTTP engine on aiohttp (its C parser and keep-alive pool; our SSE split, time
 stamps and caps), what ``core/engines/http.py`` was moved onto and moved back from. ``tests/perf`` prints
-its figures beside the engine's: it costs about 1.3-1.5x the CPU per streamed request (one more event
-loop turn and coroutine resume per chunk: ``readany()`` wakes a task, where the engine parses in
-``data_received``), the same ceiling and fidelity. Nothing in ``core/`` imports it.
+its figures beside the engine's: about 1.4x the CPU per streamed request (one more event-loop turn and
+coroutine resume per chunk: ``readany()`` wakes a task, where the engine parses in ``data_received``),
+0.5-0.7x the requests/s at concurrency 32, the same fidelity. Nothing in ``core/`` imports it.
 
 Same request, same records, same errors as ``core.engines.http.HttpEngine`` (it reuses its payload,
 event and body parsing); ``rec.start`` is stamped as aiohttp hands the request to the socket (a trace

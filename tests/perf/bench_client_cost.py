@@ -67,11 +67,11 @@ def main() -> None:
     print(f"{a.requests} requests at concurrency 1, {a.tokens} tokens each (one per chunk), server in its own process")
     print(f"CPU s/request, best of {a.pairs} alternating runs (all: "
           + "; ".join(f"{k} {', '.join(f'{v:.4f}' for v in vs)}" for k, vs in runs.items()) + ")")
-    print(f"{LABELS[OURS] + ', engine + runner + metrics:':62}{mine:.4f} CPU s/request  ({mine / a.tokens * 1e6:.0f} us/token)")
-    print(f"{LABELS[AIOHTTP] + ', engine + runner + metrics:':62}{other:.4f} CPU s/request  ({other / a.tokens * 1e6:.0f} us/token)"
+    print(f"{LABELS[OURS] + ', engine + runner + metrics:':70}{mine:.4f} CPU s/request  ({mine / a.tokens * 1e6:.0f} us/token)")
+    print(f"{LABELS[AIOHTTP] + ', engine + runner + metrics:':70}{other:.4f} CPU s/request  ({other / a.tokens * 1e6:.0f} us/token)"
           f"  (ratio aiohttp/ours {other / mine:.2f})")
-    print(f"{'ours, rows stored in DuckDB as well:':62}{stored:.4f} CPU s/request")
-    print(f"{'plain openai client loop:':62}{plain:.4f} CPU s/request  (ratio ours/openai {mine / plain:.2f})")
+    print(f"{'ours, rows stored in DuckDB as well:':70}{stored:.4f} CPU s/request")
+    print(f"{'plain openai client loop:':70}{plain:.4f} CPU s/request  (ratio ours/openai {mine / plain:.2f})")
     print(f"target <= {TARGET} CPU s/request: ours {'OK' if mine <= TARGET else 'MISSED'} "
           f"({'OK' if stored <= TARGET else 'MISSED'} with the rows stored in DuckDB as well); "
           f"on aiohttp {'OK' if other <= TARGET else 'MISSED'}")
