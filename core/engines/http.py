@@ -5,9 +5,22 @@ less CPU than the model it measures (the laptop's cores are shared), and must su
 requests per second at concurrency 32 on two cores. The ``openai`` client parses every chunk into
 pydantic objects and retries failed requests twice by default (inside the caller's timer). This
 client never retries, keeps connections alive, parses bytes in ``asyncio.Protocol.data_received``
-(no coroutine switch per chunk) and stamps ``time.perf_counter()`` as the bytes arrive; it speaks exactly the protocol the ``openai`` client speaks (``POST {base}/chat/completions``
-with ``stream`` and ``stream_options.include_usage``, ``Authorization: Bearer`` and ``api-key`` headers).
-``tests/perf/bench_client_cost.py`` and ``bench_ceiling.py`` compare it with the ``openai`` client.
+(no coroutine switch per chunk) and stamps ``time.perf_counter()`` as the bytes arrive; it speaks exactly
+the protocol the ``openai`` client speaks (``POST {base}/chat/completions`` with ``stream`` and
+``stream_options.include_usage``, ``Authorization: Bearer`` and ``api-key`` headers).
+``rec.start`` is stamped just before the request is written, on a connection already open: when one
+had to be opened, its connect (TCP + TLS) seconds are kept apart in ``rec.connect_s``.
+
+Responses are capped (``MAX_RESPONSE_BYTES`` for a whole body, ``MAX_SSE_LINE_BYTES`` for one SSE
+line, ``MAX_ERROR_BODY`` read of an error body): an endless or huge answer from a broken or hostile
+endpoint ends as a failed request.
+
+Why not aiohttp (what ``vllm bench serve`` uses): measured in ``tests/perf`` against the same engine on
+aiohttp (``tests/perf/_aiohttp_http.py``), aiohttp costs about 1.4x the CPU per streamed request (one
+more event-loop turn and coroutine resume per chunk), over the 0.01 CPU s/request target here, and
+tops out at 0.5-0.7x the requests/s at concurrency 32; the fidelity is the same.
+``tests/perf/bench_client_cost.py``, ``bench_ceiling.py`` and ``bench_fidelity.py`` print both, and
+the ``openai`` client (and guidellm) for scale.
 
 The engine stamps times and copies fields; ``core.metrics`` derives every number.
 """
@@ -23,11 +36,21 @@ from core.engines.base import Engine, LoadInfo, RequestOptions, RequestRecord
 from core.errors import UserError
 
 _perf = time.perf_counter
-MAX_ERROR_BODY = 4096
+MAX_ERROR_BODY = 4096                       # bytes of an error body read for its message
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024       # a whole response body (SSE stream or JSON)
+MAX_SSE_LINE_BYTES = 1024 * 1024            # one SSE line (one event's JSON)
 
 
 class TransportError(Exception):
     pass
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:g} KiB"
 
 
 class _Response:
@@ -35,7 +58,7 @@ class _Response:
     and the SSE events of its body, stamping each with the time its bytes were received."""
 
     __slots__ = ("engine", "rec", "stream", "done", "buf", "state", "remaining", "status", "headers",
-                 "body", "sse", "last_event", "reusable", "error_body")
+                 "body", "sse", "last_event", "reusable", "error_body", "total")
 
     HEAD, SIZE, DATA, CRLF, TRAILER, LENGTH, UNTIL_CLOSE, DONE = range(8)
 
@@ -51,6 +74,7 @@ class _Response:
         self.last_event: float | None = None
         self.reusable = True
         self.error_body = False
+        self.total = 0          # body bytes received
 
     # framing -----------------------------------------------------------------------------
     def feed(self, data: bytes, t: float) -> None:
@@ -145,6 +169,10 @@ class _Response:
                 headers[k.strip().lower()] = v.strip()
         if headers.get("connection", "").lower() == "close":
             self.reusable = False
+        if self.status != 200:
+            self.error_body = True
+        elif self.stream and "text/event-stream" not in headers.get("content-type", "text/event-stream"):
+            self.stream = False
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self.state = self.SIZE
         elif "content-length" in headers:
@@ -156,15 +184,21 @@ class _Response:
         else:
             self.state = self.UNTIL_CLOSE
             self.reusable = False
-        if self.status != 200:
-            self.error_body = True
-        elif self.stream and "text/event-stream" not in headers.get("content-type", "text/event-stream"):
-            self.stream = False
 
     def on_body(self, data: bytes, t: float) -> None:
-        if self.error_body or not self.stream:
-            if len(self.body) < MAX_ERROR_BODY or not self.error_body:
-                self.body += data
+        self.total += len(data)
+        if self.error_body:
+            self.body += data[:MAX_ERROR_BODY - len(self.body)]
+            if len(self.body) >= MAX_ERROR_BODY:     # enough for the message: stop reading (never reused)
+                self.reusable = False
+                self.finish(t)
+            return
+        if self.total > MAX_RESPONSE_BYTES:
+            what = "stream" if self.stream else "body"
+            self.abort(ResponseTooLarge(f"response {what} larger than {_size(MAX_RESPONSE_BYTES)}: cut"))
+            return
+        if not self.stream:
+            self.body += data
             return
         sse = self.sse + data if self.sse else data
         rec = self.rec
@@ -193,6 +227,8 @@ class _Response:
                 self.abort(None)
                 return
         self.sse = sse[start:]
+        if len(self.sse) > MAX_SSE_LINE_BYTES:
+            self.abort(ResponseTooLarge(f"an SSE line longer than {_size(MAX_SSE_LINE_BYTES)}: cut"))
 
     # ends ----------------------------------------------------------------------------------
     def finish(self, t: float) -> None:
@@ -280,14 +316,16 @@ class _Pool:
         self.idle: list[_Protocol] = []
         self.loop = asyncio.get_running_loop()
 
-    async def get(self) -> _Protocol:
+    async def get(self) -> tuple[_Protocol, float | None]:
+        """An open connection, and the seconds it took to open it (None when one was reused)."""
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed and not conn.transport.is_closing():
-                return conn
+                return conn, None
             conn.close()
+        t0 = _perf()
         _, conn = await self.loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
-        return conn
+        return conn, _perf() - t0
 
     def put(self, conn: _Protocol) -> None:
         conn.response = None
@@ -401,23 +439,32 @@ class HttpEngine(Engine):
         if pool is None or pool.loop is not loop:
             pool = self._pool = _Pool(self._host, self._port, self._ssl)
         conn = response = None
-        rec.start = _perf()
+        rec.start = _perf()           # stamped again once a connection is open
         try:
             async with asyncio.timeout(opts.timeout_s):
-                conn = await pool.get()
+                conn, connect_s = await pool.get()
+                if connect_s is not None:
+                    rec.connect_s = connect_s        # kept apart: not the model's time
                 response = _Response(self, rec, opts.stream, loop.create_future())
                 conn.response = response
+                rec.start = _perf()
                 conn.transport.write(data)
                 await response.done
         except TimeoutError:
             stage = "no response" if rec.first_token_at is None else f"stalled after {len(rec.chunk_times)} chunks"
             rec.fail(f"timed out after {opts.timeout_s:g} s ({stage})")
+        except ResponseTooLarge as exc:
+            rec.fail(str(exc))
         except (ConnectionError, TransportError, OSError) as exc:
-            if rec.finish_reason is None:
+            detail = str(exc) if isinstance(exc, (ConnectionResetError, TransportError)) and str(exc) \
+                else f"{type(exc).__name__}: {exc}"
+            if conn is None:
+                rec.fail(f"cannot connect to {self._host}:{self._port} ({detail})")
+            elif rec.finish_reason is None:
                 where = f"mid-stream after {len(rec.chunk_times)} chunks" if rec.chunk_times else "before the first token"
-                detail = str(exc) if isinstance(exc, (ConnectionResetError, TransportError)) and str(exc) \
-                    else f"{type(exc).__name__}: {exc}"
                 rec.fail(f"connection dropped {where} ({detail})")
+            elif rec.end is None and response is not None:
+                rec.end = response.last_event   # the answer was complete; the connection went after it
         except asyncio.CancelledError:
             if conn is not None:
                 conn.close()

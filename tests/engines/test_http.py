@@ -1,4 +1,13 @@
-"""The HTTP engine against our own OpenAI-compatible server, one injected fault at a time."""
+"""The HTTP engine against our own OpenAI-compatible server, one injected fault at a time; framing
+faults the test server cannot make come from a raw socket server on 127.0.0.1 (``raw_server``)."""
+import contextlib
+import json
+import socket
+import socketserver
+import struct
+import threading
+import time
+
 import pytest
 
 from core import metrics
@@ -97,24 +106,50 @@ def test_two_tokens_per_chunk_counts_tokens_not_chunks(server):
     assert row["tpot_ms"] == pytest.approx((row["e2e_ms"] - row["ttft_ms"]) / 9)
 
 
-def test_keep_alive_reuses_connections_across_requests(server):
+def test_keep_alive_reuses_connections_and_times_the_connect_apart(server):
     engine = HttpEngine("tiny;n=3", server.base_url)
     engine.open()
     import asyncio
 
+    from core.engines import RequestRecord
+
     async def go():
         recs = []
         for _ in range(5):
-            from core.engines import RequestRecord
             rec = RequestRecord()
+            t0 = time.perf_counter()
             await engine.arequest(MSG, RequestOptions(timeout_s=5), rec)
-            recs.append(rec)
-        n_idle = len(engine._pool.idle)
+            recs.append((t0, rec))
         engine.finish_level()
-        return recs, n_idle
-    recs, n_idle = asyncio.run(go())
-    assert all(r.error is None for r in recs)
-    assert n_idle == 1
+        return recs
+    recs = asyncio.run(go())
+    assert all(r.error is None for _, r in recs)
+    # only the first request opened a connection: its connect time is kept apart and its start (the
+    # origin of TTFT and E2E) is stamped once the connection was open
+    t0, first = recs[0]
+    assert 0 < first.connect_s < 5 and first.start >= t0 + first.connect_s
+    assert all(getattr(r, "connect_s", None) is None for _, r in recs[1:])
+    assert engine._pool is None             # finish_level closed the pool
+
+
+def test_a_connection_cut_short_is_not_reused(server):
+    import asyncio
+
+    from core.engines import RequestRecord
+    engine = HttpEngine("tiny;fault=stall;every=2;n=6", server.base_url)
+
+    async def go():
+        recs = []
+        for _ in range(3):
+            rec = RequestRecord()
+            await engine.arequest(MSG, RequestOptions(timeout_s=0.5), rec)
+            recs.append(rec)
+        engine.finish_level()
+        return recs
+    ok1, bad, ok2 = asyncio.run(go())
+    assert ok1.error is None and "stalled" in bad.error and ok2.error is None
+    # the stalled answer was never read to its end: its connection is closed, the next request opens one
+    assert getattr(bad, "connect_s", None) is None and ok2.connect_s > 0
 
 
 def test_chat_once_returns_text_and_usage(server):
@@ -137,3 +172,140 @@ def test_unreachable_endpoint_is_a_user_error():
         port = s.getsockname()[1]
     with pytest.raises(UserError, match="unreachable"):
         HttpEngine("tiny", f"http://127.0.0.1:{port}/v1").open()
+
+
+# -- raw HTTP/1.1 on 127.0.0.1: responses the OpenAI test server never sends ----------------------
+
+@contextlib.contextmanager
+def raw_server(respond):
+    """A real TCP server on 127.0.0.1; ``respond(sock)`` writes the raw response bytes after the
+    request (head and body) was read."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            data = b""
+            while b"\r\n\r\n" not in data:
+                got = sock.recv(65536)
+                if not got:
+                    return
+                data += got
+            head, body = data.split(b"\r\n\r\n", 1)
+            length = int([ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")][0])
+            while len(body) < length:
+                body += sock.recv(65536)
+            try:
+                respond(sock)
+            except OSError:
+                pass              # the client hung up (it was told to)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _sse(obj) -> bytes:
+    data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _delta(content=None, finish=None) -> dict:
+    return {"choices": [{"index": 0, "delta": {} if content is None else {"content": content},
+                         "finish_reason": finish}]}
+
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def raw_one(url, **opts):
+    rec = HttpEngine("raw", url).run_one(MSG, RequestOptions(**{"timeout_s": 5.0, **opts}))
+    return rec, metrics.request_row(rec, level_start=rec.start or 0.0)
+
+
+def test_http_500_with_empty_body_is_an_http_error_not_truncated():
+    def respond(sock):
+        sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(0.2)
+    with raw_server(respond) as url:
+        rec, row = raw_one(url)
+    assert not row["ok"] and row["error"] == "HTTP 500"
+
+
+def test_reset_after_the_finish_reason_is_a_complete_answer():
+    def respond(sock):
+        sock.sendall(SSE_HEAD + _sse(_delta("Hello ")) + _sse(_delta("world")) + _sse(_delta(finish="stop")))
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()          # RST: no usage chunk, no [DONE], no terminating chunk
+    with raw_server(respond) as url:
+        rec, row = raw_one(url)
+    assert row["ok"] and row["error"] is None and row["finish_reason"] == "stop"
+    assert row["output_text"] == "Hello world"
+    assert rec.end >= rec.chunk_times[-1]       # the finish event's arrival
+    assert row["e2e_ms"] is not None and row["e2e_ms"] < 100    # not the reset, 100 ms later
+    assert row["completion_tokens"] == 2 and row["token_count_source"] == "chunks"
+
+
+def test_reset_before_the_finish_reason_is_a_failed_request():
+    def respond(sock):
+        sock.sendall(SSE_HEAD + _sse(_delta("Hello ")))
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    with raw_server(respond) as url:
+        rec, row = raw_one(url)
+    assert not row["ok"] and "connection dropped mid-stream after 1 chunks" in row["error"]
+
+
+def _endless(piece: bytes, head: bytes = SSE_HEAD):
+    def respond(sock):
+        sock.sendall(head)
+        deadline = time.monotonic() + 20       # bounded even if the client never hangs up
+        while time.monotonic() < deadline:
+            sock.sendall(piece)
+    return respond
+
+
+def test_endless_stream_is_cut_at_the_size_cap(monkeypatch):
+    import core.engines.http as http
+    monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 2 ** 20)
+    with raw_server(_endless(_sse(_delta("spam ")) * 100)) as url:
+        t0 = time.perf_counter()
+        rec, row = raw_one(url)
+    assert not row["ok"] and row["error"] == "response stream larger than 1 MiB: cut"
+    assert 0 < row["chunk_count"] < 2 ** 20 // 40 and time.perf_counter() - t0 < 5
+
+
+def test_one_endless_sse_line_is_cut_at_the_line_cap(monkeypatch):
+    import core.engines.http as http
+    monkeypatch.setattr(http, "MAX_SSE_LINE_BYTES", 256 * 1024)
+    big = b"a" * 65536
+    with raw_server(_endless(b"%x\r\n%s\r\n" % (len(big), big), SSE_HEAD + b"5\r\ndata:\r\n")) as url:
+        rec, row = raw_one(url)
+    assert not row["ok"] and row["error"] == "an SSE line longer than 256 KiB: cut"
+
+
+def test_endless_json_body_is_cut_at_the_size_cap(monkeypatch):
+    import core.engines.http as http
+    monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 2 ** 20)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"x\": \""   # until close
+    with raw_server(_endless(b"a" * 65536, head)) as url:
+        rec, row = raw_one(url, stream=False)
+    assert not row["ok"] and row["error"] == "response body larger than 1 MiB: cut"
+
+
+def test_huge_error_body_keeps_its_first_bytes_only():
+    head = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nbusy "
+    with raw_server(_endless(b"x" * 65536, head)) as url:
+        t0 = time.perf_counter()
+        rec, row = raw_one(url)
+    assert not row["ok"] and row["error"].startswith("HTTP 503: busy xxx") and len(row["error"]) < 250
+    assert time.perf_counter() - t0 < 5
