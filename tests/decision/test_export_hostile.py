@@ -133,7 +133,7 @@ from core.output import csv_cell, term_text  # noqa: E402
 META = ["<", ">", "&", "\"", "'", "`", "*", "_", "[", "]", "(", ")", "!", "|", "#", "\\", "$", "=", "+", "-", "@",
         "\t", "\n", "\x1b[31m", "\u2028", "</script", "</SCRIPT", "<!--", "![j](http://evil/x.png)", "www.", "  =1+2"]
 names = st.lists(st.one_of(st.text(min_size=1, max_size=6), st.sampled_from(META)), min_size=1, max_size=6).map("".join)
-HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "tr", "th", "td", "span",
+HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "strong", "table", "tr", "th", "td", "span",
              "div", "ul", "li", "script"}
 MD_TOKENS = {"heading_open", "heading_close", "inline", "text", "paragraph_open", "paragraph_close",
              "bullet_list_open", "bullet_list_close", "list_item_open", "list_item_close", "table_open", "table_close",
