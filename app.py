@@ -42,7 +42,7 @@ def render_loaded() -> None:
                                key="app_idle_unload_min")
     pool.set_idle_timeout(float(idle_min) * 60)
     rows = pool.loaded_everywhere()
-    st.caption(f"Loaded models and servers: {len(rows) or 'none'}")
+    st.caption(f"Loaded models and servers: {len(rows)}" if rows else "Loaded models and servers: none")
     for i, row in enumerate(rows):
         rss = f"{row['rss_mb']:.0f} MB" if row.get("rss_mb") is not None else "memory unknown"
         st.text(f"{row['id']} ({row['backend']}, {row['kind']}) · pid {row['pid']} · {rss} · "

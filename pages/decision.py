@@ -160,7 +160,7 @@ def render_exports(name: str | None) -> None:
     except UserError as exc:
         st.error(md_text(exc.one_line()))
         return
-    st.caption(f"Exports of the saved decision '{md_text(rec['name'])}' (saved {rec.get('created_at')}); "
+    st.caption(f"Exports of the saved decision '{md_text(rec['name'])}' (saved {md_text(str(rec.get('created_at')))}); "
                "change and save again to export changes.")
     stem = export.file_stem(rec["name"])
     files = [("Markdown", export.markdown_text, "md", "text/markdown"),

@@ -87,10 +87,10 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
     name = model.get("display_name") or model.get("alias") or model["id"]
     if model["backend"] in LOADABLE_BACKENDS and model["id"] not in pool.ids():
         try:
-            with st.spinner(f"Loading {name}…"):
+            with st.spinner(f"Loading {md_text(name)}…"):
                 pool.load(model)
         except UserError as exc:
-            st.error(exc.one_line())
+            st.error(md_text(exc.one_line()))
             return
     box = st.empty()
     text = ""

@@ -19,8 +19,8 @@ def render_steps(state: dict) -> None:
     cols = st.columns(len(state["steps"]))
     for i, (col, step) in enumerate(zip(cols, state["steps"])):
         with col.container(border=True):
-            mark = ":material/check_circle:" if step["done"] else ":material/radio_button_unchecked:"
-            st.markdown(f"**{i + 1}. {step['name']}** {mark}")
+            st.markdown("**" + md_text(f"{i + 1}. {step['name']}") + "**" + (" :material/check_circle:" if step["done"]
+                                                                else " :material/radio_button_unchecked:"))
             st.text(step["status"])
             st.page_link(PAGE_FILES[step["page"]], label=f"Open {step['name']}", icon=":material/arrow_forward:")
 
@@ -28,7 +28,7 @@ def render_steps(state: dict) -> None:
 def render_next(state: dict) -> None:
     sentence, page = state["next"]
     st.subheader("Next step")
-    st.markdown(md_text(sentence).replace("\\`", "`"))
+    st.markdown(md_text(sentence))
     st.page_link(PAGE_FILES[page], label="Go there", icon=":material/arrow_forward:")
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     try:
         state = pipeline()
     except UserError as exc:
-        st.error(exc.one_line())
+        st.error(md_text(exc.one_line()))
         return
     render_steps(state)
     render_next(state)

@@ -44,7 +44,7 @@ def pipeline() -> dict:
         {"name": "Decision", "page": "decision", "status": decision, "done": c["decisions"] > 0},
     ]
     if not models_done:
-        nxt = ("Build the starter models (`python -m core setup-models`) or add an endpoint on the Models page.",
+        nxt = ("Build the starter models (python -m core setup-models) or add an endpoint on the Models page.",
                "models")
     elif not c["runs_completed"]:
         nxt = ("Run a first benchmark: 1 round and 16 max tokens on the smallest model takes seconds.", "benchmark")

@@ -69,7 +69,8 @@ def test_names_notes_and_missing(db):
 def test_exports(db, tmp_path):
     rec = record.build_record("export me", _result(), ["run-a"], notes="line 1\nline | 2")
     md = export.markdown_text(rec)
-    assert ("| - | mystery · OpenAI-compatible | not ranked: peak_rss_mb unknown; license unknown: commercial use "
+    # (Markdown-escaped: a rank of "-" and the underscores render as text)
+    assert ("| \\- | mystery · OpenAI-compatible | not ranked: peak\\_rss\\_mb unknown; license unknown: commercial use "
             "not established |") in md
     assert "mystery \\| openai \\| run-a |" in md  # the id in the details column
     assert "Saved " in md and "line 1" in md.split("## Notes")[1]
@@ -77,7 +78,7 @@ def test_exports(db, tmp_path):
     rows = list(csv.DictReader(io.StringIO(export.csv_text(rec))))
     assert [r["passes"] for r in rows] == ["True", "False", "False", "False"]
     assert rows[0]["candidate"] == rec["winner"] and rows[0]["rank"] == "1"
-    assert rows[0]["name"] == "fast-small · Foundry Local" and rows[-1]["rank"] == "-"
+    assert rows[0]["name"] == "fast-small · Foundry Local" and rows[-1]["rank"] == ""   # not ranked: blank
     assert json.loads(export.json_text(rec))["name"] == "export me"
     with pytest.raises(UserError, match="use a .md, .html"):
         export.write_report(rec, tmp_path / "x.docx")
