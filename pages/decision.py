@@ -6,12 +6,13 @@ import streamlit as st
 from router_guard import use_router
 
 from core.config import db_path
-from core.decision import charts, data, engine, export, record, view
+from core.decision import charts, data, engine, export, fleet, record, view
 from core.decision.licenses import known_licenses
 from core.decision.matrix import CRITERIA, PRESETS, explanation
 from core.errors import UserError
 from core.output import md_text
 from core.store import decisions as store
+from core.store import devices as dstore
 
 use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
@@ -30,6 +31,18 @@ def _prepared(db: str, run_ids: tuple, latency_metric: str, constraints: tuple, 
     cands = data.load_candidates(list(run_ids), allow_mixed=allow_mixed, warnings=warnings)
     return engine.prepare(cands, latency_metric=latency_metric, constraints=list(constraints),
                           require_commercial=require_commercial, method=method, warnings=warnings)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _devices(db: str) -> list[str]:
+    return dstore.device_names()
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the runs of the devices...")
+def _fleet_prepared(db: str, devices: tuple, aggregation: tuple, latency_metric: str, constraints: tuple,
+                    require_commercial: bool, method: str):
+    return fleet.prepare_fleet(list(devices), aggregation=dict(aggregation), latency_metric=latency_metric,
+                               constraints=list(constraints), require_commercial=require_commercial, method=method)
 
 
 def _apply_preset():
@@ -51,6 +64,26 @@ def render_runs() -> list[str]:
                 key=K + "allow_mixed", help="Off: such runs are refused. On: the differences are kept as warnings "
                                             "in the decision and its exports.")
     return chosen
+
+
+def render_devices() -> list[str]:
+    """Target devices (the labels runs were recorded under); none chosen: decide over the runs chosen below."""
+    names = _devices(str(db_path()))
+    if not names:
+        return []
+    return st.multiselect("Target devices (fleet decision)", names, key=K + "devices",
+                          help="Choose devices to decide across them: the latest run of each model on each device "
+                               "counts, a constraint must hold on every device. None: decide over the runs below.")
+
+
+def render_aggregation() -> dict[str, str]:
+    st.caption("Fleet decision: the latest run of each model on each chosen device counts; a constraint must hold "
+               "on every device (a device without a measurement fails it). Each criterion is taken from the worst "
+               "device, or averaged over the devices:")
+    crits = list(fleet.CRITERION_METRICS)
+    return {c: col.selectbox(c, fleet.AGGREGATIONS, key=K + "agg_" + c,
+                             format_func={"worst": "worst device", "mean": "mean of devices"}.get)
+            for c, col in zip(crits, st.columns(len(crits)))}
 
 
 def render_weights() -> dict | None:
@@ -125,6 +158,13 @@ def render_matrix(result: dict) -> None:
     st.dataframe(view.flip_frame(result), hide_index=True)
 
 
+def render_fleet(result: dict) -> None:
+    st.subheader("Per device")
+    st.caption("Each candidate on each target device: its values there, the criteria that device decided "
+               "(worst device), the constraints it decided, and what fails there.")
+    st.dataframe(view.fleet_frame(result), hide_index=True)
+
+
 def render_charts(result: dict) -> None:
     st.subheader("Charts")
     st.altair_chart(charts.pareto_chart(result), width="content")
@@ -175,21 +215,31 @@ def render_exports(name: str | None) -> None:
 def main() -> None:
     st.title("Decision")
     try:
-        run_ids = render_runs()
-        if not run_ids:
+        devices = render_devices()
+        agg = render_aggregation() if devices else None
+        run_ids = [] if devices else render_runs()
+        if not devices and not run_ids:
             return
         weights = render_weights()
         latency_metric, method, cons, require_commercial = render_constraints()
         if weights is None:
             return
-        prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method,
-                         bool(st.session_state.get(K + "allow_mixed")))
-        if not prep.candidates:
-            st.info("These runs have no candidate model.")
-            return
-        result = engine.evaluate(prep, weights)
+        if devices:
+            fp = _fleet_prepared(str(db_path()), tuple(devices), tuple(agg.items()), latency_metric, tuple(cons),
+                                 require_commercial, method)
+            result = fleet.evaluate_fleet(fp, weights)
+            run_ids = fleet.result_run_ids(result)
+        else:
+            prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method,
+                             bool(st.session_state.get(K + "allow_mixed")))
+            if not prep.candidates:
+                st.info("These runs have no candidate model.")
+                return
+            result = engine.evaluate(prep, weights)
         render_verdict(result)
         render_matrix(result)
+        if devices:
+            render_fleet(result)
         render_charts(result)
         render_save(result, run_ids)
     except UserError as exc:

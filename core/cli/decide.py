@@ -94,7 +94,7 @@ def _run_fleet(args: argparse.Namespace, weights) -> int:
     if args.json:
         write_json(args.json, result)
     if args.report or args.save:
-        run_ids = sorted({d["run_id"] for r in result["candidates"] for d in r["devices"].values() if d})
+        run_ids = fleet.result_run_ids(result)
         rec = record.build_record(args.save or "decision", result, run_ids, notes=args.notes)
         if args.save:
             record.save(rec)

@@ -132,7 +132,8 @@ def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str],
             error=first.error, license=first.license, environment=None,
             requests_failed=sum(c.requests_failed for c in present),
             notes=sorted({n for c in present for n in c.notes}),
-            per_device={d: by_dev.get(d) for d in devices}, aggregation=agg)
+            per_device={d: by_dev.get(d) for d in devices}, aggregation=agg,
+            label=next((c.label for c in present if c.label), None))
         # resampling arrays (win probabilities, ties): those of the device that decided latency,
         # or every device's requests together for a mean
         lat = _decider(fc, "latency") if agg["latency"] == "worst" else None
@@ -182,6 +183,8 @@ def load_device_candidates(devices: list[str], run_ids=None, *, prefer: str = "h
     okcol = np.asarray(reqs["ok"], dtype=bool) if n else None
     scored = got["scored"]      # a quality report only where there is something to report
     quality = {rid: (data.model_quality(rid, prefer) if rid in scored else ({}, None)) for rid in ids}
+    from core.catalog.models import display_names, presentable_name
+    names = display_names()
     per: dict[tuple[str, str], dict[str, Candidate]] = {}
     for r in sorted(models, key=lambda m: order.get(m["run_id"], 0)):
         dev = device_of.get(r["run_id"])
@@ -200,6 +203,8 @@ def load_device_candidates(devices: list[str], run_ids=None, *, prefer: str = "h
             license=r["license"], load_s=r["load_s"], environment=r["environment"],
             e2e_ms=col["e2e_ms"][s:e][ok] if n else [], ttft_ms=col["ttft_ms"][s:e][ok] if n else [],
             tpot_ms=col["tpot_ms"][s:e][ok] if n else [], requests_failed=int((~ok).sum()), quality=q,
+            throughput_tok_s=r.get("throughput_tok_s"), device=dev,
+            label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
             notes=[f"benchmark ({dev}): {x}" for x in notes])
         per.setdefault((r["model"], r["backend"]), {})[dev] = cand     # later runs replace earlier ones
     if not per:
@@ -307,3 +312,8 @@ def evaluate_fleet(fp: FleetPrepared, weights, **kw) -> dict:
 def decide_fleet(devices, weights, **kw) -> dict:
     eval_kw = {k: kw.pop(k) for k in ("n_samples",) if k in kw}
     return evaluate_fleet(prepare_fleet(devices, **kw), weights, **eval_kw)
+
+
+def result_run_ids(result: dict) -> list[str]:
+    """The runs a fleet decision read (every device's run of every candidate): what its record names."""
+    return sorted({d["run_id"] for r in result["candidates"] for d in (r.get("devices") or {}).values() if d})

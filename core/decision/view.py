@@ -102,7 +102,7 @@ def ties_lines(result: dict) -> list[str]:
     return out
 
 
-DECIDING = (("latency", "Latency"), ("throughput", "Decode speed"), ("memory", "Peak memory"),
+DECIDING = (("latency", "Latency"), ("decode_speed", "Decode speed"), ("memory", "Peak memory"),
             ("quality", "Quality"), ("disk", "Disk"), ("license", "License"))
 
 
@@ -122,7 +122,7 @@ def deciding_numbers(result: dict) -> pd.DataFrame:
     cols = [r for r in (top, runner_up(result)) if r is not None]
     index = []
     for c, title in DECIDING:
-        unit = {"latency": f"{lat}, ms", "throughput": "tok/s", "memory": "MB", "quality": "0..1",
+        unit = {"latency": f"{lat}, ms", "decode_speed": "tok/s", "memory": "MB", "quality": "0..1",
                 "disk": "MB"}.get(c)
         index.append(f"{title} ({unit})" if unit else title)
     data = {}
@@ -138,3 +138,42 @@ def deciding_numbers(result: dict) -> pd.DataFrame:
     weights = result.get("weights", {})
     data["weight"] = [f"{100 * weights.get(c, 0):.0f}%" for c, _ in DECIDING]
     return pd.DataFrame(data, index=index)
+
+
+FLEET_VALUE = {"latency": None, "decode_speed": "decode_tokens_per_s", "memory": "peak_rss_mb", "quality": "quality",
+               "disk": "disk_mb"}
+
+
+def fleet_frame(result: dict) -> pd.DataFrame:
+    """The fleet decision's per-device breakdown: one row per candidate and target device, with that device's
+    values, the criteria it decided (worst device), the constraints it decided and what fails there.
+
+    Empty for an ordinary (single-device) result."""
+    lat_key = f"{result.get('latency_metric', 'e2e_p95')}_ms"
+    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
+    agg = result.get("aggregation") or {}
+    recs = []
+    for r in result.get("candidates", []):
+        if "devices" not in r:
+            continue
+        decided = r.get("decided_by") or {}
+        cons = r.get("constraint_devices") or {}
+        # a criterion equal on every device is decided by none of them (the worst is then any one)
+        spread = {c for c, key in FLEET_VALUE.items()
+                  if len({(d.get("metrics") or {}).get(key or lat_key) for d in (r["devices"] or {}).values() if d}) > 1}
+        for dev in result.get("devices") or list(r["devices"]):
+            d = (r["devices"] or {}).get(dev)
+            m = (d or {}).get("metrics") or {}
+            rec = {"candidate": name_of(r), "device": dev, "run": d["run_id"] if d else "not benchmarked"}
+            # what the device decided first (the point of the table), then its values
+            rec["decides"] = ", ".join(f"{c} ({agg.get(c, 'worst')})" for c in FLEET_VALUE
+                                       if c in spread and decided.get(CRITERION_KEY[c]) == dev)
+            rec["decides constraints"] = "; ".join(
+                f"{text}: {'holds' if v.get('holds') else 'FAILS'}" for text, v in cons.items() if v.get("device") == dev)
+            rec["fails here"] = "not benchmarked on this device" if not d else "; ".join(d.get("failed_constraints") or [])
+            for c, key in FLEET_VALUE.items():
+                title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
+                rec[title] = _cell(m.get(key or lat_key), c) if d else "unknown"
+            rec["details (id)"] = r["candidate"]
+            recs.append(rec)
+    return pd.DataFrame.from_records(recs)

@@ -76,8 +76,8 @@ def fleet_inputs(devices: list[str], run_ids: list[str] | None = None) -> dict:
             "SELECT run_id, created_at, status, coalesce(device, 'unknown') AS device FROM runs "
             "WHERE list_contains(?, run_id) ORDER BY created_at, run_id", [ids]))
         models = fetch_dicts(con.execute(
-            "SELECT run_id, model, backend, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
-            "       environment, notes FROM run_models WHERE list_contains(?, run_id) "
+            "SELECT run_id, model, backend, label, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
+            "       throughput_tok_s, environment, notes FROM run_models WHERE list_contains(?, run_id) "
             "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
             "ORDER BY run_id, model, backend", [ids]), {"environment", "notes"})
         reqs = con.execute(

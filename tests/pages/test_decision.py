@@ -90,7 +90,7 @@ def test_present_page_shows_saved_decision(run_db):
                                        "Quality (0..1)", "Disk (MB)"]
     assert numbers.columns[0].startswith("Recommended: ") and numbers.columns[1].startswith("Runner-up: ")
     assert any(t.value == "Notes *not* markdown" for t in at.text)
-    assert not at.slider and not at.number_input and not at.button  # no controls on the page
+    assert not at.main.slider and not at.main.number_input and not at.main.button  # no controls on the page (the sidebar has its own)
 
 
 def test_present_unknown_decision_is_an_error(run_db):
