@@ -193,8 +193,14 @@ def render_results(run_id: str, rubric: str) -> None:
         health = {j["judge_run_id"]: views.judge_run_health(j) for j in pointwise}
         labels = {j["judge_run_id"]: views.judge_run_label(j, health[j["judge_run_id"]]) for j in pointwise}
         ids = list(labels)
-        jr_id = st.selectbox("Judge run (scores)", ids, index=views.default_judge_run(pointwise, health),
-                             format_func=labels.get, key=K + "jrun")
+        default = views.default_judge_run(pointwise, health)
+        # The choice is kept by value (Streamlit keeps a selectbox's index, which a new judge run shifts); a newer
+        # judge run with parsed judgements (or another run/rubric) becomes the choice.
+        chosen = st.session_state.get(K + "jrun")
+        if st.session_state.get(K + "jrun_default") != ids[default] or chosen not in ids:
+            st.session_state[K + "jrun_default"] = chosen = ids[default]
+        st.session_state[K + "jrun"] = chosen
+        jr_id = st.selectbox("Judge run (scores)", ids, format_func=labels.get, key=K + "jrun")
         notice = views.judge_run_notice(health[jr_id])
         if notice:
             {"error": st.error, "warning": st.warning}.get(notice[0], st.info)(md_text(notice[1]))
@@ -238,8 +244,8 @@ def render_results(run_id: str, rubric: str) -> None:
                    "the Score by hand page before trusting it.")
     pairwise = [j for j in jruns if j["mode"] == "pairwise"]
     if pairwise:
-        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
-                                     f"{j['status']}" for j in pairwise}
+        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_run_id'][:8]} · {j['judge_model']} "
+                                     f"({j['judge_backend']}) · {j['status']}" for j in pairwise}
         pw_id = st.selectbox("Pairwise judge run", list(labels), format_func=labels.get, key=K + "pwrun")
         rows = views.pairwise_rows(pw_id)
         summ = views.pairwise_summary(rows)

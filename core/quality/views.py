@@ -200,12 +200,13 @@ def _one_line(text, n: int = 240) -> str:
 
 
 def judge_run_label(jr: dict, h: dict) -> str:
-    """The judge-run picker's line: when, who, template, parsed of total, state (interrupted said so)."""
+    """The judge-run picker's line: when, which, who, template, parsed of total, state (interrupted said so)."""
     state = h["state"]
     if h.get("interrupted") and state not in ("interrupted", "running"):
         state += ", interrupted"
-    return (f"{str(jr['created_at'])[:16]} · {jr['judge_model']} ({jr['judge_backend']}) · {jr['template_version']} · "
-            f"{h['parsed']} of {h['total']} parsed · {state}")
+    # the id keeps two runs of one judge in one minute apart (a selectbox tells options apart by their label)
+    return (f"{str(jr['created_at'])[:16]} · {jr['judge_run_id'][:8]} · {jr['judge_model']} ({jr['judge_backend']}) · "
+            f"{jr['template_version']} · {h['parsed']} of {h['total']} parsed · {state}")
 
 
 def judge_run_notice(h: dict) -> tuple[str, str] | None:

@@ -212,3 +212,29 @@ def test_rubric_follows_the_chosen_runs_prompt_set(db):
     at.selectbox(key="quality_rubric").select("workshop").run()   # another rubric on purpose: kept, warned
     assert at.selectbox(key="quality_rubric").value == "workshop"
     assert any("was not made for this run's prompt set" in w.value for w in at.warning)
+
+
+def test_judge_run_picker_defaults_to_the_latest_run_with_parsed_judgements(db):
+    from core.quality.judge import JudgeModel, run_judge
+
+    import_rubric(dict(TEST_RUBRIC))
+    make_run("rz", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    good = json.dumps({"rationale": "ok", "scores": {"coverage": 3, "faithfulness": 4}})
+
+    def judge(answers):
+        with JudgeServer(answers) as srv:
+            return run_judge("rz", "notes", JudgeModel("j", "openai", srv.base_url, timeout=10))["judge_run_id"]
+    first = judge([good])
+    at = _page("pages/quality.py")
+    at.selectbox(key="quality_rubric").select("notes").run()
+    assert at.selectbox(key="quality_jrun").value == first
+    second = judge([good])                                   # a newer run with parsed judgements: shown
+    at.run()
+    assert at.selectbox(key="quality_jrun").value == second
+    judge([{"status": 500, "body": "down"}])                 # a newer failed run: not the default
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.selectbox(key="quality_jrun").value == second
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="quality_jrun").select(first).run()     # a run picked by hand stays picked
+    assert at.selectbox(key="quality_jrun").value == first
