@@ -87,6 +87,9 @@ def render_run_picker() -> tuple[str | None, str | None]:
         return run_id, None
     run = next((r for r in runs if r["run_id"] == run_id), None)
     _, made_for = views.default_rubric(run, names)
+    if st.session_state.get(K + "rubric_run") != run_id:   # another run: its own rubric is the default again
+        st.session_state[K + "rubric_run"] = run_id
+        st.session_state.pop(K + "rubric", None)
     rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:
@@ -145,7 +148,7 @@ def render_judge(run_id: str, rubric: str) -> None:
     st.caption(f"{pairs * 2} judge calls ({pairs} pairs x 2 orders)" if pairwise else f"{n} judge calls (one per output)")
     kind, msg = st.session_state.pop(K + "judge_msg", (None, None))
     if msg:
-        {"error": st.error, "warning": st.warning}.get(kind, st.success)(md_text(msg))
+        {"error": st.error, "warning": st.warning, "success": st.success}.get(kind, st.warning)(md_text(msg))
     job = st.session_state.get(K + "job")
     if job is None and st.button("Run judge", type="primary", key=K + "run_judge"):
         st.session_state[K + "job"] = Job(judge.run_judge, run_id=run_id, rubric_name=rubric, judge=jm,
@@ -171,19 +174,7 @@ def render_judge_progress() -> None:
     if snap["error"]:
         st.session_state[K + "judge_msg"] = ("error", snap["error"])
         st.rerun()
-    doc = snap["result"]
-    total = len(doc.get("pairwise", [])) * 2 if doc["mode"] == "pairwise" else len({s["request_id"] for s in doc["scores"]})
-    verb = "interrupted" if doc.get("status") == "interrupted" else "done"
-    parsed = total - doc["failed"]
-    level = "error" if parsed == 0 else ("warning" if doc["failed"] or verb != "done" else "success")
-    cause = ""
-    if doc["failed"]:
-        errs = [x["rationale"] for x in doc.get("scores", []) if x.get("status") == "failed" and x.get("rationale")]
-        errs += [p.get("error") for p in doc.get("pairwise", []) if p.get("error")]
-        if errs:
-            cause = " Cause: " + " ".join(str(max(set(errs), key=errs.count)).split())[:240]
-    st.session_state[K + "judge_msg"] = (level, f"Judge run {doc['judge_run_id']} {verb}: {parsed} of {total} "
-                                                f"judgements parsed, {doc['failed']} failed.{cause}")
+    st.session_state[K + "judge_msg"] = views.judge_result_message(snap["result"])
     st.rerun()  # the whole page, so the results below show the new judgements
 
 
@@ -200,21 +191,19 @@ def render_results(run_id: str, rubric: str) -> None:
     health = {}
     if pointwise:
         health = {j["judge_run_id"]: views.judge_run_health(j) for j in pointwise}
-        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
-                                     f"{j['template_version']} · {health[j['judge_run_id']]['parsed']} of "
-                                     f"{health[j['judge_run_id']]['total']} parsed · {health[j['judge_run_id']]['state']}"
-                  for j in pointwise}
+        labels = {j["judge_run_id"]: views.judge_run_label(j, health[j["judge_run_id"]]) for j in pointwise}
         ids = list(labels)
-        default = next((i for i, j in enumerate(ids) if health[j]["parsed"] > 0), 0)
-        jr_id = st.selectbox("Judge run (scores)", ids, index=default, format_func=labels.get,
-                             key=K + "jrun")
-        h = health[jr_id]
-        if h["state"] in ("failed", "empty"):
-            st.error(f"This judge run failed: 0 of {int(h['total'])} judgements parsed. "
-                     f"Cause: {md_text(h['cause'] or 'unknown')}")
-        elif h["state"] == "partial":
-            st.warning(f"{int(h['total'] - h['parsed'])} of {int(h['total'])} judgements failed. "
-                       f"Cause: {md_text(h['cause'])}")
+        default = views.default_judge_run(pointwise, health)
+        # The choice is kept by value (Streamlit keeps a selectbox's index, which a new judge run shifts); a newer
+        # judge run with parsed judgements (or another run/rubric) becomes the choice.
+        chosen = st.session_state.get(K + "jrun")
+        if st.session_state.get(K + "jrun_default") != ids[default] or chosen not in ids:
+            st.session_state[K + "jrun_default"] = chosen = ids[default]
+        st.session_state[K + "jrun"] = chosen
+        jr_id = st.selectbox("Judge run (scores)", ids, format_func=labels.get, key=K + "jrun")
+        notice = views.judge_run_notice(health[jr_id])
+        if notice:
+            {"error": st.error, "warning": st.warning}.get(notice[0], st.info)(md_text(notice[1]))
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
             st.warning(md_text(w))
     from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate, judge_calibration
@@ -255,8 +244,8 @@ def render_results(run_id: str, rubric: str) -> None:
                    "the Score by hand page before trusting it.")
     pairwise = [j for j in jruns if j["mode"] == "pairwise"]
     if pairwise:
-        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_model']} ({j['judge_backend']}) · "
-                                     f"{j['status']}" for j in pairwise}
+        labels = {j["judge_run_id"]: f"{str(j['created_at'])[:16]} · {j['judge_run_id'][:8]} · {j['judge_model']} "
+                                     f"({j['judge_backend']}) · {j['status']}" for j in pairwise}
         pw_id = st.selectbox("Pairwise judge run", list(labels), format_func=labels.get, key=K + "pwrun")
         rows = views.pairwise_rows(pw_id)
         summ = views.pairwise_summary(rows)

@@ -30,6 +30,9 @@ def render_setup() -> tuple[str, str, str] | None:
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
     run = next((r for r in runs if r["run_id"] == run_id), None)
     _, made_for = views.default_rubric(run, names)
+    if st.session_state.get(K + "rubric_run") != run_id:   # another run: its own rubric is the default again
+        st.session_state[K + "rubric_run"] = run_id
+        st.session_state.pop(K + "rubric", None)
     rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
     warn = views.rubric_mismatch(run, rubric, names)
     if warn:

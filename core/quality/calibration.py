@@ -238,7 +238,10 @@ def judge_identity(jr: dict) -> str:
 
 
 def judge_run_health(jr: dict, judgements: list[dict]) -> dict:
-    """{"state": ok|partial|failed|empty|running, "parsed", "total", "constrained", "cause"} with the cause in one line."""
+    """{"state", "parsed", "total", "constrained", "cause", "interrupted", "note"} with the cause in one line.
+
+    state: running | ok (every judgement parsed, run completed) | partial (some failed) | failed (none
+    parsed) | empty (none stored) | interrupted (stopped early; what was judged all parsed)."""
     total = len(judgements)
     parsed = sum(1 for j in judgements if j["status"] == "ok")
     constrained = sum(1 for j in judgements if j.get("constrained"))
@@ -247,18 +250,25 @@ def judge_run_health(jr: dict, judgements: list[dict]) -> dict:
     if errors:
         common = max(set(errors), key=errors.count)
         cause = " ".join(str(common).split())[:240]
-    if jr.get("status") == "running":
+    status = jr.get("status")
+    note = " ".join(str(jr.get("note") or "").split())[:240] or None
+    interrupted = status == "interrupted"
+    if status == "running":
         state = "running"
     elif total == 0:
         state = "empty"
-        cause = cause or f"no judgement stored (run {jr.get('status')})"
+        cause = cause or (f"interrupted before any judgement: {note}" if interrupted and note
+                          else f"no judgement stored (run {status})")
     elif parsed == 0:
         state = "failed"
     elif parsed < total:
         state = "partial"
+    elif interrupted:
+        state = "interrupted"
     else:
         state = "ok"
-    return {"state": state, "parsed": parsed, "total": total, "constrained": constrained, "cause": cause}
+    return {"state": state, "parsed": parsed, "total": total, "constrained": constrained, "cause": cause,
+            "interrupted": interrupted, "note": note}
 
 
 def judge_calibration(run_id: str, judge_run_id: str, *, gate: Gate | None = None, boot: int = BOOT) -> dict:

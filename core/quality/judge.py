@@ -438,7 +438,7 @@ def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: boo
     "warnings": [...], "judge_run_id", "mode"} (+ "pairwise": [...] in pairwise mode).
     "failed" counts failed judgements (one per output, or one per pair and order).
     Setting `cancel` stops before the next judge call: what was judged is kept, the judge run is
-    marked interrupted.
+    stored 'interrupted' with why ("status" and "note" in the document; "total" is the planned calls).
     """
     from core.quality.checks import run_checks
     from core.quality.outputs import run_outputs
@@ -466,18 +466,32 @@ def run_judge(run_id: str, rubric_name: str, judge: JudgeModel, *, pairwise: boo
            "scores": [], "failed": 0, "warnings": warnings, "judge_run_id": judge_run_id,
            "mode": "pairwise" if pairwise else "pointwise", "rubric": rubric.name,
            "rubric_version": rubric.version, "judged": 0, "constrained": 0}
-    status = "interrupted"
+    doc["total"] = _planned_calls(outputs, pairwise)
+    status, note = "interrupted", "stopped by an error before it finished"
     try:
         if pairwise:
             doc["pairwise"] = _run_pairwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc,
                                             cancel)
         else:
             _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc, cancel)
-        status = "interrupted" if cancel is not None and cancel.is_set() else "completed"
-        doc["status"] = status
+        if doc["judged"] < doc["total"]:   # only a cancel stops the loops early
+            status, note = "interrupted", f"cancelled after {doc['judged']} of {doc['total']} judge calls"
+        else:
+            status, note = "completed", None
     finally:
-        store.finish_judge_run(judge_run_id, status)
+        doc["status"], doc["note"] = status, note
+        store.finish_judge_run(judge_run_id, status, note)
     return doc
+
+
+def _planned_calls(outputs: list[dict], pairwise: bool) -> int:
+    """Judge calls a run makes when nothing stops it: one per output, or two per pair of outputs of a prompt."""
+    if not pairwise:
+        return len(outputs)
+    per: dict[str, int] = {}
+    for o in outputs:
+        per[o["prompt_id"]] = per.get(o["prompt_id"], 0) + 1
+    return sum(k * (k - 1) for k in per.values())
 
 
 def _run_pointwise(judge_run_id, run_id, rubric, outputs, judge, retries, progress, chat, doc, cancel=None) -> None:

@@ -185,12 +185,84 @@ def judge_run_health(run: dict) -> dict:
     return health(run, store.judgements(run["judge_run_id"]) if run["mode"] == "pointwise" else [])
 
 
-def default_judge_run(pointwise_runs: list[dict]) -> int:
-    """Index of the latest judge run with at least one parsed judgement (0 when none has)."""
+def default_judge_run(pointwise_runs: list[dict], health: dict[str, dict] | None = None) -> int:
+    """Index of the latest judge run (the list is newest first) with at least one parsed judgement
+    (0 when none has). ``health``: judge_run_id -> judge_run_health, when the caller has it already."""
     for i, jr in enumerate(pointwise_runs):
-        if judge_run_health(jr)["parsed"] > 0:
+        h = (health or {}).get(jr["judge_run_id"]) or judge_run_health(jr)
+        if h["parsed"] > 0:
             return i
     return 0
+
+
+def _one_line(text, n: int = 240) -> str:
+    return " ".join(str(text).split())[:n]
+
+
+def judge_run_label(jr: dict, h: dict) -> str:
+    """The judge-run picker's line: when, which, who, template, parsed of total, state (interrupted said so)."""
+    state = h["state"]
+    if h.get("interrupted") and state not in ("interrupted", "running"):
+        state += ", interrupted"
+    # the id keeps two runs of one judge in one minute apart (a selectbox tells options apart by their label)
+    return (f"{str(jr['created_at'])[:16]} · {jr['judge_run_id'][:8]} · {jr['judge_model']} ({jr['judge_backend']}) · "
+            f"{jr['template_version']} · {h['parsed']} of {h['total']} parsed · {state}")
+
+
+def judge_run_notice(h: dict) -> tuple[str, str] | None:
+    """(level, one line) for a stored judge run that is not a clean success: error when nothing parsed,
+    warning when some failed or it was interrupted, info while it runs; None when every judgement parsed."""
+    state, parsed, total = h["state"], h["parsed"], h["total"]
+    why = f" ({h['note']})" if h.get("note") else ""
+    cause = f" Cause: {h['cause'] or 'unknown'}"
+    if state == "running":
+        return "info", f"This judge run is still running: {parsed} of {total} judgements parsed so far."
+    if state == "empty":
+        if h.get("interrupted"):
+            return "warning", f"This judge run was interrupted before any judgement{why}."
+        return "error", f"This judge run failed: no judgement stored.{cause}"
+    if state == "failed":
+        verb = f"was interrupted{why} and failed" if h.get("interrupted") else "failed"
+        return "error", f"This judge run {verb}: 0 of {total} judgements parsed.{cause}"
+    if state == "partial":
+        lead = f"This judge run was interrupted{why}; " if h.get("interrupted") else ""
+        return "warning", f"{lead}{total - parsed} of {total} judgements failed.{cause}"
+    if state == "interrupted":
+        return "warning", (f"This judge run was interrupted{why}: its {parsed} judgements parsed, the rest of the "
+                           "outputs were not judged.")
+    return None
+
+
+def judge_result_message(doc: dict) -> tuple[str, str]:
+    """(level, one line) for a judge run that just ended (run_judge's document).
+
+    success only when the run completed and every judgement parsed; error when none parsed (the cause in
+    the line); warning when some failed or the run was interrupted (it reads "interrupted")."""
+    judged = doc.get("judged", 0)
+    failed = doc.get("failed", 0)
+    parsed = judged - failed
+    total = doc.get("total", judged)
+    interrupted = doc.get("status") != "completed"
+    jid = doc.get("judge_run_id", "")
+    errs = [x["rationale"] for x in doc.get("scores", []) if x.get("status") == "failed" and x.get("rationale")]
+    errs += [p.get("error") for p in doc.get("pairwise", []) if p.get("error")]
+    cause = f" Cause: {_one_line(max(set(errs), key=errs.count))}" if errs else ""
+    why = f" ({_one_line(doc['note'])})" if interrupted and doc.get("note") else ""
+    stop = why or (f" after {judged} of {total} judge calls" if interrupted else "")
+    if judged == 0:
+        if interrupted:
+            return "warning", f"Judge run {jid} interrupted before any judgement{why}."
+        return "error", f"Judge run {jid} failed: nothing was judged."
+    counts = f"{parsed} of {judged} judgements parsed, {failed} failed"
+    if parsed == 0:
+        verb = "interrupted" if interrupted else "failed"
+        return "error", f"Judge run {jid} {verb}{stop}: {counts}.{cause}"
+    if failed:
+        verb = "interrupted" if interrupted else "partly failed"
+        return "warning", f"Judge run {jid} {verb}{stop}: {counts}.{cause}"
+    if interrupted:
+        return "warning", f"Judge run {jid} interrupted{stop}: {counts}."
+    return "success", f"Judge run {jid} done: {counts}."
 
 
 def cut_mark(finish_reason: str | None, completion_tokens: int | None) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from core.output import redact
@@ -291,26 +291,82 @@ def template_text(version: str) -> str | None:
     return row[0] if row else None
 
 
+# Judge runs this process is running right now. A judge run stored as 'running' by this process but not in
+# here has lost its runner (its thread ended without recording how: e.g. the final write failed).
+_ACTIVE_JUDGE_RUNS: set[str] = set()
+
+JUDGE_STALE_NOTE = "the process running it ended before the judge run finished"
+
+
 @retrying
 def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backend: str, judge_endpoint: str | None,
                      mode: str, template_version: str, settings: dict, warnings: list[str],
                      rubric_version: int | None = None) -> str:
+    from core.store.bench import runner_identity
+
     judge_run_id = uuid.uuid4().hex[:16]
+    me = runner_identity()
+    _ACTIVE_JUDGE_RUNS.add(judge_run_id)
     with connect() as con:
         con.execute(
             "INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, judge_endpoint, mode, "
-            "template_version, settings, warnings, status, rubric_version, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            "template_version, settings, warnings, status, rubric_version, created_at, runner_pid, runner_host, "
+            "runner_started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             [judge_run_id, run_id, rubric, judge_model, judge_backend, redact(judge_endpoint), mode, template_version,
-             to_json(settings), to_json(warnings), rubric_version, _now()])
+             to_json(settings), to_json(warnings), rubric_version, _now(), me["runner_pid"], me["runner_host"],
+             me["runner_started"]])
     return judge_run_id
 
 
+def finish_judge_run(judge_run_id: str, status: str, note: str | None = None) -> None:
+    """Record how a judge run ended (completed | interrupted, with why). Whatever happens here, this
+    process stops counting it as its own running judge run, so a failed write still reads 'interrupted'."""
+    try:
+        _finish_judge_run(judge_run_id, status, note)
+    finally:
+        _ACTIVE_JUDGE_RUNS.discard(judge_run_id)
+
+
 @retrying
-def finish_judge_run(judge_run_id: str, status: str) -> None:
+def _finish_judge_run(judge_run_id: str, status: str, note: str | None) -> None:
     with connect() as con:
-        con.execute("UPDATE judge_runs SET status = ?, finished_at = current_timestamp WHERE judge_run_id = ?",
-                    [status, judge_run_id])
+        con.execute("UPDATE judge_runs SET status = ?, note = ?, finished_at = ? WHERE judge_run_id = ?",
+                    [status, redact(note), _now(), judge_run_id])
+
+
+def _judge_runner_alive(judge_run_id: str, pid, host, started, this_host: str) -> bool | None:
+    """As core.store.bench._runner_alive, and a run of this very process is alive only while it runs here."""
+    import os
+
+    from core.store.bench import _runner_alive
+
+    alive = _runner_alive(pid, host, started, this_host)
+    if alive and pid is not None and int(pid) == os.getpid():
+        return judge_run_id in _ACTIVE_JUDGE_RUNS
+    return alive
+
+
+@retrying
+def mark_stale_judge_runs(older_than_s: float = 24 * 3600) -> int:
+    """Judge runs left 'running' by a runner that is gone become 'interrupted' (like mark_stale_runs).
+
+    A runner on this host is checked by PID (and create time; in this process: is it still running it);
+    one on another host, or a judge run from before runners were recorded, only after ``older_than_s``."""
+    import socket
+
+    this_host = socket.gethostname()
+    with connect() as con:
+        running = con.execute(
+            "SELECT judge_run_id, runner_pid, runner_host, runner_started, created_at < ? AS old "
+            "FROM judge_runs WHERE status = 'running'",
+            [_now() - timedelta(seconds=float(older_than_s))]).fetchall()
+        stale = [jid for jid, pid, host, started, old in running
+                 if (alive := _judge_runner_alive(jid, pid, host, started, this_host)) is False
+                 or (alive is None and old)]
+        for jid in stale:
+            con.execute("UPDATE judge_runs SET status = 'interrupted', note = coalesce(note, ?) "
+                        "WHERE judge_run_id = ? AND status = 'running'", [JUDGE_STALE_NOTE, jid])
+    return len(stale)
 
 
 @retrying
@@ -344,6 +400,8 @@ def save_pairwise(row: dict) -> None:
 
 
 def judge_runs(run_id: str, *, mode: str | None = None, rubric: str | None = None) -> list[dict]:
+    """Judge runs of a run, newest first (one whose runner is gone: interrupted)."""
+    mark_stale_judge_runs()
     sql = "SELECT * FROM judge_runs WHERE run_id = ?"
     params: list[Any] = [run_id]
     if mode:

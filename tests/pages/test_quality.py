@@ -131,3 +131,110 @@ def test_quality_page_shows_pairwise_checks_and_agreement(db):
     assert any("pass_rate" in f.columns for f in frames)  # checks ran with the judge
     q = next(f for f in frames if "quality" in f.columns)
     assert set(q["source"]) == {"human"}
+
+
+def _judge_by_url(at, srv):
+    at.radio(key="quality_judge_where").set_value("An endpoint URL").run()
+    at.text_input(key="quality_judge_url").input(srv.base_url).run()
+    at.text_input(key="quality_judge_model_name").input("judge-model").run()
+
+
+def test_cancelled_judge_run_with_nothing_parsed_is_never_green(db):
+    import threading
+
+    import_rubric(dict(TEST_RUBRIC))
+    make_run("rx", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    gate = threading.Event()
+
+    def reply(body):   # held until the test has pressed Cancel, then unparseable
+        gate.wait(30)
+        return "not json"
+    with JudgeServer(reply) as srv:
+        at = _page("pages/quality.py")
+        at.selectbox(key="quality_rubric").select("notes").run()
+        _judge_by_url(at, srv)
+        at.button(key="quality_run_judge").click().run()
+        at.button(key="quality_cancel_judge").click().run()
+        job = at.session_state["quality_job"]
+        gate.set()
+        job.join(60)
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.success, [s.value for s in at.success]
+    msgs = [e.value for e in at.error]
+    assert any("interrupted" in m and "0 of 1 judgements parsed, 1 failed" in m and "Cause:" in m for m in msgs), msgs
+    [jr] = qstore.judge_runs("rx")
+    assert jr["status"] == "interrupted"
+    picker = at.selectbox(key="quality_jrun")
+    assert picker.format_func(picker.value).endswith("· failed, interrupted")
+
+
+def test_judge_run_whose_process_died_is_not_shown_running(db):
+    import os
+    import subprocess
+    import sys
+
+    from core.config import REPO_ROOT as root
+
+    import_rubric(dict(TEST_RUBRIC))
+    make_run("ry", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    code = ("from core.store import quality as q\n"
+            "q.create_judge_run(run_id='ry', rubric='notes', judge_model='j', judge_backend='openai', "
+            "judge_endpoint=None, mode='pointwise', template_version='pointwise-v1', settings={}, warnings=[])\n")
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=dict(os.environ), timeout=120, check=True)
+    at = _page("pages/quality.py")
+    at.selectbox(key="quality_rubric").select("notes").run()
+    assert not at.exception, [e.message for e in at.exception]
+    picker = at.selectbox(key="quality_jrun")
+    label = picker.format_func(picker.value)
+    assert label.endswith("0 of 0 parsed · empty, interrupted"), label   # not "· running"
+    assert any("interrupted before any judgement" in w.value and "process running it ended" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    assert not at.success
+
+
+def test_rubric_follows_the_chosen_runs_prompt_set(db):
+    from core.store import connect
+
+    import_rubric(dict(TEST_RUBRIC))
+    import_rubric({**TEST_RUBRIC, "name": "workshop", "prompts": {}})
+    make_run("r-notes", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    make_run("r-work", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    with connect() as con:
+        con.execute("UPDATE runs SET prompt_set = 'data/prompts/notes.json' WHERE run_id = 'r-notes'")
+        con.execute("UPDATE runs SET prompt_set = 'workshop' WHERE run_id = 'r-work'")
+    at = _page("pages/quality.py")
+    for run_id, rubric in (("r-notes", "notes"), ("r-work", "workshop"), ("r-notes", "notes")):
+        at.selectbox(key="quality_run").select(run_id).run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert at.selectbox(key="quality_rubric").value == rubric, run_id
+        assert not any("was not made for" in w.value for w in at.warning)
+    at.selectbox(key="quality_rubric").select("workshop").run()   # another rubric on purpose: kept, warned
+    assert at.selectbox(key="quality_rubric").value == "workshop"
+    assert any("was not made for this run's prompt set" in w.value for w in at.warning)
+
+
+def test_judge_run_picker_defaults_to_the_latest_run_with_parsed_judgements(db):
+    from core.quality.judge import JudgeModel, run_judge
+
+    import_rubric(dict(TEST_RUBRIC))
+    make_run("rz", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
+    good = json.dumps({"rationale": "ok", "scores": {"coverage": 3, "faithfulness": 4}})
+
+    def judge(answers):
+        with JudgeServer(answers) as srv:
+            return run_judge("rz", "notes", JudgeModel("j", "openai", srv.base_url, timeout=10))["judge_run_id"]
+    first = judge([good])
+    at = _page("pages/quality.py")
+    at.selectbox(key="quality_rubric").select("notes").run()
+    assert at.selectbox(key="quality_jrun").value == first
+    second = judge([good])                                   # a newer run with parsed judgements: shown
+    at.run()
+    assert at.selectbox(key="quality_jrun").value == second
+    judge([{"status": 500, "body": "down"}])                 # a newer failed run: not the default
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.selectbox(key="quality_jrun").value == second
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="quality_jrun").select(first).run()     # a run picked by hand stays picked
+    assert at.selectbox(key="quality_jrun").value == first
