@@ -10,7 +10,7 @@ st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", la
 # (file, title, icon, url path): every page has its own URL, so a deep link works as the first request
 PAGES = {
     "Start": [
-        ("pages/overview.py", "Overview", ":material/home:", "overview"),
+        ("pages/overview.py", "Overview", ":material/home:", "overview"),   # the default page: served at /
     ],
     "Candidates": [
         ("pages/models.py", "Models", ":material/view_list:", "models"),
