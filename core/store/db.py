@@ -29,7 +29,12 @@ from core.errors import UserError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LAKE_PREFIX = "ducklake:"
 LAKE_ALIAS = "lake"
-INLINE_ROWS = 1000            # inserts up to this many rows stay in the catalog (no Parquet file each)
+# Data inlining (small inserts kept in the catalog) is OFF: with DuckDB 1.4.4's ducklake, a process that
+# attaches a lake migrated by another process (an ALTER TABLE ADD COLUMN) stores NULL in every added column
+# of the rows it inlines (seen: runs.device and the runner columns empty; reproduced in
+# tests/store/test_team_store.py). Every insert therefore writes its own Parquet file: per-request rows go
+# to the run's journal and reach the store a level at a time, so that is one file per level, run and judgement.
+INLINE_ROWS = 0
 _migrated: set[str] = set()
 _lock = threading.Lock()
 _lakes: dict[str, duckdb.DuckDBPyConnection] = {}
