@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.output import redact
-from core.store.db import connect, fetch_dicts, flush_inlined, retrying, to_json
+from core.store.db import connect, fetch_dicts, retrying, to_json
 
 REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
@@ -155,9 +155,15 @@ def import_journal(run_id: str) -> int:
     with connect() as con:
         have = {r[0] for r in con.execute("SELECT request_id FROM requests WHERE run_id = ?", [run_id]).fetchall()}
     new = {r["request_id"]: r for r in rows if r.get("request_id") and r["request_id"] not in have}
-    save_requests(list(new.values()))
+    _store_requests(list(new.values()))
     remove_journal(run_id)
     return len(new)
+
+
+@retrying
+def _store_requests(requests: list[dict]) -> None:
+    with connect() as con:
+        _put_requests(con, requests)
 
 
 def remove_journal(run_id: str) -> None:
@@ -168,28 +174,10 @@ def remove_journal(run_id: str) -> None:
 
 
 @retrying
-def save_requests(requests: list[dict]) -> None:
-    """New request rows as they complete (a kill loses only the requests in flight): plain inserts, the
-    cheapest write (the level's end replaces them by request_id with their final values)."""
-    if not requests:
-        return
-    values = []
-    for r in requests:
-        row = {c: r.get(c) for c in REQUEST_COLUMNS}
-        row["chunk_gaps_ms"] = [float(g) for g in (row["chunk_gaps_ms"] or [])]
-        row["error"] = redact(row["error"])
-        values.append([row[c] for c in REQUEST_COLUMNS])
-    with connect() as con:
-        con.executemany(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
-                        f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))}, current_timestamp)", values)
-
-
-@retrying
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
     with connect() as con:
         con.execute("UPDATE runs SET status = ?, finished_at = current_timestamp, note = coalesce(?, note) "
                     "WHERE run_id = ?", [status, redact(note), run_id])
-    flush_inlined()   # DuckLake: the run's small inserts written out as Parquet (no-op on a local file)
 
 
 @retrying

@@ -359,21 +359,6 @@ def applied_migrations(path: str | Path | None = None) -> list[tuple[int, str]]:
             "SELECT DISTINCT version, name FROM schema_migrations ORDER BY version").fetchall()]
 
 
-def flush_inlined(path: str | Path | None = None) -> bool:
-    """Write rows kept inline in a DuckLake catalog out to Parquet (no-op on a local file). Best effort."""
-    target = store_target(path)
-    if not is_lake(target):
-        return False
-    cur = _cursor(target, 0)
-    try:
-        cur.execute(f"CALL ducklake_flush_inlined_data('{LAKE_ALIAS}')")
-        return True
-    except duckdb.Error:
-        return False   # a concurrent writer won: the rows stay inline, nothing is lost
-    finally:
-        cur.close()
-
-
 # -- helpers shared by the feature modules of this package -------------------------------------
 def to_json(value: Any) -> str | None:
     """A Python value as JSON text for a JSON column (None stays NULL)."""
