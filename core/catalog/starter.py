@@ -369,10 +369,14 @@ def _ensure_smollm2_gguf(data: dict, say: Progress) -> None:
     say(f"gguf {SMOLLM2_GGUF} -> {target.relative_to(REPO_ROOT)} ({_fmt_mb(_mb(target))}, for llama.cpp)")
 
 
-def ensure_starter_models(progress: Progress | None = print) -> list[dict]:
+def ensure_starter_models(progress: Progress | None = print, register: bool = True) -> list[dict]:
     """Build (or find) and register every starter model. One result dict per model:
     {"id", "status": "in place" | "copied from cache" | "built" | "failed", "registration", "path",
-     "disk_mb", "seconds", "error"}."""
+     "disk_mb", "seconds", "error"}.
+
+    With ``register=False`` nothing but the standard library and the build venv is used (no Foundry
+    Local), so `make` can run this pass with the system Python while .venv is still being installed;
+    the registering pass that follows finds every model in place."""
     say = progress or (lambda _line: None)
     data = _load()
     recipes = data["models"]
@@ -425,7 +429,7 @@ def ensure_starter_models(progress: Progress | None = print) -> list[dict]:
                         shutil.rmtree(tmp, ignore_errors=True)
                     if result["status"] == "copied from cache":
                         step_say(f"copied from cache {cached} ({_fmt_mb(_mb(target))})")
-                result["registration"] = _register(recipe, target)
+                result["registration"] = _register(recipe, target) if register else "not registered"
                 result["disk_mb"] = _mb(target)
                 result["seconds"] = round(time.perf_counter() - start, 2)
                 step_say(f"{result['status']}, {result['registration']} ({_fmt_mb(result['disk_mb'])}, "
@@ -448,3 +452,8 @@ def ensure_starter_models(progress: Progress | None = print) -> list[dict]:
             results.append({"id": f"gguf:{SMOLLM2_GGUF}", "status": "failed", "error": str(exc),
                             "registration": None, "path": str(starter_gguf_path()), "disk_mb": None, "seconds": None})
     return results
+
+
+if __name__ == "__main__":  # `python3 -m core.catalog.starter`: the build pass only (see ensure_starter_models)
+    _results = ensure_starter_models(print, register=False)
+    sys.exit(1 if any(r["status"] == "failed" for r in _results) else 0)
