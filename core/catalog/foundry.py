@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from core.config import APP_NAME, RUNTIME_DIR
 from core.catalog.loaded import loaded_model_ids
-from core.errors import UserError
+from core.errors import UserError, one_line  # noqa: F401  (one_line: the workers import it from here)
 
 NATIVE_LOG = RUNTIME_DIR / "foundry-native.log"
 CATALOG_STATE = RUNTIME_DIR / "foundry-catalog-state.json"
@@ -150,35 +150,6 @@ def quiet_native() -> Iterator[None]:
                 os.close(out_fd)
                 os.close(err_fd)
                 _saved_fds = None
-
-
-_NATIVE_SOURCE = re.compile(r"^\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s+")
-
-
-def _strip_native_location(line: str) -> str:
-    """'x.cc:204 fl::A::A(std::string, ...) failed to load ...' -> 'failed to load ...'."""
-    match = _NATIVE_SOURCE.match(line)
-    if not match:
-        return line
-    rest = line[match.end():]
-    start = rest.find("(")
-    if start < 0:
-        return rest
-    depth = 0
-    for index in range(start, len(rest)):
-        depth += {"(": 1, ")": -1}.get(rest[index], 0)
-        if depth == 0:
-            return rest[index + 1:].strip() or line
-    return line
-
-
-def one_line(exc: BaseException | str, limit: int = 300) -> str:
-    """First meaningful line of a (native) error, without C++ source locations, trimmed: what users see."""
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = " ".join((lines[0] if lines else type(exc).__name__).split())
-    line = _strip_native_location(line)
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------------
