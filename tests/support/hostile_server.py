@@ -72,3 +72,67 @@ class HostileServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+class RecordingServer:
+    """A server on 127.0.0.1 that records every request it gets (method, path, headers) and answers as told:
+    ``redirect_to`` (302 to that URL), ``drip_s`` (a /v1/models body sent one byte every drip_s seconds), or a
+    model list. The tests assert what reached it: nothing, or no Authorization header."""
+
+    def __init__(self, *, redirect_to: str | None = None, drip_s: float | None = None, models=("m",)):
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                outer.requests.append({"method": self.command, "path": self.path,
+                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if outer.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", outer.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps({"object": "list", "data": [{"id": m} for m in outer.models]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if outer.drip_s:
+                    for i in range(len(body)):
+                        try:
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        if outer.stop.wait(outer.drip_s):
+                            return
+                else:
+                    self.wfile.write(body)
+
+            do_GET = do_POST = _any
+
+        self.redirect_to, self.drip_s, self.models = redirect_to, drip_s, list(models)
+        self.stop = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="recording-server")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "RecordingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
