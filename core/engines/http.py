@@ -382,10 +382,9 @@ class HttpEngine(Engine):
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> LoadInfo:
-        from core.catalog.endpoints import api_key, fetch_models
-        key = api_key(self.api_key_env)
-        if self.api_key_env:
-            self._auth = f"Authorization: Bearer {key}\r\napi-key: {key}\r\n".encode("latin-1")
+        from core.catalog.endpoints import auth_headers, fetch_models
+        # the variable's name and its value checked at each open (never a redirect: this client follows none)
+        self._auth = "".join(f"{k}: {v}\r\n" for k, v in auth_headers(self.api_key_env).items()).encode("latin-1")
         fetch_models(self.base_url, self.api_key_env, timeout=5.0)   # UserError when unreachable
         info = LoadInfo(pid=self.server_pid)
         if self.server_pid:
