@@ -136,3 +136,74 @@ class RecordingServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+MALFORMED = {
+    # model id -> the SSE data lines it streams (a malformed one among them); "healthy" streams a proper answer
+    "bad-delta": ['{"choices":[{"delta":"oops"}]}'],
+    "bad-content": ['{"choices":[{"delta":{"content":{"x":1}}}]}'],
+    "bad-usage": ['{"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}',
+                  '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":"many"}}'],
+    "bad-choices": ['{"choices":{"0":{"delta":{"content":"x"}}}}'],
+}
+MALFORMED_BODY = '{"choices":["oops"]}'     # what every model answers when not streamed, but "healthy"
+
+
+class MalformedEventsServer:
+    """An OpenAI-compatible endpoint whose models answer malformed events (``MALFORMED``), beside a healthy
+    model that streams a proper answer with usage. Non-streamed: the bad models answer ``MALFORMED_BODY``."""
+
+    def __init__(self, tokens: int = 4):
+        outer = self
+        self.tokens = tokens
+
+        class Handler(_Handler):
+            def do_GET(self):
+                self._json(200, {"object": "list", "data": [{"id": m} for m in ("healthy", *MALFORMED)]})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                req = json.loads(self.rfile.read(length) or b"{}")
+                model = req.get("model")
+                if not req.get("stream"):
+                    if model == "healthy":
+                        return self._json(200, {"choices": [{"message": {"content": "ok " * outer.tokens},
+                                                             "finish_reason": "stop"}],
+                                                "usage": {"prompt_tokens": 3, "completion_tokens": outer.tokens}})
+                    body = MALFORMED_BODY.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if model == "healthy":
+                    lines = [json.dumps({"choices": [{"delta": {"content": "ok "}}]})] * outer.tokens
+                    lines += [json.dumps({"choices": [{"delta": {}, "finish_reason": "stop"}]}),
+                              json.dumps({"choices": [], "usage": {"prompt_tokens": 3,
+                                                                   "completion_tokens": outer.tokens}})]
+                else:
+                    lines = MALFORMED.get(model, ['{"error": {"message": "no such model"}}'])
+                body = b"".join(b"data: " + line.encode() + b"\n\n" for line in [*lines, "[DONE]"])
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="malformed-server")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> "MalformedEventsServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
