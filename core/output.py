@@ -7,7 +7,8 @@ passes such text through the function for its format, nothing else.
   ``<``, ``>``, ``&``, U+2028/9 become ``\\uXXXX``), ``script_body`` (a JavaScript bundle placed inside
   ``<script>``: no ``</script`` or ``<!--`` in any letter case survives).
 - Markdown (files and Streamlit): ``md_text`` (literal text on one line: no link, image, HTML, table
-  cell, emphasis, math or bare URL can come of it); ``md_code`` (an inline code span).
+  cell, emphasis, math or bare URL can come of it); ``md_code`` (an inline code span); ``md_frame`` (a
+  DataFrame whose cells, headers and index labels all pass through ``md_text``, for ``st.table``).
 - CSV: ``csv_cell`` / ``csv_row`` / ``csv_frame``: a cell a spreadsheet would run as a formula
   (``= + - @``, also after leading spaces, or a leading tab / CR) gets a leading ``'``.
 - Terminal: ``term_text`` (ANSI escapes and control characters removed) and ``TerminalStream``
@@ -112,6 +113,15 @@ def md_code(value: Any) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_frame(df):
+    """A DataFrame for a sink that renders every cell, header and index label as Markdown (``st.table`` in
+    Streamlit 1.67): each of them through ``md_text``; None stays empty."""
+    out = df.map(lambda v: "" if v is None else md_text(v))
+    out.columns = [md_text(c) for c in df.columns]
+    out.index = [md_text(i) for i in df.index]
+    return out
 
 
 # ---------------------------------------------------------------- CSV
