@@ -54,27 +54,37 @@ class _Handler(BaseHTTPRequestHandler):
                                        "total_tokens": 3 + len(text.split())}})
 
 
-class HostileServer:
-    def __init__(self):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+class _Served:
+    """A ThreadingHTTPServer on 127.0.0.1 (port chosen by the OS) in a daemon thread; use as a context manager."""
+
+    def _serve(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="hostile-server")
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name=type(self).__name__)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        stop = getattr(self, "stop", None)
+        if stop is not None:
+            stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
 
 
-class RecordingServer:
+class HostileServer(_Served):
+    def __init__(self):
+        self._serve(_Handler)
+
+
+class RecordingServer(_Served):
     """A server on 127.0.0.1 that records every request it gets (method, path, headers) and answers as told:
     ``redirect_to`` (302 to that URL), ``drip_s`` (a /v1/models body sent one byte every drip_s seconds), or a
     model list. The tests assert what reached it: nothing, or no Authorization header."""
@@ -119,23 +129,7 @@ class RecordingServer:
 
         self.redirect_to, self.drip_s, self.models = redirect_to, drip_s, list(models)
         self.stop = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="recording-server")
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> "RecordingServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self._serve(Handler)
 
 
 MALFORMED = {
@@ -149,7 +143,7 @@ MALFORMED = {
 MALFORMED_BODY = '{"choices":["oops"]}'     # what every model answers when not streamed, but "healthy"
 
 
-class MalformedEventsServer:
+class MalformedEventsServer(_Served):
     """An OpenAI-compatible endpoint whose models answer malformed events (``MALFORMED``), beside a healthy
     model that streams a proper answer with usage. Non-streamed: the bad models answer ``MALFORMED_BODY``."""
 
@@ -191,19 +185,4 @@ class MalformedEventsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="malformed-server")
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> "MalformedEventsServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self._serve(Handler)
