@@ -369,7 +369,10 @@ def _read_bundle(path: Path, tmp: Path) -> dict:
                 gone, extra = sorted(set(said) - set(have)), sorted(set(have) - set(said))
                 raise UserError(f"{bad}: {info['file']}'s columns are not the manifest's "
                                 f"(missing {', '.join(gone)[:120] or 'none'}; not listed {', '.join(extra)[:120] or 'none'})")
-        _check_rows(con, manifest, tmp, bad)
+        try:
+            _check_rows(con, manifest, tmp, bad)
+        except duckdb.Error as exc:      # e.g. a run_id column of numbers: the bundle's fault, one line
+            raise UserError(f"{bad}: {one_line(exc, 240)}") from None
     finally:
         con.close()
     return manifest

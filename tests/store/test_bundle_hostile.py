@@ -287,3 +287,25 @@ def test_zip_bomb_is_refused_from_the_directory_with_bounded_memory(stores, tmp_
     assert float(out["seconds"]) < 5          # refused from the zip's directory: nothing is unpacked
     assert int(out["rss_delta_kb"]) < 100 * 1024
     assert snapshot(dst) == before
+
+
+def test_a_run_id_column_of_another_type_is_a_one_line_refusal(stores, tmp_path, capsys):
+    bundle, dst = stores
+    with zipfile.ZipFile(bundle) as z:
+        (tmp_path / "runs.parquet").write_bytes(z.read("runs.parquet"))
+    data, cols, _ = parquet(tmp_path, f"SELECT * REPLACE ([1, 2] AS run_id) FROM read_parquet("
+                                      f"'{tmp_path / 'runs.parquet'}')", "r.parquet")
+
+    def change(m):
+        m["tables"]["runs"]["columns"] = cols
+    refused(rewrite(bundle, tmp_path / "t.zip", files={"runs.parquet": data}, manifest=change), dst, capsys,
+            "refused")
+
+
+def test_garbage_instead_of_parquet_and_not_a_zip(stores, tmp_path, capsys):
+    bundle, dst = stores
+    refused(rewrite(bundle, tmp_path / "g.zip", files={"runs.parquet": b"not parquet at all"}), dst, capsys,
+            "runs.parquet", "not readable Parquet")
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"PK\x03\x04 this is no zip")
+    refused(junk, dst, capsys, "not a readable zip")
