@@ -243,8 +243,8 @@ def judge_result_message(doc: dict) -> tuple[str, str]:
     jid = doc.get("judge_run_id", "")
     errs = [x["rationale"] for x in doc.get("scores", []) if x.get("status") == "failed" and x.get("rationale")]
     errs += [p.get("error") for p in doc.get("pairwise", []) if p.get("error")]
-    cause = f" Cause: {one_line(max(set(errs), key=errs.count), 240)}" if errs else ""
-    why = f" ({one_line(doc['note'], 240)})" if interrupted and doc.get("note") else ""
+    cause = f" Cause: {one_line(max(set(errs), key=errs.count), 240, whole=True)}" if errs else ""
+    why = f" ({one_line(doc['note'], 240, whole=True)})" if interrupted and doc.get("note") else ""
     stop = why or (f" after {judged} of {total} judge calls" if interrupted else "")
     if judged == 0:
         if interrupted:
