@@ -98,6 +98,14 @@ def parquet(tmp_path: Path, sql: str, name: str) -> tuple[bytes, list, int]:
     return path.read_bytes(), cols, n
 
 
+def altered(bundle: Path, tmp_path: Path, table: str, replace: str) -> tuple[bytes, list, int]:
+    """The bundle's ``table`` Parquet file with columns replaced (``SELECT * REPLACE (...)``)."""
+    with zipfile.ZipFile(bundle) as z:
+        (tmp_path / f"orig-{table}.parquet").write_bytes(z.read(f"{table}.parquet"))
+    return parquet(tmp_path, f"SELECT * REPLACE ({replace}) FROM read_parquet('{tmp_path / f'orig-{table}.parquet'}')",
+                   f"new-{table}.parquet")
+
+
 def refused(bundle: Path, dst: Path, capsys, *words, extra=()) -> str:
     before = snapshot(dst)
     capsys.readouterr()
@@ -240,10 +248,7 @@ def test_a_wrong_rubric_or_template_is_added_as_a_new_version_never_replacing(st
 
 def test_rubrics_the_run_does_not_use_are_refused(stores, tmp_path, capsys):
     bundle, dst = stores
-    with zipfile.ZipFile(bundle) as z:
-        (tmp_path / "rubrics.parquet").write_bytes(z.read("rubrics.parquet"))
-    data, _, n = parquet(tmp_path, f"SELECT * REPLACE ('unrelated' AS name) FROM read_parquet("
-                                   f"'{tmp_path / 'rubrics.parquet'}')", "r.parquet")
+    data, _, _ = altered(bundle, tmp_path, "rubrics", "'unrelated' AS name")
     refused(rewrite(bundle, tmp_path / "r.zip", files={"rubrics.parquet": data}), dst, capsys,
             "rubrics the run does not use")
 
@@ -291,10 +296,7 @@ def test_zip_bomb_is_refused_from_the_directory_with_bounded_memory(stores, tmp_
 
 def test_a_run_id_column_of_another_type_is_a_one_line_refusal(stores, tmp_path, capsys):
     bundle, dst = stores
-    with zipfile.ZipFile(bundle) as z:
-        (tmp_path / "runs.parquet").write_bytes(z.read("runs.parquet"))
-    data, cols, _ = parquet(tmp_path, f"SELECT * REPLACE ([1, 2] AS run_id) FROM read_parquet("
-                                      f"'{tmp_path / 'runs.parquet'}')", "r.parquet")
+    data, cols, _ = altered(bundle, tmp_path, "runs", "[1, 2] AS run_id")
 
     def change(m):
         m["tables"]["runs"]["columns"] = cols
