@@ -543,7 +543,8 @@ def _rows(con, f: str, cols: str) -> list[tuple]:
 
 def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, int], int]:
     """Add the bundle's rubric versions this store lacks (by content) as new versions; a rubric the store does
-    not have at all also gets its current form. Nothing stored is replaced. {(rubric, bundle version): version
+    not have at all also gets its current form. Nothing stored is replaced: a rubric the store has keeps its
+    current form, which (when versions were added) becomes the newest version again. {(rubric, bundle version): version
     here} for every version the bundle carries."""
     from core.store.quality import rubric_hash
     from core.store.db import from_json
@@ -566,7 +567,7 @@ def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, in
         for v, h in stored:
             by_hash.setdefault(h, v)
         had_rubric = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [rubric]).fetchone()[0] > 0
-        top = max((v for v, _ in stored), default=0)
+        top = current = max((v for v, _ in stored), default=0)
         for version, digest, doc, created in versions:
             if digest not in by_hash:
                 top += 1
@@ -574,6 +575,12 @@ def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, in
                             "VALUES (?, ?, ?, ?, ?)", [rubric, top, digest, doc, created])
                 by_hash[digest] = top
             mapping[(rubric, version)] = by_hash[digest]
+        if had_rubric and current and top > current:
+            # the store's own rubric stays current, and the latest version is what it holds (scores given from
+            # now on are given against it): its content again, under the newest number
+            con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
+                        "SELECT rubric, ?, content_hash, doc, now()::TIMESTAMP FROM rubric_versions "
+                        "WHERE rubric = ? AND version = ?", [top + 1, rubric, current])
         if not had_rubric:
             for table in RUBRIC_TABLES:
                 tf = _file(tmp, manifest, table)

@@ -239,11 +239,15 @@ def test_a_wrong_rubric_or_template_is_added_as_a_new_version_never_replacing(st
     assert set(before["judge_templates"]) < set(after["judge_templates"])
     con = duckdb.connect(str(dst), read_only=True)
     assert con.execute("SELECT DISTINCT rubric_version FROM human_scores WHERE run_id = ?", [RUN]).fetchall() == [(2,)]
+    hashes = dict(con.execute("SELECT version, content_hash FROM rubric_versions WHERE rubric = 'notes'").fetchall())
+    assert sorted(hashes) == [1, 2, 3] and hashes[3] == hashes[1] != hashes[2]   # the store's own is the newest
     tv = con.execute("SELECT DISTINCT template_version FROM judge_runs WHERE run_id = ?", [RUN]).fetchone()[0]
     assert tv.startswith("v-test+")
     assert con.execute("SELECT text FROM judge_templates WHERE version = 'v-test'").fetchone()[0] == \
         "the target's own template text"
     con.close()
+    stored = qstore.load_rubric("notes")
+    assert stored["description"] == "the target's own rubric" and stored["_version"] == 3
 
 
 def test_rubrics_the_run_does_not_use_are_refused(stores, tmp_path, capsys):
