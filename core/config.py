@@ -77,6 +77,8 @@ LIMITS = {
     "SLM_MAX_PROMPT_CHARS": 200_000,  # characters in one prompt
     "SLM_MAX_JSON_DEPTH": 64,         # nesting of arrays/objects in an input file
     "SLM_MAX_OUTPUT_JSON_DEPTH": 256,  # nesting the `valid_json` check follows in a model's output
+    "SLM_MAX_BUNDLE_MB": 2048,        # a run bundle's files unpacked, all together (import-run)
+    "SLM_MAX_BUNDLE_ROWS": 5_000_000,  # rows in one table of a run bundle
 }
 
 

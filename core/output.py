@@ -7,7 +7,8 @@ passes such text through the function for its format, nothing else.
   ``<``, ``>``, ``&``, U+2028/9 become ``\\uXXXX``), ``script_body`` (a JavaScript bundle placed inside
   ``<script>``: no ``</script`` or ``<!--`` in any letter case survives).
 - Markdown (files and Streamlit): ``md_text`` (literal text on one line: no link, image, HTML, table
-  cell, emphasis, math or bare URL can come of it); ``md_code`` (an inline code span).
+  cell, emphasis, math or bare URL can come of it); ``md_code`` (an inline code span); ``md_frame`` (a
+  DataFrame whose cells, headers and index labels all pass through ``md_text``, for ``st.table``).
 - CSV: ``csv_cell`` / ``csv_row`` / ``csv_frame``: a cell a spreadsheet would run as a formula
   (``= + - @``, also after leading spaces, or a leading tab / CR) gets a leading ``'``.
 - Terminal: ``term_text`` (ANSI escapes and control characters removed) and ``TerminalStream``
@@ -28,7 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from core.errors import UserError
+from core.errors import (  # noqa: F401  (secrets: defined beside UserError, re-exported here)
+    REDACTED, SECRET_PARAMS, UserError, looks_like_key, redact,
+)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -112,6 +115,15 @@ def md_code(value: Any) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def md_frame(df):
+    """A DataFrame for a sink that renders every cell, header and index label as Markdown (``st.table`` in
+    Streamlit 1.67): each of them through ``md_text``; None stays empty."""
+    out = df.map(lambda v: "" if v is None else md_text(v))
+    out.columns = [md_text(c) for c in df.columns]
+    out.index = [md_text(i) for i in df.index]
+    return out
+
+
 # ---------------------------------------------------------------- CSV
 
 _FORMULA_START = ("=", "+", "-", "@")
@@ -174,52 +186,6 @@ class TerminalStream:
 
 # ---------------------------------------------------------------- secrets
 
-_KEY_PREFIXED = re.compile(
-    r"(?:\bsk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"
-    r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}|\bxox[abprs]-[A-Za-z0-9-]{10,}"
-    r"|\bAKIA[0-9A-Z]{16}\b|\bAIza[0-9A-Za-z_\-]{30,}|\bhf_[A-Za-z0-9]{20,}"
-    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})")
-_KEY_GENERIC = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{24,}={0,2}(?![A-Za-z0-9+/_\-])")
-_KEY_HEX32 = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32}(?![0-9A-Za-z])")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{8,}=*")
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
-SECRET_PARAMS = ("key", "api-key", "api_key", "apikey", "token", "access_token", "auth", "sig", "signature",
-                 "password", "passwd", "pwd", "secret", "client_secret", "code", "x-api-key")
-_SECRET_PARAM = re.compile(r"(?i)([?&;](?:%s)=)[^&\s#\"'<>]*" % "|".join(re.escape(p) for p in SECRET_PARAMS))
-_KEY_FIELD = re.compile(r"""(?i)(["']?(?:api[-_]?key|authorization|password|secret|token)["']?\s*[:=]\s*["']?)"""
-                        r"""(?!\*\*\*)[^\s"',}]{6,}""")
-REDACTED = "***"
-
-
-_HEX = set("0123456789abcdefABCDEF")
-
-
-def _random_like(token: str) -> bool:
-    """A long run mixing letters and digits the way generated keys do, not a name: model names are made of
-    short parts (``SmolLM2-135M-Instruct-Q4_K_M``), paths of short folders; hashes (all hex, 40 or 64 long) are not keys."""
-    for seg in re.split(r"[-_/]", token.rstrip("=")):
-        digits = sum(c.isdigit() for c in seg)
-        upper = sum(c.isupper() for c in seg)
-        lower = sum(c.islower() for c in seg)
-        if len(seg) >= 20 and digits >= 2 and upper >= 2 and lower >= 2:
-            return True
-        if len(seg) >= 32 and digits >= 4 and upper + lower >= 4 and not set(seg) <= _HEX:
-            return True
-    return False
-
-
-def looks_like_key(value: str) -> bool:
-    """True when `value` looks like a secret itself (sk-..., a JWT, a long random token) rather than a name."""
-    value = (value or "").strip()
-    if not value:
-        return False
-    if _KEY_PREFIXED.search(value) or _BEARER.search(value) or _KEY_HEX32.fullmatch(value):
-        return True
-    if len(value) >= 16 and not value.isupper() and sum(c.isdigit() for c in value) >= 3 and "_" not in value:
-        return True
-    return any(_random_like(m.group(0)) for m in _KEY_GENERIC.finditer(value))
-
-
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 KEY_HINT = "this looks like a key: put it in an environment variable and give its name"
 
@@ -247,25 +213,6 @@ def check_url(url: str, what: str = "endpoint URL") -> str:
             raise UserError(f"{what} {redact(url)} holds a credential in its query ({key}=): "
                             "put the key in an environment variable and give its name with --api-key-env")
     return url
-
-
-def redact(text: Any) -> Any:
-    """`text` with anything key-shaped replaced by ***: URL credentials (user:pass@, ?key=...), bearer
-    tokens, known key formats, long random tokens. None and non-strings other than dict/list pass as is;
-    dicts and lists are redacted value by value (for stored environments)."""
-    if isinstance(text, dict):
-        return {k: redact(v) for k, v in text.items()}
-    if isinstance(text, (list, tuple)):
-        return [redact(v) for v in text]
-    if not isinstance(text, str) or not text:
-        return text
-    out = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
-    out = _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, out)
-    out = _KEY_FIELD.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _KEY_PREFIXED.sub(REDACTED, out)
-    out = _KEY_HEX32.sub(REDACTED, out)
-    return _KEY_GENERIC.sub(lambda m: REDACTED if _random_like(m.group(0)) else m.group(0), out)
 
 
 # ---------------------------------------------------------------- reading untrusted JSON

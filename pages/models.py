@@ -104,7 +104,7 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
     cols = st.columns(3)
     cols[0].metric("Time to first token", f"{stats['ttft_ms']:.0f} ms" if stats.get("ttft_ms") is not None else "–")
     cols[1].metric("Decode tokens/s", f"{stats['decode_tok_s']:.1f}" if stats.get("decode_tok_s") else "–")
-    cols[2].metric("Output tokens", f"{stats.get('completion_tokens') or '–'} ({stats.get('token_count_source', '?')})")
+    cols[2].metric("Output tokens", md_text(f"{stats.get('completion_tokens') or '–'} ({stats.get('token_count_source', '?')})"))
 
 
 def render_load(models: list[dict], pool: LoadedModels) -> None:

@@ -7,7 +7,7 @@ from router_guard import use_router
 
 from core.decision import charts, export, record, view
 from core.errors import UserError
-from core.output import md_text
+from core.output import md_frame, md_text
 
 use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
 
@@ -57,7 +57,7 @@ def render(rec: dict) -> None:
     if res.get("winner"):
         st.header("Recommendation: " + md_text(res.get("winner_label") or res["winner"]))
     st.text(export.verdict(res))
-    st.table(view.deciding_numbers(res))
+    st.table(md_frame(view.deciding_numbers(res)))   # st.table renders cells and headers as Markdown
     top = next((r for r in res["candidates"] if r["candidate"] == res.get("winner")), None)
     if top is not None:
         lic = top.get("license_info") or {}

@@ -131,7 +131,7 @@ def render_files(session: blind.BlindSession) -> None:
                                                                                       session.rater),
                            file_name=f"annotations_{session.run_id}_{session.rubric}_{session.rater}.csv",
                            mime="text/csv", key=K + "download")
-        up = st.file_uploader(f"Import a filled annotation file as rater {session.rater}", type=["csv"],
+        up = st.file_uploader(f"Import a filled annotation file as rater {md_text(session.rater)}", type=["csv"],
                               key=K + "upload")
         if up is not None and st.button("Import scores", key=K + "import"):
             try:

@@ -72,11 +72,12 @@ def requests_csv(report: BenchReport) -> str:
 
 
 def _n(v, digits=1) -> str:
+    """A stored number for the Markdown report (anything else stored there is escaped: md_text)."""
     if v is None or (isinstance(v, float) and v != v):
         return "–"
     if isinstance(v, float):
         return f"{v:,.{digits}f}"
-    return str(v)
+    return md_text(v)
 
 
 def to_markdown(report: BenchReport) -> str:
@@ -85,20 +86,26 @@ def to_markdown(report: BenchReport) -> str:
     settings = run.get("settings") or {}
     env = run.get("environment") or {}
     w = lambda s="": out.write(s + "\n")  # noqa: E731
-    w(f"# Benchmark report — run {run['run_id']}")
+    m = md_text     # every stored value is escaped: a run id, a status or a setting can hold anything
+    if not isinstance(settings, dict):
+        settings = {}
+    if not isinstance(env, dict):
+        env = {}
+    s = lambda k: m(settings.get(k))  # noqa: E731
+    w(f"# Benchmark report — run {m(run['run_id'])}")
     w()
-    w(f"- Status: **{run['status']}**" + (f" ({md_text(run['note'])})" if run.get("note") else ""))
-    w(f"- Started: {run.get('created_at')}, finished: {run.get('finished_at') or '–'}")
+    w(f"- Status: **{m(run['status'])}**" + (f" ({m(run['note'])})" if run.get("note") else ""))
+    w(f"- Started: {m(run.get('created_at'))}, finished: {m(run.get('finished_at') or '–')}")
     w(f"- Prompt set: {md_code(run.get('prompt_set'))} ({len(run.get('prompts') or [])} prompts, "
-      f"sha256 `{(run.get('prompt_set_hash') or '')[:16]}…`)")
-    w(f"- Settings: rounds {settings.get('rounds')}, warm-up {settings.get('warmup')} (excluded), max tokens "
-      f"{settings.get('max_tokens')}, temperature {settings.get('temperature')}, seed {settings.get('seed')}, "
-      f"concurrency {settings.get('concurrency')}, timeout {settings.get('timeout_s')} s, "
+      f"sha256 {md_code(str(run.get('prompt_set_hash') or '')[:16] + '…')})")
+    w(f"- Settings: rounds {s('rounds')}, warm-up {s('warmup')} (excluded), max tokens "
+      f"{s('max_tokens')}, temperature {s('temperature')}, seed {s('seed')}, "
+      f"concurrency {s('concurrency')}, timeout {s('timeout_s')} s, "
       f"streaming {'on' if settings.get('stream', True) else 'off'}")
     w(f"- Machine: {md_text(env.get('cpu'))}, {md_text(env.get('cores_logical'))} logical cores, {md_text(env.get('ram_gb'))} GB RAM, "
       f"{md_text(env.get('os'))}, Python {md_text(env.get('python'))}")
     pk = env.get("packages") or {}
-    if pk:
+    if pk and isinstance(pk, dict):
         w("- Versions: " + ", ".join(f"{md_text(k)} {md_text(v)}" for k, v in pk.items() if v))
     w()
     w("## Results")
@@ -111,22 +118,22 @@ def to_markdown(report: BenchReport) -> str:
     for r in report.results:
         g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
         mark = "*" if tails_indicative(r) and r["requests_ok"] else ""
-        wait = _n(g("engine_wait_ms")) + (f" ({r['engine_wait_source']})" if r.get("engine_wait_source") else "")
+        wait = _n(g("engine_wait_ms")) + (f" ({m(r['engine_wait_source'])})" if r.get("engine_wait_source") else "")
         mem = " / ".join(_n(r.get(k), 0) for k in ("rss_before_mb", "weights_mb", "working_mb"))
-        w(f"| {md_text(r['model'])} | {r['backend']} | {r['concurrency']} | {r['status']} "
-          f"| {r['requests_ok']} / {r['requests_failed']} "
+        w(f"| {m(r['model'])} | {m(r['backend'])} | {_n(r['concurrency'])} | {m(r['status'])} "
+          f"| {_n(r['requests_ok'])} / {_n(r['requests_failed'])} "
           f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('decode_tokens_per_s'))} "
           f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} | {wait} "
-          f"| {_n(g('completion_tokens'), 0)} ({r['token_count_source'] or '–'}) | {_n(r['load_s'], 2)} "
+          f"| {_n(g('completion_tokens'), 0)} ({m(r['token_count_source'] or '–')}) | {_n(r['load_s'], 2)} "
           f"| {mem} | {_n(r['peak_rss_mb'], 0)} | {_n(r['cpu_s_per_token'], 4)} | {_n(r.get('observer_cpu_s'), 3)} |")
     w()
     if any("inferred" in (r.get("engine_wait_source") or "") for r in report.results):
         w("Engine wait marked *inferred*: the engine serves one request at a time and does not say when it took a "
           "request; its wait is inferred from the requests' times (served in order) and kept out of TTFT and E2E.")
         w()
-    found = sorted({r.get("pid_source") for r in report.results if r.get("pid_source")})
+    found = sorted({str(r.get("pid_source")) for r in report.results if r.get("pid_source")})
     if found:
-        w("Memory and CPU measured on the model's process, found by: " + ", ".join(found)
+        w("Memory and CPU measured on the model's process, found by: " + ", ".join(m(f) for f in found)
           + " (launched = the app started it; port = the process listening on the endpoint's port; "
             "user = --server-pid; unknown = not measured).")
         w()
@@ -138,8 +145,8 @@ def to_markdown(report: BenchReport) -> str:
         w("## Failures")
         w()
         for r in failed:
-            w(f"- {md_text(r['model'])} [{r['backend']}] at concurrency {r['concurrency']}: "
-              f"{r['requests_failed']} failed requests" + (f"; {md_text(r['error'])}" if r.get("error") else ""))
+            w(f"- {m(r['model'])} \\[{m(r['backend'])}\\] at concurrency {_n(r['concurrency'])}: "
+              f"{_n(r['requests_failed'])} failed requests" + (f"; {m(r['error'])}" if r.get("error") else ""))
         w()
     notes = sorted({n for m in run.get("models") or [] for n in (m.get("notes") or [])})
     w("## How to read these numbers")
@@ -147,7 +154,7 @@ def to_markdown(report: BenchReport) -> str:
     for text in DEFINITIONS.values():
         w(f"- {text}")
     for n in notes:
-        w(f"- {md_text(n)}")
+        w(f"- {m(n)}")
     return out.getvalue()
 
 

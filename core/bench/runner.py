@@ -28,7 +28,7 @@ from core.bench.persist import Recorder, StoreRecorder
 from core.bench.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
 from core.bench.schedule import Item, LevelOutcome, plan, run_level
 from core.engines import Engine, EngineDied, RequestRecord, make_engine
-from core.errors import UserError
+from core.errors import UserError, one_line
 
 _perf = time.perf_counter
 
@@ -38,9 +38,8 @@ def new_run_id() -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return exc.one_line()
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+    """A failure as stored and shown: a UserError's own line, anything else with its type (core.errors.one_line)."""
+    return exc.one_line() if isinstance(exc, UserError) else one_line(f"{type(exc).__name__}: {exc}", whole=True)
 
 
 class Runner:

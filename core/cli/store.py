@@ -24,8 +24,15 @@ def register(subparsers) -> None:
     e.add_argument("--out", required=True, metavar="FILE.zip")
     e.add_argument("--db", metavar="STORE", help="DuckDB file or DuckLake URL (default $SLM_DB)")
     e.set_defaults(func=run_export)
-    im = subparsers.add_parser("import-run", help="import a run bundle (all or nothing; importing twice changes nothing)")
+    im = subparsers.add_parser("import-run", help="import a run bundle: one run and nothing else, all or nothing",
+                               description="A bundle holds one run's rows (benchmark, scores, judgements) and the "
+                                           "rubrics and judge templates it used, which are only ever added (other "
+                                           "content becomes a new version). A run the store already holds is "
+                                           "refused unless --replace. Sizes are checked before anything is unpacked "
+                                           "(SLM_MAX_BUNDLE_MB, SLM_MAX_BUNDLE_ROWS).")
     im.add_argument("bundle", metavar="FILE.zip")
+    im.add_argument("--replace", action="store_true", help="replace the run's rows when the store already holds it "
+                                                          "(that run only)")
     im.add_argument("--db", metavar="STORE", help="DuckDB file or DuckLake URL (default $SLM_DB)")
     im.set_defaults(func=run_import)
 
@@ -59,7 +66,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from core.store.transfer import import_run
-    res = import_run(args.bundle)
-    print(f"imported run {res['run_id']}: {sum(res['tables'].values())} rows in {len(res['tables'])} tables",
+    res = import_run(args.bundle, replace=args.replace)
+    verb = "replaced" if res["replaced"] else "imported"
+    print(f"{verb} run {res['run_id']}: {sum(res['tables'].values())} rows in {len(res['tables'])} tables",
           file=sys.stdout)
     return 0

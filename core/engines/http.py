@@ -49,6 +49,42 @@ class ResponseTooLarge(Exception):
     pass
 
 
+class Malformed(ValueError):
+    """A field of an answer that is not what the OpenAI protocol says (its message names the field)."""
+
+
+def _quote(raw: bytes, n: int = 120) -> str:
+    """The start of an event or body as it came, on one line, for the request's error."""
+    text = " ".join(raw[: n * 4].decode("utf-8", "replace").split())
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, Malformed) else f"{type(exc).__name__}: {' '.join(str(exc).split())[:80]}"
+
+
+def _text(value, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise Malformed(f"{field} is {type(value).__name__}, not text")
+    return value
+
+
+def _count(usage: dict, field: str) -> int | None:
+    value = usage.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0 \
+            or value > 10 ** 9 or int(value) != value:
+        raise Malformed(f"usage.{field} is {str(value)[:20]!r}, not a token count")
+    return int(value)
+
+
+def _object(value, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise Malformed(f"{field} is {type(value).__name__}, not an object")
+    return value
+
+
 def _size(n: int) -> str:
     return f"{n / 2 ** 20:g} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:g} KiB"
 
@@ -218,11 +254,14 @@ class _Response:
             try:
                 obj = json.loads(payload)
             except ValueError:
-                rec.fail(f"non-JSON SSE data line: {payload[:80].decode('utf-8', 'replace')!r}")
+                rec.fail(f"non-JSON SSE data line: {_quote(payload)}")
                 self.abort(None)
                 return
             self.last_event = t
-            HttpEngine._on_event(obj, t, rec)
+            try:
+                HttpEngine._on_event(obj, t, rec)
+            except Exception as exc:        # any malformed field fails this request, never the run
+                rec.fail(f"malformed SSE event ({_why(exc)}): {_quote(payload)}")
             if rec.error is not None:
                 self.abort(None)
                 return
@@ -242,7 +281,10 @@ class _Response:
             self.reusable = self.reusable and len(self.body) < MAX_ERROR_BODY
         elif not self.stream:
             rec.end = t
-            HttpEngine._parse_json_body(self.body, rec)
+            try:
+                HttpEngine._parse_json_body(self.body, rec)
+            except Exception as exc:        # fails at once: the request never waits out its timeout
+                rec.fail(f"malformed response body ({_why(exc)}): {_quote(self.body)}")
         elif rec.end is None and self.last_event is not None and rec.finish_reason is not None:
             rec.end = self.last_event        # no [DONE], but the response was complete
         if not self.done.done():
@@ -282,7 +324,12 @@ class _Protocol(asyncio.Protocol):
         t = _perf()
         response = self.response
         if response is not None:
-            response.feed(data, t)
+            try:
+                response.feed(data, t)
+            except Exception as exc:        # a response this parser cannot follow fails its request, at once
+                if response.rec.error is None:
+                    response.rec.fail(f"malformed response ({_why(exc)}): {_quote(data)}")
+                response.abort(None)
         else:
             self.closed = True        # bytes nobody asked for: do not reuse this connection
             self.transport.close()
@@ -382,10 +429,9 @@ class HttpEngine(Engine):
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> LoadInfo:
-        from core.catalog.endpoints import api_key, fetch_models
-        key = api_key(self.api_key_env)
-        if self.api_key_env:
-            self._auth = f"Authorization: Bearer {key}\r\napi-key: {key}\r\n".encode("latin-1")
+        from core.catalog.endpoints import auth_headers, fetch_models
+        # the variable's name and its value checked at each open (never a redirect: this client follows none)
+        self._auth = "".join(f"{k}: {v}\r\n" for k, v in auth_headers(self.api_key_env).items()).encode("latin-1")
         fetch_models(self.base_url, self.api_key_env, timeout=5.0)   # UserError when unreachable
         info = LoadInfo(pid=self.server_pid)
         if self.server_pid:
@@ -418,9 +464,6 @@ class HttpEngine(Engine):
             payload["seed"] = opts.seed
         if opts.stream:
             payload["stream_options"] = {"include_usage": True}
-        if opts.json_schema is not None:
-            payload["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": str(opts.json_schema.get("title") or "answer"), "schema": opts.json_schema, "strict": True}}
         if opts.response_format is not None:
             payload["response_format"] = opts.response_format
         return json.dumps(payload, separators=(",", ":")).encode()
@@ -469,6 +512,9 @@ class HttpEngine(Engine):
             if conn is not None:
                 conn.close()
             raise
+        except Exception as exc:        # never out of a request: whatever else went wrong fails this one
+            if rec.error is None:
+                rec.fail(f"request failed ({_why(exc)})")
         finally:
             if conn is not None:
                 if rec.error is not None or response is None or not response.reusable \
@@ -481,55 +527,68 @@ class HttpEngine(Engine):
 
     @staticmethod
     def _on_event(obj, t: float, rec: RequestRecord) -> None:
-        if not isinstance(obj, dict):
-            rec.fail(f"unexpected SSE event: {str(obj)[:80]!r}")
-            return
+        """One SSE event into ``rec``; Malformed (naming the field) when a field has the wrong shape."""
+        obj = _object(obj, "the event")
         if obj.get("error"):
             err = obj["error"]
-            rec.fail(f"server error in stream: {err.get('message') if isinstance(err, dict) else err}")
+            msg = err.get("message") if isinstance(err, dict) else err
+            rec.fail(f"server error in stream: {' '.join(str(msg).split())[:200]}")
             return
         choices = obj.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise Malformed(f"choices is {type(choices).__name__}, not a list")
         if choices:
-            ch = choices[0]
-            delta = ch.get("delta") or {}
-            content = delta.get("content")
+            ch = _object(choices[0], "choices[0]")
+            delta = _object(ch.get("delta") or {}, "choices[0].delta")
+            content = _text(delta.get("content"), "delta.content")
             # reasoning models stream their thinking apart: it is generated output (timed, counted by
             # usage) but not part of the answer text
-            thinking = delta.get("reasoning_content") or delta.get("reasoning")
+            thinking = _text(delta.get("reasoning_content"), "delta.reasoning_content") \
+                or _text(delta.get("reasoning"), "delta.reasoning")
+            fr = _text(ch.get("finish_reason"), "finish_reason")
             if content or thinking:
                 if rec.first_token_at is None:
                     rec.first_token_at = t
                 rec.chunk_times.append(t)
                 if content:
                     rec.text_parts.append(content)
-            fr = ch.get("finish_reason")
             if fr:
                 rec.finish_reason = fr
         usage = obj.get("usage")
         if usage:
-            if usage.get("completion_tokens") is not None:
-                rec.usage_completion_tokens = int(usage["completion_tokens"])
-            if usage.get("prompt_tokens") is not None:
-                rec.prompt_tokens = int(usage["prompt_tokens"])
+            usage = _object(usage, "usage")
+            completion, prompt = _count(usage, "completion_tokens"), _count(usage, "prompt_tokens")
+            if completion is not None:
+                rec.usage_completion_tokens = completion
+            if prompt is not None:
+                rec.prompt_tokens = prompt
 
     @staticmethod
     def _parse_json_body(body: bytes, rec: RequestRecord) -> None:
+        """A non-streamed chat completion into ``rec``; a body that is not one fails the request (never raises)."""
         try:
             obj = json.loads(body)
-            choice = obj["choices"][0]
-        except (ValueError, KeyError, IndexError, TypeError):
-            rec.fail(f"response is not a chat completion: {body[:80].decode('utf-8', 'replace')!r}")
+            choices = _object(obj, "the body").get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise Malformed("no choices")
+            choice = _object(choices[0], "choices[0]")
+            message = _object(choice.get("message") or {}, "choices[0].message")
+            text = _text(message.get("content"), "message.content") or ""
+            finish = _text(choice.get("finish_reason"), "finish_reason")
+            usage = _object(obj.get("usage") or {}, "usage")
+            completion, prompt = _count(usage, "completion_tokens"), _count(usage, "prompt_tokens")
+        except ValueError as exc:
+            why = str(exc) if isinstance(exc, Malformed) else "not JSON"
+            rec.fail(f"response is not a chat completion ({why}): {_quote(body)}")
             return
         rec.raw = obj
-        text = (choice.get("message") or {}).get("content") or ""
         if text:
             rec.text_parts.append(text)
-        rec.finish_reason = choice.get("finish_reason")
-        usage = obj.get("usage") or {}
-        if usage.get("completion_tokens") is not None:
-            rec.usage_completion_tokens = int(usage["completion_tokens"])
-        if usage.get("prompt_tokens") is not None:
-            rec.prompt_tokens = int(usage["prompt_tokens"])
+        rec.finish_reason = finish
+        if completion is not None:
+            rec.usage_completion_tokens = completion
+        if prompt is not None:
+            rec.prompt_tokens = prompt
         if rec.finish_reason is None and rec.error is None:
             rec.fail("response without a finish reason")
 
@@ -540,14 +599,6 @@ class HttpEngine(Engine):
                 await self.arequest(messages, opts, rec)
             finally:
                 self._close_pool()
-            if (rec.error or "").startswith(("HTTP 400", "HTTP 422")) and opts.json_schema is not None:
-                # the server has no structured output: ask again without it (a separate attempt)
-                from dataclasses import replace
-                rec = RequestRecord()
-                try:
-                    await self.arequest(messages, replace(opts, json_schema=None), rec)
-                finally:
-                    self._close_pool()
             return rec
         return asyncio.run(go())
 

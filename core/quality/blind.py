@@ -315,14 +315,27 @@ def import_annotations(source: str | Path | bytes, *, rater: str, expect_run: st
 
 
 def _read_text(source: str | Path | bytes) -> str:
-    """The file's text: bytes are the file's content (an upload), str or Path a file to read."""
+    """The file's text: bytes are the file's content (an upload), str or Path a file to read. Larger than
+    SLM_MAX_FILE_MB: refused before it is read (a file) or parsed (an upload)."""
+    from core.config import max_file_bytes
+
+    limit = max_file_bytes()
+    too_big = "annotation file {} is too large ({:.1f} MB; the limit is {:.0f} MB, SLM_MAX_FILE_MB)"
     if isinstance(source, bytes):
         data = source
+        if len(data) > limit:
+            raise UserError(too_big.format("(upload)", len(data) / 2**20, limit / 2**20))
     else:
         try:
-            data = Path(source).read_bytes()
+            size = Path(source).stat().st_size
+            if size > limit:
+                raise UserError(too_big.format(source, size / 2**20, limit / 2**20))
+            with open(source, "rb") as f:
+                data = f.read(limit + 1)
         except OSError as exc:
             raise UserError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if len(data) > limit:       # it grew while being read
+            raise UserError(too_big.format(source, len(data) / 2**20, limit / 2**20))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from core.quality.rubrics import _regex_flags
+from core.quality.rubrics import compile_check_regex
 
 LIST_ITEM_RE = re.compile(r"^\s*(?:\*\*)?(?:[-*+\u2022]|\d{1,3}[.)])\s+\S")
 WORD_RE = re.compile(r"[^\W_]+(?:['\u2019.,:/-][^\W_]+)*")
@@ -65,7 +65,10 @@ def run_check(spec: dict, text: str) -> tuple[bool, str]:
             return found, "found" if found else "not found"
         return not found, "found" if found else "absent"
     if kind == "regex":
-        m = re.search(spec["pattern"], text, _regex_flags(spec.get("flags", "")))
+        try:       # RE2: linear time whatever the pattern (a rubric stored before RE2 may hold one it refuses)
+            m = compile_check_regex(spec["pattern"], spec.get("flags", "")).search(text)
+        except ValueError as exc:
+            return False, f"pattern refused: {str(exc)[:120]}"
         return bool(m), f"matched {m.group(0)[:60]!r}" if m else "no match"
     if kind == "max_words":
         n = word_count(text)

@@ -13,7 +13,8 @@ File format (`format` optional, "slm-selector-rubric/1"):
     }
 
 Check kinds: contains / not_contains (value: text, case-insensitive unless "case_sensitive": true),
-regex (pattern, optional "flags": "i", "m", "s"; passes when it matches somewhere),
+regex (pattern in RE2 syntax: linear time, no backreferences or lookaround; optional "flags": "i", "m", "s";
+passes when it matches somewhere),
 max_words / min_words (value: integer), list_items (min and/or max: integers; counts lines that
 start with "-", "*", "+", "•" or "1." / "1)"), valid_json (the whole output parses as JSON, a
 surrounding ``` fence allowed).
@@ -22,6 +23,7 @@ A file is validated whole before anything is stored; the first problem is report
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,9 +174,9 @@ def validate_check(spec, where: str) -> dict:
         if not isinstance(flags, str) or set(flags) - set("ims"):
             _fail(f"{where}.flags", "must be made of the letters i, m, s")
         try:
-            re.compile(pattern, _regex_flags(flags))
-        except re.error as exc:
-            _fail(f"{where}.pattern", f"not a valid regular expression ({exc})")
+            compile_check_regex(pattern, flags)
+        except ValueError as exc:
+            _fail(f"{where}.pattern", str(exc))
         out["pattern"] = pattern
         if flags:
             out["flags"] = flags
@@ -196,11 +198,31 @@ def validate_check(spec, where: str) -> dict:
     return out
 
 
-def _regex_flags(flags: str) -> int:
-    value = 0
-    for ch in flags or "":
-        value |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}[ch]
-    return value
+MAX_PATTERN_CHARS = 1000
+
+
+@functools.lru_cache(maxsize=256)
+def compile_check_regex(pattern: str, flags: str = ""):
+    """A regex check's pattern compiled by RE2 (google-re2): matching takes time linear in the text, so no
+    pattern can hang a judge run or a page (``^(a+)+$`` backtracks for seconds in Python's ``re``). ValueError
+    with one line when the pattern is not valid or uses what RE2 does not support (backreferences, lookahead
+    and lookbehind, possessive quantifiers...): refused when the rubric is imported or written."""
+    import re2
+
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a pattern of {len(pattern)} characters (the limit is {MAX_PATTERN_CHARS})")
+    prefix = f"(?{''.join(sorted(set(flags)))})" if flags else ""
+    options = re2.Options()
+    options.max_mem = 8 << 20            # a pattern whose automaton would be larger is refused, not built
+    options.log_errors = False           # the refusal is ours to tell, not a line on stderr
+    try:
+        return re2.compile(prefix + pattern, options)
+    except Exception as exc:            # re2.error; re2 names what it does not support
+        arg = exc.args[0] if exc.args else exc
+        why = " ".join((arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)).split())[:160]
+        raise ValueError(f"not a valid regular expression for RE2 ({why}); checks use RE2, which runs in linear "
+                         "time: no backreferences (\\1), lookahead/lookbehind ((?=, (?!, (?<=, (?<!) or "
+                         "possessive quantifiers") from None
 
 
 def _checks(value, where: str) -> list[dict]:

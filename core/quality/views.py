@@ -1,6 +1,7 @@
 """Tables for the Quality and Score-by-hand pages (plain rows; the pages only draw them)."""
 from __future__ import annotations
 
+from core.errors import one_line
 from core.quality.outputs import run_labels
 
 
@@ -195,10 +196,6 @@ def default_judge_run(pointwise_runs: list[dict], health: dict[str, dict] | None
     return 0
 
 
-def _one_line(text, n: int = 240) -> str:
-    return " ".join(str(text).split())[:n]
-
-
 def judge_run_label(jr: dict, h: dict) -> str:
     """The judge-run picker's line: when, which, who, template, parsed of total, state (interrupted said so)."""
     state = h["state"]
@@ -246,8 +243,8 @@ def judge_result_message(doc: dict) -> tuple[str, str]:
     jid = doc.get("judge_run_id", "")
     errs = [x["rationale"] for x in doc.get("scores", []) if x.get("status") == "failed" and x.get("rationale")]
     errs += [p.get("error") for p in doc.get("pairwise", []) if p.get("error")]
-    cause = f" Cause: {_one_line(max(set(errs), key=errs.count))}" if errs else ""
-    why = f" ({_one_line(doc['note'])})" if interrupted and doc.get("note") else ""
+    cause = f" Cause: {one_line(max(set(errs), key=errs.count), 240, whole=True)}" if errs else ""
+    why = f" ({one_line(doc['note'], 240, whole=True)})" if interrupted and doc.get("note") else ""
     stop = why or (f" after {judged} of {total} judge calls" if interrupted else "")
     if judged == 0:
         if interrupted:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import duckdb
 
 from core.config import db_path
-from core.errors import UserError
+from core.errors import UserError, one_line
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LAKE_PREFIX = "ducklake:"
@@ -76,11 +76,6 @@ def _is_conflict(exc: Exception) -> bool:
         or "database is locked" in text or "could not serialize" in text)
 
 
-def _one_line(exc: Exception) -> str:
-    """The error on one line, with any password of a connection string masked."""
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", " ".join(str(exc).split()), flags=re.IGNORECASE)
-
-
 def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.005
@@ -89,7 +84,7 @@ def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
             return duckdb.connect(str(path))
         except duckdb.Error as exc:  # IOException on a lock held by another process
             if not _is_lock_error(exc):
-                raise UserError(f"cannot open database {path}: {_one_line(exc)}") from exc
+                raise UserError(f"cannot open database {path}: {one_line(exc, None, whole=True)}") from exc
             if time.monotonic() >= deadline:
                 raise DatabaseBusy(
                     f"database {path} is locked by another process for more than {timeout:.0f}s"
@@ -136,7 +131,7 @@ def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("LOAD httpfs")
     except duckdb.Error as exc:
         raise UserError("an s3:// SLM_DATA_PATH needs the httpfs extension: pip install 'duckdb-ext-httpfs==1.4.4.*' "
-                        f"({_one_line(exc)})") from exc
+                        f"({one_line(exc, None, whole=True)})") from exc
     parts = ["TYPE s3"]
     for env, key in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"),
                      ("AWS_SESSION_TOKEN", "SESSION_TOKEN"), ("AWS_REGION", "REGION")):
@@ -161,7 +156,7 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
         con.execute(f"LOAD ducklake; LOAD {kind}; LOAD json; LOAD parquet")
     except duckdb.Error as exc:
         con.close()
-        raise UserError(f"cannot load the DuckLake extensions: {_one_line(exc)}") from exc
+        raise UserError(f"cannot load the DuckLake extensions: {one_line(exc, None, whole=True)}") from exc
     if kind == "sqlite":
         Path(rest[len("sqlite:"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         rest = "sqlite:" + str(Path(rest[len("sqlite:"):]).expanduser().resolve())
@@ -194,7 +189,7 @@ def _attach_lake(url: str) -> duckdb.DuckDBPyConnection:
             con.close()
             hint = "" if data else " (set SLM_DATA_PATH to the folder or s3:// path for the data files)"
             # the conninfo may hold a password: name the store by its kind only
-            raise UserError(f"cannot attach the DuckLake store ({kind}): {_one_line(exc)}{hint}") from exc
+            raise UserError(f"cannot attach the DuckLake store ({kind}): {one_line(exc, None, whole=True)}{hint}") from exc
 
 
 def _lake(url: str) -> duckdb.DuckDBPyConnection:
@@ -276,7 +271,7 @@ def retrying(fn: Callable[..., T]) -> Callable[..., T]:
                     raise
                 if time.monotonic() >= deadline:
                     raise CommitConflict(f"write kept conflicting with other writers for {budget:.0f}s: "
-                                         f"{_one_line(exc)}") from exc
+                                         f"{one_line(exc, None, whole=True)}") from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
     return wrapper

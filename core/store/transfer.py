@@ -10,21 +10,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import duckdb
 
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.store.db import (
-    _cursor, _one_line, connect, is_lake, retrying, store_target,
+    _cursor, _is_conflict, connect, is_lake, retrying, store_target,
 )
 
 BUNDLE_FORMAT = "slm-selector-run-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2   # 2: one run only, rubric versions carried
 
 # Natural keys of every table (what the local schema's PRIMARY KEYs say; DuckLake keeps none).
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -104,7 +106,7 @@ def _copy_file(src: Path, to: str) -> dict[str, int]:
         try:
             cur.execute(f"ATTACH '{str(src).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
         except duckdb.Error as exc:
-            raise UserError(f"cannot open {src}: {_one_line(exc)}") from exc
+            raise UserError(f"cannot open {src}: {one_line(exc)}") from exc
         try:
             lake = _current_catalog(cur)
             copied: dict[str, int] = {}
@@ -132,33 +134,53 @@ def _copy_file(src: Path, to: str) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ run bundles
+#
+# A bundle is one run and nothing else. Its run-scoped tables hold that run's rows only (every row's run id is
+# the manifest's; judge_scores belong to the bundle's judgements); rubrics and judge templates are only ever
+# added (other content than the store's becomes a new version); endpoints, settings, decisions and migrations
+# are never read from a bundle. Sizes are checked from the zip's directory before anything is unpacked.
+
+RUN_TABLES = ("runs", "run_prompts", "run_models", "requests", "check_results", "human_scores", "human_comments",
+              "judge_runs", "judgements", "judge_scores", "pairwise_verdicts")
+RUBRIC_TABLES = ("rubrics", "rubric_criteria", "rubric_prompts", "rubric_checks")
+ADDED_TABLES = RUBRIC_TABLES + ("rubric_versions", "judge_templates")
+BUNDLE_TABLES = RUN_TABLES + ADDED_TABLES
+MAX_RATIO = 100          # uncompressed / compressed size of one entry (Parquet is compressed already)
+_CHUNK = 1 << 20
+_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\([0-9, ]+\))?(\[\])?$")
+
+
+def _lit(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
 
 def _bundle_queries(con, run_id: str) -> dict[str, str]:
-    """{table: SELECT of the run's rows} for every table that holds something of the run."""
-    rid = "'" + run_id.replace("'", "''") + "'"
+    """{table: SELECT of the run's rows} for every table a bundle carries (BUNDLE_TABLES)."""
+    rid = _lit(run_id)
     rubrics = (f"(SELECT rubric FROM check_results WHERE run_id = {rid} UNION SELECT rubric FROM human_scores "
                f"WHERE run_id = {rid} UNION SELECT rubric FROM judge_runs WHERE run_id = {rid})")
-    q = {
-        "rubrics": f"SELECT * FROM rubrics WHERE name IN {rubrics}",
-        "rubric_criteria": f"SELECT * FROM rubric_criteria WHERE rubric IN {rubrics}",
-        "rubric_prompts": f"SELECT * FROM rubric_prompts WHERE rubric IN {rubrics}",
-        "rubric_checks": f"SELECT * FROM rubric_checks WHERE rubric IN {rubrics}",
-        "judge_templates": f"SELECT * FROM judge_templates WHERE version IN "
-                           f"(SELECT template_version FROM judge_runs WHERE run_id = {rid})",
-        "judge_scores": f"SELECT * FROM judge_scores WHERE judgement_id IN "
-                        f"(SELECT judgement_id FROM judgements WHERE run_id = {rid})",
-    }
-    catalog = _current_catalog(con)
-    for table in _tables(con, catalog):
-        if table not in q and table not in SKIP and "run_id" in _columns(con, catalog, table):
-            q[table] = f"SELECT * FROM {_q(table)} WHERE run_id = {rid}"
+    q = {t: f"SELECT * FROM {_q(t)} WHERE run_id = {rid}" for t in RUN_TABLES}
+    q["judge_scores"] = (f"SELECT * FROM judge_scores WHERE judgement_id IN "
+                         f"(SELECT judgement_id FROM judgements WHERE run_id = {rid})")
+    q["rubrics"] = f"SELECT * FROM rubrics WHERE name IN {rubrics}"
+    for t in ("rubric_criteria", "rubric_prompts", "rubric_checks", "rubric_versions"):
+        q[t] = f"SELECT * FROM {t} WHERE rubric IN {rubrics}"
+    q["judge_templates"] = (f"SELECT * FROM judge_templates WHERE version IN (SELECT template_version FROM judge_runs "
+                            f"WHERE run_id = {rid} UNION SELECT template_version FROM judgements WHERE run_id = {rid} "
+                            f"UNION SELECT template_version FROM pairwise_verdicts WHERE run_id = {rid})")
     return q
 
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
 
@@ -198,84 +220,397 @@ def export_run(run_id: str, out: str | Path) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_manifest(manifest, bad: str, max_rows: int) -> None:
+    """The manifest's shape, or a one-line refusal naming the field."""
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        raise UserError(f"{bad}: not a run bundle (format {str(fmt)[:40]!r})")
+    if not _is_int(manifest.get("version")) or manifest["version"] != BUNDLE_VERSION:
+        raise UserError(f"{bad}: bundle version {str(manifest.get('version'))[:20]} (this app reads {BUNDLE_VERSION}: "
+                        "export the run again with this version)")
+    rid = manifest.get("run_id")
+    if not isinstance(rid, str) or not rid.strip() or len(rid) > 200:
+        raise UserError(f"{bad}: the manifest's run_id is not a run id")
+    migrations = manifest.get("migrations", [])
+    if not isinstance(migrations, list) or not all(_is_int(v) for v in migrations):
+        raise UserError(f"{bad}: the manifest's migrations are not a list of numbers")
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict) or "runs" not in tables:
+        raise UserError(f"{bad}: the manifest has no tables (or no runs table)")
+    for table, info in tables.items():
+        if table not in BUNDLE_TABLES:
+            raise UserError(f"{bad}: table {str(table)[:60]!r} is not part of a run bundle "
+                            f"(a bundle carries {', '.join(BUNDLE_TABLES)})")
+        if not isinstance(info, dict):
+            raise UserError(f"{bad}: the manifest's entry for {table} is not an object")
+        if info.get("file") != f"{table}.parquet":
+            raise UserError(f"{bad}: unexpected file name for table {table!r}")
+        rows = info.get("rows")
+        if not _is_int(rows) or rows < 0:
+            raise UserError(f"{bad}: {table}: rows is {str(rows)[:20]}, not a whole number of rows")
+        if rows > max_rows:
+            raise UserError(f"{bad}: {table} has {rows} rows (the limit is {max_rows}, SLM_MAX_BUNDLE_ROWS)")
+        digest = info.get("sha256")
+        if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+            raise UserError(f"{bad}: {table}: sha256 is not a sha256")
+        cols = info.get("columns")
+        if not isinstance(cols, list) or not cols or not all(
+                isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) and x for x in c) for c in cols):
+            raise UserError(f"{bad}: {table}: columns must be a non-empty list of [name, type] pairs")
+        if len({c for c, _ in cols}) != len(cols):
+            raise UserError(f"{bad}: {table}: a column is named twice")
+        for c, t in cols:
+            if len(c) > 100 or not _TYPE.match(t):
+                raise UserError(f"{bad}: {table}: column {c[:40]!r} has type {t[:40]!r}, not a column type")
+    if tables["runs"]["rows"] != 1:
+        raise UserError(f"{bad}: a bundle holds one run, its runs table has {tables['runs']['rows']} rows")
+
+
+def _unpack(z: zipfile.ZipFile, item: zipfile.ZipInfo, dest: Path | None, bad: str) -> tuple[bytes | None, str]:
+    """Stream one entry to ``dest`` (or into memory when None) in chunks, hashing as it goes and never past
+    the size the zip's directory declares; (the bytes or None, sha256)."""
+    h = hashlib.sha256()
+    left = item.file_size
+    parts = []
+    with z.open(item) as src, (open(dest, "wb") if dest is not None else _NullFile()) as out:
+        while True:
+            block = src.read(min(_CHUNK, left + 1))
+            if not block:
+                break
+            left -= len(block)
+            if left < 0:
+                raise UserError(f"{bad}: {item.filename} is larger than the zip says")
+            h.update(block)
+            if dest is None:
+                parts.append(block)
+            else:
+                out.write(block)
+    return (b"".join(parts) if dest is None else None), h.hexdigest()
+
+
+class _NullFile:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        pass
+
+
 def _read_bundle(path: Path, tmp: Path) -> dict:
-    """Unpack and check a bundle: format, file names, sha256 and row counts; the manifest, or a one-line refusal."""
+    """Unpack and check a bundle: sizes first (from the zip's directory), then the manifest (strict JSON, checked
+    field by field), then each file streamed to ``tmp`` with its sha256, row count and columns. The manifest,
+    or a one-line refusal."""
+    from core.config import limit, max_file_bytes
+    from core.output import load_json
+
     bad = f"bundle {path.name} refused"
+    max_total = limit("SLM_MAX_BUNDLE_MB") * 1024 * 1024
+    max_rows = limit("SLM_MAX_BUNDLE_ROWS")
     try:
         with zipfile.ZipFile(path) as z:
+            items = z.infolist()
+            names = [i.filename for i in items]
+            allowed = {"manifest.json"} | {f"{t}.parquet" for t in BUNDLE_TABLES}
+            for n in names:
+                if n not in allowed:
+                    raise UserError(f"{bad}: {n[:60]!r} is not part of a run bundle (a bundle carries "
+                                    f"{', '.join(BUNDLE_TABLES)})")
+            if len(set(names)) != len(names):
+                raise UserError(f"{bad}: an entry is there twice (not a run bundle)")
+            total = sum(i.file_size for i in items)
+            if total > max_total:
+                raise UserError(f"{bad}: it unpacks to {total / 2**20:.0f} MB (the limit is "
+                                f"{max_total / 2**20:.0f} MB, SLM_MAX_BUNDLE_MB)")
+            for i in items:
+                if i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+                    raise UserError(f"{bad}: {i.filename[:60]} unpacks {i.file_size // max(i.compress_size, 1)} "
+                                    f"times its packed size (a zip bomb?)")
             try:
-                manifest = json.loads(z.read("manifest.json"))
+                item = z.getinfo("manifest.json")
             except KeyError:
                 raise UserError(f"{bad}: no manifest.json (not a run bundle)") from None
-            if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-                raise UserError(f"{bad}: not a run bundle (format {manifest.get('format') if isinstance(manifest, dict) else '?'})")
-            if manifest.get("version") != BUNDLE_VERSION:
-                raise UserError(f"{bad}: bundle version {manifest.get('version')} (this app reads {BUNDLE_VERSION})")
-            tables = manifest.get("tables")
-            if not isinstance(tables, dict) or not isinstance(manifest.get("run_id"), str):
-                raise UserError(f"{bad}: the manifest has no run id or tables")
-            for table, info in tables.items():
-                name = info.get("file") if isinstance(info, dict) else None
-                if not isinstance(name, str) or name != f"{table}.parquet" or "/" in name or "\\" in name:
-                    raise UserError(f"{bad}: unexpected file name for table {table!r}")
+            if item.file_size > max_file_bytes():
+                raise UserError(f"{bad}: manifest.json is {item.file_size / 2**20:.1f} MB (SLM_MAX_FILE_MB)")
+            raw, _ = _unpack(z, item, None, bad)
+            manifest = load_json(raw, name=f"{path.name}: manifest.json", what="bundle")
+            _check_manifest(manifest, bad, max_rows)
+            for table, info in manifest["tables"].items():
+                name = info["file"]
                 try:
-                    data = z.read(name)
+                    item = z.getinfo(name)
                 except KeyError:
                     raise UserError(f"{bad}: {name} is missing") from None
-                if hashlib.sha256(data).hexdigest() != info.get("sha256"):
+                _, digest = _unpack(z, item, tmp / name, bad)
+                if digest != info["sha256"]:
                     raise UserError(f"{bad}: {name} does not match its sha256 in the manifest (damaged or altered)")
-                (tmp / name).write_bytes(data)
-    except zipfile.BadZipFile as exc:
-        raise UserError(f"{bad}: not a zip file ({exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{bad}: unreadable manifest ({' '.join(str(exc).split())})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError,
+            zlib.error, OSError) as exc:
+        raise UserError(f"{bad}: not a readable zip file ({one_line(exc, 160)})") from None
     con = duckdb.connect()
     try:
-        for table, info in tables.items():
+        for table, info in manifest["tables"].items():
+            file = str(tmp / info["file"])
             try:
-                n = con.execute("SELECT count(*) FROM read_parquet(?)", [str(tmp / info["file"])]).fetchone()[0]
+                n = con.execute("SELECT count(*) FROM read_parquet(?)", [file]).fetchone()[0]
+                have = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [file]).fetchall()]
             except duckdb.Error as exc:
-                raise UserError(f"{bad}: {info['file']} is not readable Parquet ({_one_line(exc)})") from None
-            if n != info.get("rows"):
-                raise UserError(f"{bad}: {info['file']} has {n} rows, the manifest says {info.get('rows')}")
+                raise UserError(f"{bad}: {info['file']} is not readable Parquet ({one_line(exc, 160)})") from None
+            if n != info["rows"]:
+                raise UserError(f"{bad}: {info['file']} has {n} rows, the manifest says {info['rows']}")
+            said = [c for c, _ in info["columns"]]
+            if sorted(have) != sorted(said):
+                gone, extra = sorted(set(said) - set(have)), sorted(set(have) - set(said))
+                raise UserError(f"{bad}: {info['file']}'s columns are not the manifest's "
+                                f"(missing {', '.join(gone)[:120] or 'none'}; not listed {', '.join(extra)[:120] or 'none'})")
+        try:
+            _check_rows(con, manifest, tmp, bad)
+        except duckdb.Error as exc:      # e.g. a run_id column of numbers: the bundle's fault, one line
+            raise UserError(f"{bad}: {one_line(exc, 240)}") from None
     finally:
         con.close()
     return manifest
 
 
-def import_run(path: str | Path) -> dict:
-    """Import a run bundle into the store in use, in one transaction; {"run_id", "tables": {table: rows}}."""
+def _file(tmp: Path, manifest: dict, table: str) -> str | None:
+    info = manifest["tables"].get(table)
+    return str(tmp / info["file"]).replace("'", "''") if info else None
+
+
+def _has_col(manifest: dict, table: str, col: str) -> bool:
+    return any(c == col for c, _ in manifest["tables"][table]["columns"])
+
+
+def _check_rows(con, manifest: dict, tmp: Path, bad: str) -> None:
+    """Every row belongs to the manifest's run: run_id equal to it, judge scores of its judgements, rubrics and
+    judge templates that its rows use (a bundle brings nothing else)."""
+    rid = _lit(manifest["run_id"])
+    for table in RUN_TABLES:
+        f = _file(tmp, manifest, table)
+        if f is None or table == "judge_scores":
+            continue
+        if not _has_col(manifest, table, "run_id"):
+            raise UserError(f"{bad}: {table} has no run_id column")
+        other = con.execute(f"SELECT count(*) FROM read_parquet('{f}') WHERE run_id IS DISTINCT FROM {rid}").fetchone()[0]
+        if other:
+            raise UserError(f"{bad}: {other} {table} rows belong to another run than {manifest['run_id'][:60]}")
+    f = _file(tmp, manifest, "judge_scores")
+    if f is not None:
+        j = _file(tmp, manifest, "judgements")
+        known = f"(SELECT judgement_id FROM read_parquet('{j}'))" if j else "(SELECT NULL::VARCHAR WHERE false)"
+        stray = con.execute(f"SELECT count(*) FROM read_parquet('{f}') WHERE judgement_id IS NULL OR "
+                            f"judgement_id NOT IN {known}").fetchone()[0]
+        if stray:
+            raise UserError(f"{bad}: {stray} judge_scores rows belong to no judgement of the run")
+    used = [f"SELECT rubric AS r FROM read_parquet('{_file(tmp, manifest, t)}')"
+            for t in ("check_results", "human_scores", "judge_runs", "judgements") if t in manifest["tables"]]
+    used_sql = " UNION ".join(used) or "SELECT NULL::VARCHAR AS r WHERE false"
+    for table in ADDED_TABLES[:-1]:
+        f = _file(tmp, manifest, table)
+        if f is None:
+            continue
+        col = "name" if table == "rubrics" else "rubric"
+        stray = con.execute(f"SELECT count(*) FROM read_parquet('{f}') WHERE {col} IS NULL OR {col} NOT IN "
+                            f"(SELECT r FROM ({used_sql}) WHERE r IS NOT NULL)").fetchone()[0]
+        if stray:
+            raise UserError(f"{bad}: {stray} {table} rows are for rubrics the run does not use")
+    f = _file(tmp, manifest, "judge_templates")
+    if f is not None:
+        tv = [f"SELECT template_version AS v FROM read_parquet('{_file(tmp, manifest, t)}')"
+              for t in ("judge_runs", "judgements", "pairwise_verdicts") if t in manifest["tables"]]
+        tv_sql = " UNION ".join(tv) or "SELECT NULL::VARCHAR AS v WHERE false"
+        stray = con.execute(f"SELECT count(*) FROM read_parquet('{f}') WHERE version IS NULL OR version NOT IN "
+                            f"(SELECT v FROM ({tv_sql}) WHERE v IS NOT NULL)").fetchone()[0]
+        if stray:
+            raise UserError(f"{bad}: {stray} judge_templates rows are templates the run does not use")
+
+
+def import_run(path: str | Path, *, replace: bool = False) -> dict:
+    """Import a run bundle into the store in use, in one transaction; {"run_id", "tables": {table: rows},
+    "replaced": bool}. A run the store already holds is refused unless ``replace`` (which replaces that run's
+    rows, and only those)."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"no such bundle: {path}")
     tmp = Path(tempfile.mkdtemp(prefix="slm-bundle-"))
     try:
         manifest = _read_bundle(path, tmp)
-        return _import(manifest, tmp, path.name)
+        return _import(manifest, tmp, path.name, replace)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@retrying
-def _import(manifest: dict, tmp: Path, name: str) -> dict:
+def _import(manifest: dict, tmp: Path, name: str, replace: bool) -> dict:
     bad = f"bundle {name} refused"
+    try:
+        return _import_tx(manifest, tmp, bad, replace)
+    except duckdb.Error as exc:
+        raise UserError(f"{bad}: {one_line(exc, 240)}") from None
+
+
+@retrying
+def _import_tx(manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+    try:
+        with connect() as con:
+            return _import_rows(con, manifest, tmp, bad, replace)
+    except duckdb.Error as exc:
+        if _is_conflict(exc):
+            raise                        # @retrying runs the transaction again
+        raise UserError(f"{bad}: {one_line(exc, 240)}") from None
+
+
+def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+    run_id = manifest["run_id"]
+    rid = _lit(run_id)
+    catalog = _current_catalog(con)
+    have = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    missing = sorted(set(manifest.get("migrations") or []) - have)
+    if missing:
+        raise UserError(f"{bad}: it was made with migrations {missing[:10]} this store lacks (update the app)")
+    targets = {}
+    for table, info in manifest["tables"].items():
+        target = _columns(con, catalog, table)
+        if not target:
+            raise UserError(f"{bad}: table {table} does not exist in this store")
+        for c, t in info["columns"]:
+            if c not in target:
+                raise UserError(f"{bad}: column {table}.{c[:60]} does not exist in this store")
+            if target[c] != t:
+                raise UserError(f"{bad}: column {table}.{c} is {t[:40]} in the bundle, {target[c]} in this store")
+        targets[table] = target
+    exists = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+    if exists and not replace:
+        raise UserError(f"{bad}: run {run_id[:60]} is already in this store (import-run --replace replaces it)")
+    # a key of the bundle's rows that another run holds in this store: that run's rows are never touched
+    for table in RUN_TABLES:
+        f = _file(tmp, manifest, table)
+        if f is None:
+            continue
+        keys = [k for k in TABLE_KEYS[table] if k != "run_id"]
+        if table == "judge_scores":
+            clash = (f"SELECT count(*) FROM judge_scores t WHERE t.judgement_id IN (SELECT judgement_id FROM "
+                     f"read_parquet('{f}')) AND t.judgement_id NOT IN (SELECT judgement_id FROM judgements "
+                     f"WHERE run_id = {rid})")
+        elif keys and "run_id" not in TABLE_KEYS[table]:
+            match = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in keys)
+            clash = (f"SELECT count(*) FROM {_q(table)} t WHERE t.run_id IS DISTINCT FROM {rid} AND EXISTS "
+                     f"(SELECT 1 FROM read_parquet('{f}') s WHERE {match})")
+        else:
+            continue
+        n = con.execute(clash).fetchone()[0]
+        if n:
+            raise UserError(f"{bad}: {n} {table} rows have the keys of another run's rows in this store")
+    rubric_map = _add_rubrics(con, manifest, tmp, bad)
+    template_map = _add_templates(con, manifest, tmp, bad)
+    if exists:
+        con.execute(f"DELETE FROM judge_scores WHERE judgement_id IN (SELECT judgement_id FROM judgements "
+                    f"WHERE run_id = {rid})")
+        for table in RUN_TABLES:
+            if table != "judge_scores":
+                con.execute(f"DELETE FROM {_q(table)} WHERE run_id = {rid}")
     counts = {}
-    with connect() as con:
-        catalog = _current_catalog(con)
-        have = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
-        missing = sorted(set(manifest.get("migrations") or []) - have)
-        if missing:
-            raise UserError(f"{bad}: it was made with migrations {missing} this store lacks (update the app)")
-        for table, info in sorted(manifest["tables"].items()):
-            target = _columns(con, catalog, table)
-            if not target:
-                raise UserError(f"{bad}: table {table} does not exist in this store")
-            cols = [c for c, _ in info.get("columns") or []]
-            for c, t in info.get("columns") or []:
-                if c not in target:
-                    raise UserError(f"{bad}: column {table}.{c} does not exist in this store")
-                if target[c] != t:
-                    raise UserError(f"{bad}: column {table}.{c} is {t} in the bundle, {target[c]} in this store")
-            file = str(tmp / info["file"]).replace("'", "''")
-            counts[table] = _replace_rows(con, table, f"SELECT * FROM read_parquet('{file}')", cols, target)
-    return {"run_id": manifest["run_id"], "tables": counts}
+    for table in RUN_TABLES:
+        f = _file(tmp, manifest, table)
+        if f is None:
+            continue
+        cols = [c for c, _ in manifest["tables"][table]["columns"]]
+        exprs = []
+        for c in cols:
+            expr = _q(c)
+            if c == "rubric_version":   # the bundle's numbering -> this store's; a version it does not carry: unknown
+                expr = ("CASE " + " ".join(f"WHEN rubric = {_lit(r)} AND rubric_version = {_lit(v)} THEN {_lit(n)}"
+                                           for (r, v), n in rubric_map.items()) + " ELSE NULL END"
+                        if rubric_map else "NULL")
+            elif c == "template_version" and template_map:
+                expr = ("CASE " + " ".join(f"WHEN template_version = {_lit(v)} THEN {_lit(n)}"
+                                           for v, n in template_map.items()) + f" ELSE {expr} END")
+            exprs.append(f"CAST({expr} AS {targets[table][c]})")
+        con.execute(f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in cols)}) SELECT {', '.join(exprs)} "
+                    f"FROM read_parquet('{f}')")
+        counts[table] = manifest["tables"][table]["rows"]
+    return {"run_id": run_id, "tables": counts, "replaced": exists}
+
+
+def _rows(con, f: str, cols: str) -> list[tuple]:
+    return con.execute(f"SELECT {cols} FROM read_parquet('{f}')").fetchall()
+
+
+def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, int], int]:
+    """Add the bundle's rubric versions this store lacks (by content) as new versions; a rubric the store does
+    not have at all also gets its current form. Nothing stored is replaced: a rubric the store has keeps its
+    current form, which (when versions were added) becomes the newest version again. {(rubric, bundle version): version
+    here} for every version the bundle carries."""
+    from core.store.quality import rubric_hash
+    from core.store.db import from_json
+
+    mapping: dict[tuple[str, int], int] = {}
+    f = _file(tmp, manifest, "rubric_versions")
+    if f is None:
+        return mapping
+    bundle_versions: dict[str, list[tuple]] = {}
+    for rubric, version, digest, doc, created in sorted(
+            _rows(con, f, "rubric, version, content_hash, doc, created_at"), key=lambda r: (r[0], r[1])):
+        parsed = from_json(doc)
+        if not isinstance(parsed, dict) or rubric_hash(parsed) != digest:
+            raise UserError(f"{bad}: rubric {rubric[:60]} version {version}: its content does not match its hash")
+        bundle_versions.setdefault(rubric, []).append((version, digest, doc, created))
+    for rubric, versions in bundle_versions.items():
+        stored = con.execute("SELECT version, content_hash FROM rubric_versions WHERE rubric = ? ORDER BY version",
+                             [rubric]).fetchall()
+        by_hash = {}
+        for v, h in stored:
+            by_hash.setdefault(h, v)
+        had_rubric = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [rubric]).fetchone()[0] > 0
+        top = current = max((v for v, _ in stored), default=0)
+        for version, digest, doc, created in versions:
+            if digest not in by_hash:
+                top += 1
+                con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
+                            "VALUES (?, ?, ?, ?, ?)", [rubric, top, digest, doc, created])
+                by_hash[digest] = top
+            mapping[(rubric, version)] = by_hash[digest]
+        if had_rubric and current and top > current:
+            # the store's own rubric stays current, and the latest version is what it holds (scores given from
+            # now on are given against it): its content again, under the newest number
+            con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
+                        "SELECT rubric, ?, content_hash, doc, now()::TIMESTAMP FROM rubric_versions "
+                        "WHERE rubric = ? AND version = ?", [top + 1, rubric, current])
+        if not had_rubric:
+            for table in RUBRIC_TABLES:
+                tf = _file(tmp, manifest, table)
+                if tf is None:
+                    continue
+                col = "name" if table == "rubrics" else "rubric"
+                cols = [c for c, _ in manifest["tables"][table]["columns"]]
+                names = ", ".join(_q(c) for c in cols)
+                con.execute(f"INSERT INTO {_q(table)} ({names}) SELECT {names} FROM read_parquet('{tf}') "
+                            f"WHERE {col} = ?", [rubric])
+    return mapping
+
+
+def _add_templates(con, manifest: dict, tmp: Path, bad: str) -> dict[str, str]:
+    """Add the bundle's judge templates: one this store lacks under its version; one whose version here holds
+    other text under a new version ``VERSION+SHA8``. {bundle version: version here} where they differ."""
+    mapping: dict[str, str] = {}
+    f = _file(tmp, manifest, "judge_templates")
+    if f is None:
+        return mapping
+    for version, kind, text, created in _rows(con, f, "version, kind, text, created_at"):
+        if not isinstance(text, str) or not isinstance(kind, str):
+            raise UserError(f"{bad}: judge template {str(version)[:60]} has no text")
+        name = version
+        row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [name]).fetchone()
+        if row is not None and row[0] != text:
+            name = f"{version}+{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+            mapping[version] = name
+            row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [name]).fetchone()
+        if row is None:
+            con.execute("INSERT INTO judge_templates (version, kind, text, created_at) VALUES (?, ?, ?, ?)",
+                        [name, kind, text, created])
+    return mapping

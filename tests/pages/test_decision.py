@@ -5,6 +5,7 @@ from streamlit.testing.v1 import AppTest
 from tests.decision import fixture as fx
 from core.config import REPO_ROOT
 from core.decision import data, engine, record
+from core.output import md_text   # st.table renders Markdown: Present escapes every cell and label
 
 APP = str(REPO_ROOT / "app.py")
 
@@ -86,8 +87,8 @@ def test_present_page_shows_saved_decision(run_db):
     assert any(h.value.startswith("Recommendation: ") and "·" in h.value for h in at.header)  # a display name
     assert any(t.value.startswith(("Clear winner", "Likely", "Too close to call")) for t in at.text)
     numbers = at.table[0].value
-    assert list(numbers.index)[:5] == ["Latency (E2E p95, ms)", "Decode speed (tok/s)", "Peak memory (MB)",
-                                       "Quality (0..1)", "Disk (MB)"]
+    assert list(numbers.index)[:5] == [md_text(x) for x in ("Latency (E2E p95, ms)", "Decode speed (tok/s)",
+                                                            "Peak memory (MB)", "Quality (0..1)", "Disk (MB)")]
     assert numbers.columns[0].startswith("Recommended: ") and numbers.columns[1].startswith("Runner-up: ")
     assert any(t.value == "Notes *not* markdown" for t in at.text)
     assert not at.main.slider and not at.main.number_input and not at.main.button  # no controls on the page (the sidebar has its own)

@@ -66,8 +66,15 @@ def test_register_form_has_a_replace_confirmation(db):
     assert box.value is False and "replace" in box.label
 
 
-MARKDOWN_CALLS = {"error", "warning", "info", "success", "caption", "markdown", "toast", "title", "header",
-                  "subheader", "write"}
+# Every Streamlit call whose text is rendered as Markdown (Streamlit 1.67): the first argument of these (a
+# message, or a widget's / container's label), tabs' labels, st.table's whole frame (cells and headers).
+MARKDOWN_CALLS = {"error", "warning", "info", "success", "exception", "caption", "markdown", "toast", "title",
+                  "header", "subheader", "write", "table", "metric", "expander", "tabs", "popover", "status",
+                  "radio", "selectbox", "multiselect", "select_slider", "slider", "checkbox", "toggle", "button",
+                  "download_button", "link_button", "page_link", "form_submit_button", "text_input", "text_area",
+                  "number_input", "date_input", "time_input", "file_uploader", "color_picker", "camera_input",
+                  "chat_input", "pills", "segmented_control", "feedback"}
+ESCAPERS = {"md_text", "md_frame"}
 SAFE_NAMES = {"len", "int", "float", "round", "min", "max", "sum"}
 
 
@@ -75,8 +82,10 @@ def _dynamic_parts(node):
     """Sub-expressions of a Markdown argument that are not constants, md_text(...) or formatted numbers."""
     if isinstance(node, ast.Constant):
         return []
-    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "md_text":
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ESCAPERS:
         return []
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [p for e in node.elts for p in _dynamic_parts(e)]
     if isinstance(node, ast.JoinedStr):
         out = []
         for v in node.values:
@@ -98,7 +107,8 @@ TRUSTED = {"snap.run_id", "snap.status", "snap.done", "snap.total", "eta", "ps.h
            "cand.slot", "c.name", "c.scale_min", "c.scale_max", "rss", "judge.POINTWISE_VERSION", "judge.PAIRWISE_VERSION",
            "pairs * 2", "pairs", "n", "summ['pairs']", "summ['inconsistent']", "res['rows']", "res['skipped']",
            "snap['done']", "snap['total']", "len(rub.criteria)", "len(rub.prompts)", "judge.DEFAULT_RETRIES",
-           "summ['decided']", "idx", "', '.join((f'{c} {100 * w:.0f}%' for c, w in weights.items()))"}
+           "summ['decided']", "idx", "', '.join((f'{c} {100 * w:.0f}%' for c, w in weights.items()))",
+           "c", "label", "PAGE_FILES[page]", "step['name']", "PAGE_FILES[step['page']]"}   # decision.py: criterion names and export labels (constants); a page path
 
 
 def test_pages_pass_untrusted_text_to_markdown_only_through_md_text():
@@ -114,6 +124,9 @@ def test_pages_pass_untrusted_text_to_markdown_only_through_md_text():
             args = []
             if node.func.attr in MARKDOWN_CALLS and node.args:
                 args.append(node.args[0])
+            args += [k.value for k in node.keywords if k.arg in ("label", "body", "captions")]
+            if node.func.attr == "metric":          # the value and delta render as Markdown too
+                args += node.args[1:3] + [k.value for k in node.keywords if k.arg in ("value", "delta")]
             if node.func.attr == "progress":
                 args += [k.value for k in node.keywords if k.arg == "text"] + node.args[1:2]
             args += [k.value for k in node.keywords if k.arg == "help"]

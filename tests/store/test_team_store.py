@@ -248,7 +248,9 @@ def test_bundle_round_trip_and_tamper(tmp_path, servers, monkeypatch, capsys):
     monkeypatch.setenv("SLM_DATA_PATH", str(tmp_path / "files"))
     team = f"ducklake:sqlite:{tmp_path / 'team.sqlite'}"
     assert main(["import-run", str(bundle), "--db", team]) == 0
-    assert main(["import-run", str(bundle), "--db", team]) == 0          # twice: the same as once
+    assert main(["import-run", str(bundle), "--db", team]) == 2          # the run is there: refused ...
+    assert "--replace" in capsys.readouterr().err
+    assert main(["import-run", str(bundle), "--db", team, "--replace"]) == 0   # ... unless replaced: the same rows
     assert _counts(team) == _counts(str(local))
     assert _decide_json(team, rid, tmp_path, "team") == _decide_json(str(local), rid, tmp_path, "local")
     # a tampered bundle: one Parquet file changed, the manifest not
