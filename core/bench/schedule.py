@@ -50,10 +50,13 @@ def plan(prompts: list[dict], rounds: int, warmup: int) -> tuple[list[Item], lis
 
 def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrency: int, opts: RequestOptions,
               cancel: threading.Event, on_done: Callable[[Item, RequestRecord, float], None],
-              on_phase: Callable[[str], None], out: LevelOutcome | None = None) -> LevelOutcome:
-    """Run one level to its end (or a cancel, or the model's process dying). Never raises EngineDied.
+              on_phase: Callable[[str], None], out: LevelOutcome | None = None,
+              on_window: Callable[[bool], None] | None = None) -> LevelOutcome:
+    """Run one level (or one turn of it) to its end (or a cancel, or the model's process dying). Never
+    raises EngineDied.
 
-    ``out``: the outcome to fill (the caller may read ``level_start`` from ``on_done``)."""
+    ``out``: the outcome to fill (the caller may read ``level_start`` from ``on_done``). ``on_window(True)``
+    just before the measured window, ``on_window(False)`` just after it (the noise and energy meters)."""
     out = out if out is not None else LevelOutcome()
     engine.prepare_level(concurrency)
 
@@ -102,12 +105,16 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
             if out.died or cancel.is_set():
                 return
             on_phase("running")
+            if on_window is not None:
+                on_window(True)
             out.stats_before = engine.process_stats()
             out.observer_before = process_stats(os.getpid())
             out.level_start = _perf()
             await phase(list(measured), concurrency)
             out.observer_after = process_stats(os.getpid())
             out.stats_after = engine.process_stats()
+            if on_window is not None:
+                on_window(False)
         finally:
             engine.finish_level()
 

@@ -46,7 +46,10 @@ def test_json_contract_keys_and_values(server, env, capsys):
                  "--max-tokens", 8, "--json", env["out"], "--db", env["db"])
     assert code == 0
     out = json.loads(env["out"].read_text())
-    assert set(out) == {"run_id", "results"}
+    assert set(out) == {"run_id", "schedule", "results", "paired"}
+    assert out["schedule"]["order"] == "interleaved" and out["schedule"]["keep_loaded"] is True
+    (pair,) = [p for p in out["paired"] if p["concurrency"] == 1]
+    assert pair["a_model"] == MODEL and set(pair["ttft_ms"]) == {"ratio", "ci_low", "ci_high", "rounds", "close"}
     results = out["results"]
     assert [(r["model"], r["concurrency"]) for r in results] == [
         (MODEL, 1), (MODEL, 2), ("tiny;fault=500;every=2", 1), ("tiny;fault=500;every=2", 2)]
