@@ -97,3 +97,37 @@ def test_paired_ratio_divides_out_drift_and_calls_close_pairs_too_close():
     one = ratio_over_rounds({1: [1.0]}, {1: [2.0]})
     assert one["ratio"] == 0.5 and one["ci_low"] is None and one["close"] is None
     assert "no interval" in speed_sentence({"a": "a", "b": "b", "decode_tok_s": one})
+
+
+def test_an_interrupted_interleaved_run_resumes_to_the_same_totals(server):
+    import threading
+
+    from core.bench.progress import Progress
+    from core.bench.resume import plan_resume, resume_runner_kwargs
+
+    class CancelAt(Progress):
+        def __init__(self, event, n):
+            self.event, self.n, self.seen = event, n, 0
+
+        def on_update(self, progress, model):
+            if sum(m.done for m in progress.models) >= self.n:
+                self.event.set()
+
+    prompts = parse_prompts(["one", "two"], name="t")
+    specs = [ModelSpec(model=m, backend="openai", endpoint=server.base_url) for m in (FAST, SLOW)]
+    settings = Settings(rounds=4, warmup=0, max_tokens=4, concurrency=[1, 2])
+    cancel = threading.Event()
+    first = run_benchmark(specs, prompts, settings, progress=CancelAt(cancel, 5), cancel=cancel, energy_baseline_s=0)
+    assert first.status == "interrupted"
+    kept = len(db.run_requests(first.run_id))
+    assert 5 <= kept < 32
+    plan = plan_resume(first.run_id)
+    assert plan.missing == 32 - kept and plan.settings.order == "interleaved"
+    again = run_benchmark(plan.models, plan.prompt_set, plan.settings, energy_baseline_s=0,
+                          **resume_runner_kwargs(plan))
+    assert again.status == "completed"
+    df = db.run_requests(first.run_id)
+    assert len(df) == 32 and not df.duplicated(["model", "concurrency", "prompt_id", "round"]).any()
+    assert {(r["model"], r["concurrency"]): r["requests_ok"] for r in db.run_summary(first.run_id)} == {
+        (m, c): 8 for m in (FAST, SLOW) for c in (1, 2)}
+    assert set(df["segment"]) == {0, 1}
