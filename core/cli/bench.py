@@ -198,15 +198,12 @@ def print_results(results: list[dict], stream=None) -> None:
           file=stream)
 
 
+
 def print_pairs(pairs: list[dict], stream=None) -> None:
     """One line per pair of candidates: the decode-speed sentence and the TTFT and E2E ratios."""
-    stream = stream or sys.stdout
-    for p in pairs:
-        t, e = p["ttft_ms"], p["e2e_ms"]
-        ci = lambda m: "n/a" if m["ci_low"] is None else f"{m['ci_low']:.2f}-{m['ci_high']:.2f}"  # noqa: E731
-        ratios = "" if t["ratio"] is None else (f"; TTFT {term_text(p['a'])}/{term_text(p['b'])} {t['ratio']:.2f} "
-                                                f"({ci(t)}), E2E {e['ratio']:.2f} ({ci(e)})")
-        print(f"conc {p['concurrency']}: {term_text(p['sentence'])}{ratios}", file=stream)
+    from core.bench.conditions import pair_lines
+    for line in pair_lines(pairs, term_text):
+        print(line, file=stream or sys.stdout)
 
 
 def run(args) -> int:
