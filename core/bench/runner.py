@@ -38,7 +38,7 @@ from core.bench.noise import NoiseMeter, level_noise, own_pids
 from core.bench.order import choose_order, rotation
 from core.bench.persist import Recorder, StoreRecorder
 from core.bench.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
-from core.bench.schedule import Item, LevelOutcome, plan, run_level
+from core.bench.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
 from core.engines import Engine, RequestRecord, make_engine
 from core.errors import UserError
 
@@ -74,6 +74,7 @@ class _Level:
     noise: list[dict] = field(default_factory=list)
     energy: list[dict | None] = field(default_factory=list)
     idle_w: float | None = None
+    loop: LevelLoop | None = None       # the level's event loop (its connections stay open between turns)
 
 
 class Runner:
@@ -315,9 +316,11 @@ class Runner:
                 lv.energy.append(self.energy.stop(meters.pop("energy")))
                 lv.noise.append(self.noise.stop(meters.pop("noise")))
 
+        if lv.loop is None:
+            lv.loop = LevelLoop(engine, lv.level)
         try:
             run_level(engine, warm, items, lv.level, s.request_options(), self.cancel, on_done,
-                      lambda name: self.tracker.phase(lv.mp, name), out=out, on_window=on_window)
+                      lambda name: self.tracker.phase(lv.mp, name), out=out, on_window=on_window, loop=lv.loop)
         finally:
             if "noise" in meters:    # the window did not end normally: stop the sampler
                 self.noise.stop(meters["noise"])
@@ -339,6 +342,12 @@ class Runner:
         return row
 
     def _finish_level(self, engine: Engine, lv: _Level) -> None:
+        if lv.loop is not None:
+            try:
+                lv.loop.close()
+            except Exception:
+                pass   # closing connections: never a reason to lose the level
+            lv.loop = None
         spec, mp, level, base, previous = lv.spec, lv.mp, lv.level, lv.base, lv.previous
         # token counts with the model's tokenizer happen here, outside every timer
         if engine.count_tokens is not None:
