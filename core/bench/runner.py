@@ -136,12 +136,7 @@ class Runner:
             if self.schedule["order"] == "interleaved":
                 self._run_interleaved(env)
             else:
-                for position, (spec, mp) in enumerate(zip(self.models, self.state.models)):
-                    if self.cancel.is_set():
-                        break
-                    if not any(self._todo(spec, level) for level in self.settings.concurrency):
-                        self.tracker.phase(mp, "done")   # resumed: nothing missing for this model
-                        continue
+                for position, spec, mp in self._models_to_run():
                     self._run_model(position, spec, mp, env)
         except BaseException as exc:
             self.interrupted_reason = self.interrupted_reason or _one_line(exc)
@@ -163,6 +158,16 @@ class Runner:
         return outcome
 
     # loading -----------------------------------------------------------------------------
+    def _models_to_run(self):
+        """(position, spec, progress) of each model with requests to run, until a cancel."""
+        for position, (spec, mp) in enumerate(zip(self.models, self.state.models)):
+            if self.cancel.is_set():
+                return
+            if not any(self._todo(spec, level) for level in self.settings.concurrency):
+                self.tracker.phase(mp, "done")   # resumed: nothing missing for this model
+                continue
+            yield position, spec, mp
+
     def _open(self, position: int, spec: ModelSpec, mp: ModelProgress, env: dict) -> tuple[Engine, dict] | None:
         """Load a model: (engine, the fields every level row of it carries), or None (failed rows stored)."""
         self.tracker.phase(mp, "loading")
@@ -225,12 +230,7 @@ class Runner:
     def _run_interleaved(self, env: dict) -> None:
         opened: dict[int, tuple[Engine, dict]] = {}
         try:
-            for position, (spec, mp) in enumerate(zip(self.models, self.state.models)):
-                if self.cancel.is_set():
-                    break
-                if not any(self._todo(spec, level) for level in self.settings.concurrency):
-                    self.tracker.phase(mp, "done")   # resumed: nothing missing for this model
-                    continue
+            for position, spec, mp in self._models_to_run():
                 o = self._open(position, spec, mp, env)
                 if o is not None:
                     opened[position] = o

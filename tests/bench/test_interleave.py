@@ -64,9 +64,11 @@ def test_two_endpoints_interleave_and_their_ttft_ratio_is_1_5(server):
     print("paired TTFT ratio", t)
     assert t["rounds"] == 6 and abs(t["ratio"] - 1.5) <= 0.03 * 1.5
     assert t["ci_low"] <= t["ratio"] <= t["ci_high"] and not t["close"]
-    # the window of an interleaved level is the sum of its turns, not first start to last end
+    # the window of an interleaved level is the sum of its turns (offsets count from each turn's start):
+    # its requests ran one after another, so it is at least their summed E2E, not one turn's length
     m = {r["model"]: r for r in run["models"]}
-    assert m[SLOW]["window_s"] < df[df["model"] == SLOW]["e2e_ms"].sum() / 1000 * 1.5
+    e2e_s = df[df["model"] == SLOW]["e2e_ms"].sum() / 1000
+    assert e2e_s * 0.999 <= m[SLOW]["window_s"] < e2e_s * 2
 
 
 def test_blocked_order_runs_one_model_after_the_other(server):
