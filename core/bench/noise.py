@@ -151,10 +151,12 @@ class NoiseMeter:
         return out
 
 
-def level_noise(windows: list[dict]) -> dict:
+def level_noise(windows: list[dict], model_process_known: bool = True) -> dict:
     """A level's noise from its windows: {"noisy", "reason", "others_cores", "others_share", "steal_share",
     "cpus", "wall_s", "indicative" (under INDICATIVE_S of windows), "freq_start_mhz", "freq_min_mhz", "freq_median_mhz", "freq_drop", "load_avg_1m"}.
-    ``noisy`` is None when nothing could be read (not Linux)."""
+    ``noisy`` is None when nothing could be read (not Linux). ``model_process_known`` False: the model's
+    server is a process the app does not know (an endpoint found by no PID), so its CPU is inside
+    "others" when it runs on this machine; the reason says so."""
     windows = [w for w in windows if w]
     wall = sum(w["wall_s"] for w in windows)
     cpus = max((w["cpus"] for w in windows), default=os.cpu_count() or 1)
@@ -179,6 +181,10 @@ def level_noise(windows: list[dict]) -> dict:
                        f"({out['others_share']:.0%} of {cpus} CPUs)")
     if drop is not None and drop > FREQ_DROP:
         reasons.append(f"CPU frequency fell {drop:.0%} ({f0:.0f} -> {f_med:.0f} MHz median)")
+    if reasons and not model_process_known and out["others_share"] is not None and out["others_share"] > NOISY_SHARE:
+        reasons.append("the model server's process is unknown (give its PID): if it runs on this machine, "
+                       "its own CPU is inside that figure")
     out["noisy"] = None if others_cores is None and drop is None else bool(reasons)
     out["reason"] = "; ".join(reasons) or None
+    out["model_process_known"] = model_process_known
     return out

@@ -390,7 +390,7 @@ class Runner:
         for k in ("load_s", "rss_before_mb", "rss_after_load_mb"):   # the first sitting's load, when it had one
             if previous["rows"] and prev.get(k) is not None:
                 base = dict(base, **{k: prev[k]})
-        noise = level_noise(lv.noise)
+        noise = level_noise(lv.noise, model_process_known=bool(base.get("pid")))
         new_ok = sum(1 for r in new if r["ok"])
         energy = self.energy.level(lv.energy, lv.idle_w, cpu_s=lv.cpu_s, requests=new_ok,
                                    tokens=metrics.output_tokens(new))

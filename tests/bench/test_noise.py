@@ -62,6 +62,8 @@ def test_others_are_the_machine_minus_the_measured_processes(tmp_path):
     lvl = level_noise([dict(out, wall_s=5.0, freq_mhz=[3000, 2900])])
     assert lvl["noisy"] and lvl["reason"].startswith("measured while other programs used 0.3 cores")
     assert level_noise([dict(out, wall_s=20.0, freq_mhz=[3000])])["noisy"] is False
+    unknown_server = level_noise([dict(out, wall_s=5.0, freq_mhz=[3000])], model_process_known=False)
+    assert "the model server's process is unknown" in unknown_server["reason"]
     unknown = NoiseMeter(proc_root=str(tmp_path / "none"), sys_root=str(tmp_path / "none"))
     res = level_noise([unknown.stop(unknown.start([1]))])
     assert res["noisy"] is None and res["freq_start_mhz"] is None   # nothing readable: unknown, not quiet
