@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from core.bench.energy import RAPL_LABEL, EnergyMeter, find_source, level_energy, wrapped_delta_uj
+from core.bench.energy import RAPL_LABEL, find_source, level_energy, wrapped_delta_uj
 from core.bench.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.progress import Progress
 from core.bench.runner import run_benchmark
