@@ -49,6 +49,7 @@ RESULT_KEYS = (
     "queue_ms", "engine_wait_ms", "engine_wait_source", "connect_ms",
     "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "weights_mb", "working_mb", "pid_source",
     "cpu_s_per_token", "throughput_tok_s", "window_s", "observer_cpu_s", "small_sample",
+    "noisy", "noise", "energy_j_per_request", "energy_j_per_token", "energy_estimate", "energy",
 )
 
 # Human labels (page, Markdown report): one place, units included.
@@ -180,10 +181,11 @@ def request_row(rec, *, level_start: float, done_at: float | None = None) -> dic
 
 
 def window_s(rows: list[dict]) -> float | None:
-    """The measured window: last end - first start, summed over the sittings (``segment``) of a resumed level."""
+    """The measured window: last end - first start, summed over the sittings (``segment``) of a resumed level
+    and over the turns (``turn``) of an interleaved one (offsets count from each turn's start)."""
     by_segment: dict = {}
     for r in rows:
-        by_segment.setdefault(r.get("segment") or 0, []).append(r)
+        by_segment.setdefault((r.get("segment") or 0, r.get("turn")), []).append(r)
     total, any_window = 0.0, False
     for seg_rows in by_segment.values():
         starts = [r["start_offset_s"] for r in seg_rows if r.get("start_offset_s") is not None]
@@ -309,6 +311,13 @@ def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency:
         "window_s": window_s(rows) if rows else load.get("window_s"),
         "observer_cpu_s": load.get("observer_cpu_s"),
         "small_sample": len(ok) < TAIL_MIN_SAMPLES,
+        # the conditions of the level (core.bench.noise, core.bench.energy): None when not measured
+        "noisy": load.get("noisy"),
+        "noise": load.get("noise"),
+        "energy_j_per_request": load.get("energy_j_per_request"),
+        "energy_j_per_token": load.get("energy_j_per_token"),
+        "energy_estimate": load.get("energy_estimate"),
+        "energy": load.get("energy"),
     }
 
 

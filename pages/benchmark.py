@@ -82,16 +82,31 @@ def render_settings() -> Settings | None:
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key="bench_seed")
     timeout = c[5].number_input("Timeout (s)", 1.0, 3600.0, 120.0, key="bench_timeout")
     levels = st.text_input("Concurrency levels", "1", key="bench_concurrency", help="e.g. 1,2,4,8")
+    order = st.radio("Order", ["interleaved", "blocked"], horizontal=True, key="bench_order",
+                     help="interleaved: round by round, models in rotating order and kept loaded (blocked when "
+                          "they do not fit in memory together); blocked: all of one model, then the next")
     try:
         conc = [int(x) for x in levels.replace(" ", "").split(",") if x]
         return Settings(rounds=int(rounds), warmup=int(warmup), max_tokens=int(max_tokens),
                         temperature=float(temperature), seed=int(seed), concurrency=conc,
-                        timeout_s=float(timeout)).validate()
+                        timeout_s=float(timeout), order=order).validate()
     except ValueError:
         st.error("Concurrency levels: whole numbers separated by commas, e.g. 1,2,4")
     except UserError as exc:
         st.error(md_text(exc.one_line()))
     return None
+
+
+def render_conditions(report) -> None:
+    """Noisy levels (a warning), then the order, energy and paired comparisons (core.bench.conditions)."""
+    from core.bench.conditions import energy_lines, noisy_lines, order_line, pair_lines
+    from core.bench.paired import run_pairs
+    for line in noisy_lines(report.results, md_text):
+        st.warning("Noisy: " + line)
+    with st.expander("Order, energy and paired comparisons"):
+        lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
+        lines += energy_lines(report.results, md_text) + pair_lines(run_pairs(report.run_id), md_text)
+        st.markdown("\n".join(f"- {x}" for x in lines if x) or "Nothing recorded (a run stored before these were).")
 
 
 def render_setup() -> None:
@@ -184,6 +199,7 @@ def render_results(runs: list[dict]) -> None:
                 st.rerun()
     table = charts.summary_table(report.results)
     st.dataframe(table, hide_index=True)
+    render_conditions(report)
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):
         st.caption("Fewer than 20 successful requests in a level: its p95 is indicative only.")
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests

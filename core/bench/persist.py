@@ -24,6 +24,9 @@ class Recorder:
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         pass
 
+    def end_environment(self, run_id: str, environment_end: dict) -> None:
+        pass
+
     def finish_run(self, run_id: str, status: str, reason: str | None) -> None:
         pass
 
@@ -56,6 +59,10 @@ class StoreRecorder(Recorder):
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         from core.store import bench as db
         db.save_level(run_model, rows)
+
+    def end_environment(self, run_id: str, environment_end: dict) -> None:
+        from core.store import bench as db
+        db.set_environment_end(run_id, environment_end)
 
     def finish_run(self, run_id: str, status: str, reason: str | None) -> None:
         from core.store import bench as db

@@ -140,6 +140,7 @@ def to_markdown(report: BenchReport) -> str:
     if any(tails_indicative(r) and r["requests_ok"] for r in report.results):
         w("\\* fewer than 20 successful requests: p95 is indicative only.")
         w()
+    _conditions_section(report, w)
     failed = [r for r in report.results if r["status"] != "ok" or r["requests_failed"]]
     if failed:
         w("## Failures")
@@ -156,6 +157,22 @@ def to_markdown(report: BenchReport) -> str:
     for n in notes:
         w(f"- {m(n)}")
     return out.getvalue()
+
+
+def _conditions_section(report: BenchReport, w) -> None:
+    """Order, noisy levels, energy, paired comparisons (core.bench.conditions)."""
+    from core.bench.conditions import energy_lines, noisy_lines, order_line, pair_lines
+    from core.bench.paired import run_pairs
+    lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
+    lines += [f"Noisy: {x}" for x in noisy_lines(report.results, md_text)]
+    lines += [f"Energy: {x}" for x in energy_lines(report.results, md_text)]
+    lines += [f"Paired: {x}" for x in pair_lines(run_pairs(report.run_id), md_text)]
+    if any(lines):
+        w("## Conditions: order, noise, energy, paired comparisons")
+        w()
+        for line in filter(None, lines):
+            w(f"- {line}")
+        w()
 
 
 def write_report(run_id: str, out_dir: str | Path) -> dict[str, Path]:

@@ -48,12 +48,40 @@ def plan(prompts: list[dict], rounds: int, warmup: int) -> tuple[list[Item], lis
     return warm, measured
 
 
+class LevelLoop:
+    """One event loop for every turn of a model's level (interleaved: one turn per round), so the engine's
+    connections stay open between its turns as they do within a blocked level. ``close`` ends the level
+    inside the loop (``engine.finish_level``) and closes it."""
+
+    def __init__(self, engine: Engine, concurrency: int):
+        self.engine = engine
+        self.loop = asyncio.new_event_loop()
+        if not engine.is_async:
+            self.loop.set_default_executor(ThreadPoolExecutor(max_workers=max(concurrency, 1),
+                                                              thread_name_prefix="bench-request"))
+
+    def close(self) -> None:
+        async def finish():
+            self.engine.finish_level()
+        try:
+            self.loop.run_until_complete(finish())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        finally:
+            self.loop.close()
+
+
 def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrency: int, opts: RequestOptions,
               cancel: threading.Event, on_done: Callable[[Item, RequestRecord, float], None],
-              on_phase: Callable[[str], None], out: LevelOutcome | None = None) -> LevelOutcome:
-    """Run one level to its end (or a cancel, or the model's process dying). Never raises EngineDied.
+              on_phase: Callable[[str], None], out: LevelOutcome | None = None,
+              on_window: Callable[[bool], None] | None = None, loop: LevelLoop | None = None) -> LevelOutcome:
+    """Run one level (or one turn of it) to its end (or a cancel, or the model's process dying). Never
+    raises EngineDied.
 
-    ``out``: the outcome to fill (the caller may read ``level_start`` from ``on_done``)."""
+    ``out``: the outcome to fill (the caller may read ``level_start`` from ``on_done``). ``on_window(True)``
+    just before the measured window, ``on_window(False)`` just after it (the noise and energy meters).
+    ``loop``: run in that level's loop and leave the level open (its owner closes it), else in a loop of
+    its own, the level finished at the end."""
     out = out if out is not None else LevelOutcome()
     engine.prepare_level(concurrency)
 
@@ -90,10 +118,9 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
                 raise r
 
     async def main():
-        loop = asyncio.get_running_loop()
-        if not engine.is_async:
-            loop.set_default_executor(ThreadPoolExecutor(max_workers=max(concurrency, 1),
-                                                         thread_name_prefix="bench-request"))
+        if not engine.is_async and loop is None:
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="bench-request"))
         out.level_start = _perf()
         try:
             if warm:
@@ -102,14 +129,22 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
             if out.died or cancel.is_set():
                 return
             on_phase("running")
+            if on_window is not None:
+                on_window(True)
             out.stats_before = engine.process_stats()
             out.observer_before = process_stats(os.getpid())
             out.level_start = _perf()
             await phase(list(measured), concurrency)
             out.observer_after = process_stats(os.getpid())
             out.stats_after = engine.process_stats()
+            if on_window is not None:
+                on_window(False)
         finally:
-            engine.finish_level()
+            if loop is None:
+                engine.finish_level()
 
-    asyncio.run(main())
+    if loop is None:
+        asyncio.run(main())
+    else:
+        loop.loop.run_until_complete(main())
     return out

@@ -82,8 +82,11 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="default 0 (deterministic)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="default 0")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request, also for a stalled model: a Foundry Local worker that does not stop when cancelled is killed (default 120)")
+    p.add_argument("--order", choices=("interleaved", "blocked"), default="interleaved",
+                   help="interleaved (default): round by round, models in rotating order, kept loaded (blocked "
+                        "when they do not fit in memory together); blocked: all of one model, then the next")
     p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default data/slm_selector.duckdb, or SLM_DB)")
-    p.add_argument("--json", metavar="OUT", help='write {"run_id", "results": [...]} to OUT')
+    p.add_argument("--json", metavar="OUT", help='write {"run_id", "schedule", "results": [...], "paired": [...]} to OUT')
     p.set_defaults(func=run)
 
     r = subparsers.add_parser(
@@ -189,9 +192,18 @@ def print_results(results: list[dict], stream=None) -> None:
         print(f"{term_text(r['model'])[:32]:32} {r['backend']:9} {r['concurrency']:>4} {r['requests_ok']:>4} "
               f"{r['requests_failed']:>4} {_fmt(p50('ttft_ms')):>11} {_fmt(p50('itl_ms'), 2):>11} "
               f"{_fmt(p50('e2e_ms')):>10} {_fmt(r['throughput_tok_s']):>9} {_fmt(r['peak_rss_mb'], 0):>8}"
-              + (f"  {r['status']}: {term_text(r['error'])}" if r["status"] != "ok" else ""), file=stream)
+              + (f"  {r['status']}: {term_text(r['error'])}" if r["status"] != "ok" else "")
+              + (f"  NOISY: {(r.get('noise') or {}).get('reason')}" if r.get("noisy") else ""), file=stream)
     print("tok/s agg = aggregate throughput (output tokens / measured window), not decode speed (1/TPOT)",
           file=stream)
+
+
+
+def print_pairs(pairs: list[dict], stream=None) -> None:
+    """One line per pair of candidates: the decode-speed sentence and the TTFT and E2E ratios."""
+    from core.bench.conditions import pair_lines
+    for line in pair_lines(pairs, term_text):
+        print(line, file=stream or sys.stdout)
 
 
 def run(args) -> int:
@@ -220,7 +232,7 @@ def run(args) -> int:
         stream = os.environ.get("BENCH_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
         settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens,
                             temperature=args.temperature, seed=args.seed, concurrency=args.concurrency,
-                            timeout_s=args.timeout, stream=stream).validate()
+                            timeout_s=args.timeout, stream=stream, order=args.order).validate()
         endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
         specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
 
@@ -244,8 +256,12 @@ def run(args) -> int:
             signal.signal(signal.SIGINT, previous)
     results = db.run_summary(outcome.run_id)
     print_results(results)
+    from core.bench.paired import run_pairs
+    pairs = run_pairs(outcome.run_id)
+    print_pairs(pairs)
     if args.json:
-        write_json(args.json, {"run_id": outcome.run_id, "results": results})
+        schedule = ((db.get_run(outcome.run_id) or {}).get("environment") or {}).get("schedule")
+        write_json(args.json, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs})
     if outcome.status == "interrupted":
         kept = sum(r["requests_ok"] + r["requests_failed"] for r in results)
         why = "cancelled" if cancel.is_set() else outcome.reason

@@ -18,14 +18,16 @@ REQUEST_COLUMNS = (
     "start_offset_s", "end_offset_s", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "completion_tokens",
     "prompt_tokens", "token_count_source", "chunk_gaps_ms", "chunk_count", "finish_reason", "output_text",
     "error", "outlier", "segment", "connect_ms", "engine_wait_ms", "engine_wait_source",
+    "turn", "turn_position",
 )
 RUN_MODEL_COLUMNS = (
     "run_id", "model", "backend", "concurrency", "status", "error", "endpoint", "model_version",
     "execution_provider", "license", "disk_mb", "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb",
     "cpu_s_per_token", "throughput_tok_s", "token_count_source", "environment", "position", "label", "pid",
     "output_tokens", "window_s", "cpu_s", "notes", "observer_cpu_s", "pid_source",
+    "noisy", "noise", "energy", "energy_j_per_request", "energy_j_per_token", "energy_estimate",
 )
-JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs"}
+JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs", "noise", "energy", "environment_end"}
 
 
 def _dicts(cur) -> list[dict]:
@@ -82,7 +84,8 @@ def _request_frame(requests: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame([{c: r.get(c) for c in REQUEST_COLUMNS} for r in requests], columns=list(REQUEST_COLUMNS))
     df["chunk_gaps_ms"] = [[] if g is None or (isinstance(g, float) and g != g) else list(map(float, g))
                            for g in df["chunk_gaps_ms"]]
-    for c in ("segment", "chunk_count", "completion_tokens", "prompt_tokens", "round", "concurrency"):
+    for c in ("segment", "chunk_count", "completion_tokens", "prompt_tokens", "round", "concurrency", "turn",
+              "turn_position"):
         df[c] = df[c].astype("Int64")
     for c in ("connect_ms", "engine_wait_ms", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "start_offset_s",
               "end_offset_s"):
@@ -181,12 +184,19 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 
 
 @retrying
+def set_environment_end(run_id: str, environment_end: dict) -> None:
+    """The power and thermal state at the run's end (core.bench.environment.power_state)."""
+    with connect() as con:
+        con.execute("UPDATE runs SET environment_end = ? WHERE run_id = ?", [to_json(environment_end), run_id])
+
+
+@retrying
 def save_level(run_model: dict, requests: list[dict]) -> None:
     """One model x concurrency level: its run_models row (replaced) and its request rows (replaced by
     request_id: the rows written as each request completed get their final values), in one transaction."""
     rm = {c: run_model.get(c) for c in RUN_MODEL_COLUMNS}
     rm["error"], rm["endpoint"] = redact(rm["error"]), redact(rm["endpoint"])   # no key-shaped text is stored
-    for c in ("environment", "notes"):
+    for c in ("environment", "notes", "noise", "energy"):
         rm[c] = to_json(redact(rm[c]))
     with connect() as con:
         con.execute("DELETE FROM run_models WHERE run_id = ? AND model = ? AND backend = ? AND concurrency = ?",
@@ -307,4 +317,22 @@ def run_summary(run_id: str) -> list[dict]:
         out.append(level_result(
             level_rows, model=m["model"], backend=m["backend"], concurrency=m["concurrency"],
             status=m["status"] if m["status"] in ("ok", "interrupted") else "failed", error=m["error"], load=m))
+    return out
+
+
+def run_conditions(run_id: str) -> list[dict]:
+    """Per model x concurrency level of a run: {model, backend, label, concurrency, noisy, noise_reason,
+    others_cores, energy_j_per_request, energy_j_per_token, energy_source, energy_estimate, energy_reason}
+    (None where unknown: a level stored before migration 013, or a failed one). For the decision's
+    criterion "energy" (J per request, lower is better), its constraint ``energy_j<=X`` and its noisy flag."""
+    run = get_run(run_id)
+    out = []
+    for m in (run or {}).get("models", []):
+        noise, energy = m.get("noise") or {}, m.get("energy") or {}
+        out.append({"model": m["model"], "backend": m["backend"], "label": m.get("label"),
+                    "concurrency": m["concurrency"], "noisy": m.get("noisy"), "noise_reason": noise.get("reason"),
+                    "others_cores": noise.get("others_cores"),
+                    "energy_j_per_request": m.get("energy_j_per_request"),
+                    "energy_j_per_token": m.get("energy_j_per_token"), "energy_source": energy.get("source"),
+                    "energy_estimate": m.get("energy_estimate"), "energy_reason": energy.get("reason")})
     return out

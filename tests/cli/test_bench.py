@@ -46,7 +46,10 @@ def test_json_contract_keys_and_values(server, env, capsys):
                  "--max-tokens", 8, "--json", env["out"], "--db", env["db"])
     assert code == 0
     out = json.loads(env["out"].read_text())
-    assert set(out) == {"run_id", "results"}
+    assert set(out) == {"run_id", "schedule", "results", "paired"}
+    assert out["schedule"]["order"] == "interleaved" and out["schedule"]["keep_loaded"] is True
+    (pair,) = [p for p in out["paired"] if p["concurrency"] == 1]
+    assert pair["a_model"] == MODEL and set(pair["ttft_ms"]) == {"ratio", "ci_low", "ci_high", "rounds", "close"}
     results = out["results"]
     assert [(r["model"], r["concurrency"]) for r in results] == [
         (MODEL, 1), (MODEL, 2), ("tiny;fault=500;every=2", 1), ("tiny;fault=500;every=2", 2)]
@@ -82,7 +85,7 @@ def test_json_contract_keys_and_values(server, env, capsys):
         tpots = [t for (t,) in con.execute(
             "SELECT tpot_ms FROM requests WHERE run_id = ? AND model = ? AND concurrency = 1 AND ok AND NOT warmup",
             [out["run_id"], MODEL]).fetchall()]
-        assert results[0]["decode_tokens_per_s"]["p50"] == pytest.approx(statistics.median(1000 / t for t in tpots))
+        assert results[0]["decode_tokens_per_s"]["p50"] == pytest.approx(statistics.median(1000 / t for t in tpots if t and t > 0))   # per_s: None for 0
     finally:
         con.close()
     printed = capsys.readouterr().out

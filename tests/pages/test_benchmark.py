@@ -41,6 +41,8 @@ def test_run_from_the_page_and_read_results(db):
         at.text_area(key="bench_prompt_text").input('["first prompt", {"id": "b", "text": "second prompt"}]')
         at.number_input(key="bench_rounds").set_value(2)
         at.text_input(key="bench_concurrency").input("1,2")
+        assert at.radio(key="bench_order").value == "interleaved"
+        at.radio(key="bench_order").set_value("blocked")
         at.run()
         assert not at.error, [e.value for e in at.error]
         at.button(key="bench_start").click().run()
@@ -58,6 +60,9 @@ def test_run_from_the_page_and_read_results(db):
         assert (summary["TTFT p50 (ms)"] > 0).all() and (summary["token source"] == "usage").all()
         requests = next(t for t in tables if "output_text" in t.columns)
         assert len(requests) == 8 and requests["output_text"].str.startswith("w0").all()
+        from core.store import bench as store
+        assert store.get_run(job.outcome.run_id)["environment"]["schedule"]["order"] == "blocked"
+        assert any("Order: blocked" in m.value for m in at.markdown)
 
 
 def test_cancel_from_the_page_keeps_finished_requests(db):
