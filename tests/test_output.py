@@ -223,9 +223,9 @@ def test_parse_json_strict_reads_what_json_writes(value):
 
 
 @FAST
-@given(st.one_of(hostile_text, json_values.map(json.dumps), st.sampled_from(["NaN", "[Infinity]", "-Infinity", "1e400", "[" * 5000, "{\"a\":" * 3000,
-                                                "1" * 5000, "[1e999999]", "\"\\ud800\"", "[" * 64 + "]" * 64, "[" * 65 + "]" * 65,
-                                                "[1, NaN]", "{\"a\": -Infinity}", "[1e308, 1e309]", "[1]x"])))
+@given(st.one_of(hostile_text, json_values.map(json.dumps), st.sampled_from([
+    "NaN", "[Infinity]", "-Infinity", "1e400", "[" * 5000, "{\"a\":" * 3000, "1" * 5000, "[1e999999]", "\"\\ud800\"",
+    "[" * 64 + "]" * 64, "[" * 65 + "]" * 65, "[1, NaN]", "{\"a\": -Infinity}", "[1e308, 1e309]", "[1]x"])))
 def test_parse_json_strict_never_raises_anything_else(text):
     """Either the value a plain JSON reader gives (when it is finite and at most 64 deep) or JsonProblem saying why."""
     want = _reference(text, 64)

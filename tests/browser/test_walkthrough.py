@@ -107,7 +107,8 @@ def choose(page, testid: str, label: str, option: str | re.Pattern) -> str:
     text = opt.inner_text().strip()
     # a selectbox shows its choice as the value of its combobox input, a multiselect as tags (text)
     shown = (lambda: box.locator("input").input_value()) if testid == "stSelectbox" else box.inner_text
-    if " ".join(text.split()) in " ".join(shown().split()) or in_form(box):     # no rerun comes: chosen already, or a form's widget (until submit)
+    # no rerun comes when it is chosen already, or for a form's widget (until the form is submitted)
+    if " ".join(text.split()) in " ".join(shown().split()) or in_form(box):
         opt.click()
         idle(page, f"{text!r} chosen in {label!r}")
     else:
