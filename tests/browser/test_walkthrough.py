@@ -15,6 +15,7 @@ from tests.browser.conftest import SCREENSHOTS
 
 _api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (make test installs it)")
 expect, PlaywrightTimeout = _api.expect, _api.TimeoutError
+expect.set_options(timeout=60_000)    # what expect(...) waits unless told (Playwright's own default is 5 s)
 
 pytestmark = pytest.mark.models
 
