@@ -223,13 +223,44 @@ def test_parse_json_strict_reads_what_json_writes(value):
 
 
 @FAST
-@given(st.one_of(hostile_text, st.sampled_from(["NaN", "[Infinity]", "-Infinity", "1e400", "[" * 5000, "{\"a\":" * 3000,
-                                                "1" * 5000, "[1e999999]", "\"\\ud800\"", "[" * 64 + "]" * 64])))
+@given(st.one_of(hostile_text, json_values.map(json.dumps), st.sampled_from([
+    "NaN", "[Infinity]", "-Infinity", "1e400", "[" * 5000, "{\"a\":" * 3000, "1" * 5000, "[1e999999]", "\"\\ud800\"",
+    "[" * 64 + "]" * 64, "[" * 65 + "]" * 65, "[1, NaN]", "{\"a\": -Infinity}", "[1e308, 1e309]", "[1]x"])))
 def test_parse_json_strict_never_raises_anything_else(text):
+    """Either the value a plain JSON reader gives (when it is finite and at most 64 deep) or JsonProblem saying why."""
+    want = _reference(text, 64)
     try:
-        parse_json_strict(text, 64)
-    except JsonProblem:
-        pass
+        got = parse_json_strict(text, 64)
+    except JsonProblem as exc:
+        assert isinstance(want, str), f"refused valid JSON {text[:60]!r}: {exc}"
+        reason = str(exc)
+        assert reason and "\n" not in reason
+        if want == "deep":
+            assert "nested deeper than 64 levels" in reason
+        elif want == "not finite":
+            assert "is not a number" in reason or "too large" in reason, reason
+        return
+    assert not isinstance(want, str), f"accepted {text[:60]!r}, which is {want}"
+    assert got == want[0]
+
+
+def _reference(text: str, max_depth: int):
+    """(value,) from Python's own reader, or why the strict reader must refuse: "invalid", "deep", "not finite"."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return "invalid"
+    depth, stack, finite = 0, [(value, 1)], True
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            depth = max(depth, d)
+            stack += [(c, d + 1) for c in (v.values() if isinstance(v, dict) else v)]
+        elif isinstance(v, float) and not (v == v and abs(v) != float("inf")):
+            finite = False
+    if depth > max_depth:
+        return "deep"
+    return (value,) if finite else "not finite"
 
 
 @pytest.mark.parametrize("text,why", [

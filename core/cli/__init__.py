@@ -16,6 +16,7 @@ from core.errors import UserError
 COMMAND_MODULES = [
     "core.cli.models",
     "core.cli.bench",
+    "core.cli.runs",
     "core.cli.quality",
     "core.cli.decide",
     "core.cli.store",

@@ -10,22 +10,65 @@ import pytest
 from tests.decision import fixture as fx
 from core.cli import main
 from core.config import REPO_ROOT
-from core.decision import data
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
                   "win_probability", "passes", "failed_constraints"}
 CRITERIA_KEYS = {"latency_ms", "decode_tokens_per_s", "peak_rss_mb", "quality", "disk_mb", "license"}
 
 
+RUBRIC = {"name": "notes", "description": "decide tests",
+          "criteria": [{"name": "good", "description": "is it good", "scale": [1, 5], "weight": 1}]}
+# On the 1..5 scale (score - 1) / 4: fast-small's ten outputs scored by a person average 3.2 -> 0.55; slow-big's,
+# scored by the judge alone, average 4.4 -> 0.85; mystery is scored by nobody.
+HUMAN = {"fast-small": [3, 3, 3, 3, 3, 3, 3, 3, 4, 4]}
+JUDGE_ONLY = {"slow-big": [5, 5, 5, 5, 4, 4, 4, 4, 4, 4]}
+AGREEING = HUMAN["fast-small"]                       # the judge on the outputs people scored: kappa 1
+DISAGREEING = [4, 4, 3, 3, 3, 3, 3, 3, 3, 3]         # the people's 4s get 3 and two 3s get 4: kappa < 0
+
+
+def outputs(run_id: str) -> dict[str, list[str]]:
+    """{model: [request_id, ...]} of the outputs quality scores (one per prompt, by prompt order)."""
+    from core.quality.outputs import run_outputs
+    by: dict[str, list[str]] = {}
+    for o in run_outputs(run_id):
+        by.setdefault(o["model"], []).append(o["request_id"])
+    return by
+
+
+def judge(run_id: str, scores: dict[str, list[float]]) -> str:
+    """A finished pointwise judge run written through the store's own functions (what run_judge writes)."""
+    from core.store import quality as qstore
+    ids = outputs(run_id)
+    jid = qstore.create_judge_run(run_id=run_id, rubric="notes", judge_model="big-judge", judge_backend="openai",
+                                  judge_endpoint=None, mode="pointwise", template_version="test-v1", settings={},
+                                  warnings=[])
+    for model, values in scores.items():
+        for rid, v in zip(ids[model], values):
+            qstore.save_judgement(judge_run_id=jid, run_id=run_id, request_id=rid, rubric="notes",
+                                  template_version="test-v1", status="ok", scores={"good": v}, rationale="r",
+                                  raw="{}", raw_attempts=["{}"], attempts=1, error=None, messages=[])
+    qstore.finish_judge_run(jid, "completed")
+    return jid
+
+
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
+    """run-a with real stored scores: a person scored fast-small, the judge scored fast-small (agreeing with the
+    person) and slow-big; run-b nobody scored. Quality and the trust gate are computed from them for real."""
+    from core.quality.rubrics import import_rubric
+    from core.store import quality as qstore
     path = tmp_path / "bench.duckdb"
     monkeypatch.setenv("SLM_DB", str(path))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
                           "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
                seed=2)
-    monkeypatch.setattr(data, "model_quality", lambda run_id, prefer="human", gate=None: (fx.fake_quality(run_id), None))
+    import_rubric(dict(RUBRIC))
+    ids = outputs("run-a")
+    qstore.save_human_scores([{"run_id": "run-a", "request_id": rid, "rubric": "notes", "rater": "ana",
+                               "scores": {"good": v}, "comment": None}
+                              for rid, v in zip(ids["fast-small"], HUMAN["fast-small"])])
+    judge("run-a", {"fast-small": AGREEING, **JUDGE_ONLY})
     return path
 
 
@@ -193,3 +236,35 @@ def test_cli_process_exit_codes(db, tmp_path):
 def test_saved_name_is_not_overwritten(db, tmp_path):
     assert main(["decide", "--runs", "run-a", "--save", "q3"]) == 0
     assert main(["decide", "--runs", "run-a", "--save", "q3"]) == 2
+
+
+def test_judge_only_quality_is_verified_above_the_gate_and_unverified_below(db, tmp_path):
+    """The real quality path: kappa of the judge with the person on fast-small's 10 outputs decides whether
+    slow-big's judge-only quality counts as verified."""
+    out = tmp_path / "g.json"
+
+    def slow_big(*gate):
+        assert main(["decide", "--runs", "run-a", "--weights", "quality=1", *gate, "--json", str(out)]) == 0
+        rows = {c["model"]: c for c in json.loads(out.read_text())["candidates"]}
+        assert rows["fast-small"]["quality_detail"]["source"] == "human"
+        assert rows["fast-small"]["quality_detail"]["verified"] is True      # people's scores need no gate
+        assert rows["fast-small"]["criteria"]["quality"] == pytest.approx(0.55)
+        return rows["slow-big"]
+
+    # the agreeing judge (kappa 1) on 10 co-scored outputs passes a gate of 10 outputs
+    big = slow_big("--judge-min-kappa", "0.6", "--judge-min-outputs", "10")
+    assert big["quality_detail"]["source"] == "judge" and big["quality_detail"]["verified"] is True
+    assert big["criteria"]["quality"] == pytest.approx(0.85)
+    assert not any("unverified" in f for f in big["flags"])
+    # ... but not the default gate of 20 co-scored outputs
+    big = slow_big()
+    assert big["quality_detail"]["verified"] is False
+    assert any("quality unverified: judge not calibrated: only 10 co-scored outputs, kappa 1.00" in f
+               for f in big["flags"]), big["flags"]
+    # a newer judge run that disagrees with the person: kappa below 0, below the gate whatever the outputs
+    judge("run-a", {"fast-small": DISAGREEING, **JUDGE_ONLY})
+    big = slow_big("--judge-min-kappa", "0.6", "--judge-min-outputs", "10")
+    assert big["quality_detail"]["verified"] is False and big["criteria"]["quality"] == pytest.approx(0.85)
+    flag = next(f for f in big["flags"] if "quality unverified" in f)
+    kappa = float(re.search(r"kappa (-?[\d.]+) with people on 10 co-scored outputs", flag).group(1))
+    assert kappa < 0, flag

@@ -1,11 +1,12 @@
-"""Two people and a judge on the same outputs: kappa, its interval and alpha against hand-computed values;
-the decision uses the judge above the trust gate and marks quality unverified below it."""
+"""Two people and a judge on the same outputs: kappa and alpha against hand-computed values; the bootstrap
+intervals against their properties (coverage of a known truth, width against n, seed); the decision uses the
+judge above the trust gate and marks quality unverified below it."""
 import json
 
 import numpy as np
 import pytest
 
-from core.quality.agreement import quadratic_weighted_kappa
+from core.stats import bootstrap_ci
 from core.quality.calibration import Gate, judge_calibration, kappa_interval, krippendorff_alpha
 from core.quality.judge import JudgeModel, run_judge
 from core.quality.rubrics import import_rubric
@@ -55,18 +56,8 @@ def test_kappa_interval_and_alpha_against_hand_computed_values(scored):
     assert ov["alpha_people"] == pytest.approx(0.79)
     assert cal["agreement"]["overall"]["alpha_people"] == pytest.approx(0.79)
     assert cal["raters"] == ["ana", "ben"]
-    # the interval resamples the 4 outputs (each keeps its 2 pairs): recomputed here independently
-    items = [(f"o{i}", JUDGE[i], who[i]) for i in range(4) for who in (ANA, BEN)]
-    rng = np.random.default_rng(0)
-    vals = []
-    for _ in range(2000):
-        pick = rng.integers(0, 4, 4)
-        xs = [JUDGE[k] for k in pick for _ in (0, 1)]
-        ys = [h for k in pick for h in (ANA[k], BEN[k])]
-        v = quadratic_weighted_kappa(xs, ys)
-        if v is not None:
-            vals.append(v)
-    assert (ov["kappa_ci_low"], ov["kappa_ci_high"]) == pytest.approx((np.quantile(vals, 0.025), np.quantile(vals, 0.975)))
+    # the interval is a real interval around the estimate (its properties are tested below, on simulated data)
+    assert ov["kappa_ci_low"] < ov["kappa_ci_high"]
     assert ov["kappa_ci_low"] <= 2 / 3 <= ov["kappa_ci_high"]
     assert kappa_interval([("a", 1, 1), ("b", 2, 2), ("c", 3, 3)]) == (1.0, 1.0)
     # biggest disagreements carry both scores and the rater
@@ -109,3 +100,75 @@ def test_decision_uses_the_judge_above_the_gate_and_marks_quality_unverified_bel
     cands = load_candidates(["rc"], gate=Gate(0.6, 4))
     assert cands[0].quality["verified"] is True
     assert not any("unverified" in n for n in cands[0].notes)
+
+
+# ------------------------------------------------------------------ the intervals' properties
+# Simulated judge/person pairs with a known population kappa: X, Y standard normal with correlation rho have
+# E(X-Y)^2 = 2(1-rho) and E(X-Y')^2 = 2 for independent Y', so the quadratic-weighted kappa is rho.
+
+def _pairs(rng, n: int, rho: float) -> list[tuple[str, float, float]]:
+    x = rng.standard_normal(n)
+    y = rho * x + np.sqrt(1 - rho ** 2) * rng.standard_normal(n)
+    return [(f"o{i}", float(a), float(b)) for i, (a, b) in enumerate(zip(x, y))]
+
+
+def test_kappa_interval_covers_the_true_kappa_about_95_percent_of_the_time():
+    rng = np.random.default_rng(20261202)
+    trials, rho, covered, widths = 200, 0.6, 0, []
+    for _ in range(trials):
+        lo, hi = kappa_interval(_pairs(rng, 60, rho), boot=400)
+        covered += lo <= rho <= hi
+        widths.append(hi - lo)
+    # a 95% interval: about 190 of 200; a broken interval (too narrow, off-centre, or a point) misses far more
+    assert 0.88 * trials <= covered <= 0.995 * trials, f"covered the true kappa in {covered} of {trials}"
+    assert min(widths) > 0
+
+
+def test_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    trials, covered = 300, 0
+    for _ in range(trials):
+        lo, hi = bootstrap_ci(list(rng.normal(0.6, 0.2, 40)), n_boot=1000)
+        covered += lo <= 0.6 <= hi
+    assert 0.88 * trials <= covered <= 0.995 * trials, f"covered the true mean in {covered} of {trials}"
+
+
+def test_intervals_shrink_as_n_grows_and_hold_the_estimate():
+    from core.quality.agreement import quadratic_weighted_kappa
+    rng = np.random.default_rng(3)
+    widths = {}
+    for n in (40, 160, 640):
+        items = _pairs(rng, n, 0.6)
+        lo, hi = kappa_interval(items, boot=500)
+        point = quadratic_weighted_kappa([i[1] for i in items], [i[2] for i in items])
+        assert lo <= point <= hi
+        values = list(rng.normal(0.5, 0.2, n))
+        mlo, mhi = bootstrap_ci(values)
+        assert mlo <= float(np.mean(values)) <= mhi
+        widths[n] = (hi - lo, mhi - mlo)
+    # the width goes as 1/sqrt(n): about half for 4x the outputs
+    for small, big in ((40, 160), (160, 640)):
+        for k in (0, 1):
+            assert 1.4 < widths[small][k] / widths[big][k] < 3.5, widths
+
+
+def test_kappa_interval_resamples_outputs_not_pairs():
+    """Two people scoring each output give two pairs that are not independent: the interval resamples outputs.
+    Each output's pair given twice (two raters agreeing) keeps the width; taken as separate outputs it narrows."""
+    items = _pairs(np.random.default_rng(11), 40, 0.5)
+    one = kappa_interval(items)
+    twice = kappa_interval([it for it in items for _ in (0, 1)])
+    split = kappa_interval([(f"{k}-{r}", a, b) for k, a, b in items for r in (0, 1)])
+    w1, w2, w3 = (hi - lo for lo, hi in (one, twice, split))
+    assert w2 == pytest.approx(w1, rel=0.15)
+    assert w3 < 0.85 * w1
+
+
+def test_intervals_are_deterministic_with_a_seed():
+    items = _pairs(np.random.default_rng(5), 30, 0.6)
+    assert kappa_interval(items, seed=1) == kappa_interval(items, seed=1)
+    assert kappa_interval(items, seed=1) != kappa_interval(items, seed=2)
+    values = list(np.random.default_rng(6).normal(0.5, 0.2, 30))
+    assert bootstrap_ci(values, seed=4) == bootstrap_ci(values, seed=4)
+    assert bootstrap_ci(values, seed=4) != bootstrap_ci(values, seed=5)
+    assert bootstrap_ci([0.5]) is None and kappa_interval([("a", 1.0, 1.0)]) == (None, None)
