@@ -207,6 +207,10 @@ class Runner:
                         rec.tokenizer_completion_tokens = engine.count_tokens(rec.output_text)
                     except Exception:
                         pass
+        count_prompt = getattr(engine, "count_prompt_tokens", None)   # engines that send no usage (llama.cpp)
+        for item, rec, _ in (out.done if count_prompt else ()):
+            if rec.prompt_tokens is None:
+                rec.prompt_tokens = count_prompt([{"role": "user", "content": item.prompt["text"]}])
         rows = [self._row(spec, level, item, rec, out.level_start, done_at, ids.get(id(rec)) or uuid.uuid4().hex)
                 for item, rec, done_at in out.done]
         new = [r for r in rows if not r["warmup"]]
