@@ -44,9 +44,66 @@ LIFELINE = (
     "            break\n"
     "    os._exit(0)\n"
     "threading.Thread(target=watch, daemon=True).start()\n"
+    "if os.environ.get('SLM_LLAMACPP_NO_EXTRA_BUFTS') == '1':\n"
+    "    import llama_cpp.llama_cpp as C\n"
+    "    _defaults = C.llama_model_default_params\n"
+    "    def _params():\n"
+    "        p = _defaults()\n"
+    "        p.use_extra_bufts = False\n"
+    "        return p\n"
+    "    C.llama_model_default_params = _params\n"
     "sys.argv[0] = 'llama_cpp.server'\n"
     "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
 )
+
+
+# A CPU whose AMX tiles the OS or hypervisor does not switch on (seen in a Firecracker VM: AMX in cpuinfo and
+# arch_prctl granted, yet `ldtilecfg` faults) crashes llama.cpp's AMX weight buffers on the first batch of more
+# than one token. A one-off probe in a child process tells; the server then runs without the extra buffer types.
+PROBE = (
+    "import sys\n"
+    "from llama_cpp import Llama\n"
+    "llm = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=16, verbose=False)\n"
+    "llm.eval(llm.tokenize(b'one two three four five six seven eight'))\n"
+)
+
+
+def extra_buffers_ok(gguf_path: str) -> bool:
+    """Whether llama.cpp's extra weight buffer types (AMX, repacking) work on this machine (probed once per
+    CPU and llama-cpp-python version, remembered in data/runtime)."""
+    import hashlib
+    import json
+
+    from core.config import RUNTIME_DIR
+    try:
+        flags = next((ln for ln in open("/proc/cpuinfo", encoding="ascii", errors="replace")
+                      if ln.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    try:
+        version = metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:
+        version = None
+    key = hashlib.sha256(f"{flags}|{version}".encode()).hexdigest()[:16]
+    cache = RUNTIME_DIR / "llamacpp-probe.json"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return bool(known[key])
+    try:
+        ok = subprocess.run([sys.executable, "-c", PROBE, gguf_path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120).returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = True
+    known[key] = ok
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known), encoding="utf-8")
+    except OSError:
+        pass
+    return ok
 
 
 def free_port() -> int:
@@ -121,10 +178,14 @@ class LlamaCppEngine(HttpEngine):
                "--interrupt_requests", "False"]
         if self.n_threads:
             cmd += ["--n_threads", str(self.n_threads)]
+        env = dict(os.environ)
+        self.extra_buffers = extra_buffers_ok(self.gguf_path)
+        if not self.extra_buffers:
+            env["SLM_LLAMACPP_NO_EXTRA_BUFTS"] = "1"
         t0 = time.perf_counter()
         try:
             self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True,
-                                         pass_fds=(read_end,))
+                                         pass_fds=(read_end,), env=env)
         finally:
             os.close(fd)
             os.close(read_end)
@@ -162,6 +223,8 @@ class LlamaCppEngine(HttpEngine):
             pid=self.proc.pid, runtime={"llama-cpp-python": version, "n_ctx": self.n_ctx},
             notes=["load time: server start to first /v1/models answer (includes Python start-up)",
                    f"context: n_ctx {self.n_ctx} ({self.n_ctx_source})",
+                   *([] if self.extra_buffers else ["llama.cpp's extra weight buffers (AMX, repacking) crash on this "
+                                                    "CPU (probed): the server runs without them"]),
                    "GGUF weights are memory-mapped: RSS counts only the pages touched; they may stay in page cache"],
         )
 
