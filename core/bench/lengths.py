@@ -14,7 +14,7 @@ user's own long prompt set. Per model:
 - every request starts with a unique request id (a system message), so no measured request is a prompt-cache
   hit; prompt tokens are recorded on every engine (the engine's count, else the model's tokenizer), and an
   engine that counts fewer prompt tokens than the transcript alone had is flagged truncating;
-- TTFT(n) and TPOT(n) fitted by least squares on a + b n + c n^2 over the requests, a bootstrap band, and
+- TTFT(n) and TPOT(n) fitted by least squares on a + b n + c n^2 (b, c >= 0) over the requests, a bootstrap band, and
   the time to notes TTFT(n) + (out - 1) TPOT(n) at a target (default 6,000 prompt, 300 output tokens),
   extrapolated when the target lies beyond the longest prompt measured.
 
@@ -304,6 +304,10 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     """The prompts (built to `lengths`, or the user's own set), their token counts and the context setting."""
     t0 = time.perf_counter()
     tokens = tokens or model_tokens(spec)
+    if tokens.window is None and spec.backend == "openai":
+        window = _endpoint_window(spec)
+        if window:
+            tokens.window, tokens.window_source = window, "endpoint"
     if prompts is None:
         material = _material()
         items = [{"id": f"len-{n}", "text": build_transcript(tokens, n, material), "tags": ["length", str(n)],
@@ -394,16 +398,27 @@ def sweep_engine(spec: ModelSpec, plan: ModelPlan):
 
 
 # -- the fit -----------------------------------------------------------------------------------------------------
+def _lsq(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
+    """Least squares of y on 1, n, n^2 (up to `degree`) with b, c >= 0: a longer prompt never takes less time
+    to read, and attention's share only grows (scipy's bounded linear least squares; n scaled for conditioning)."""
+    from scipy.optimize import lsq_linear
+    scale = max(float(np.max(np.abs(x))), 1.0)
+    design = np.vander(x / scale, degree + 1, increasing=True)
+    lower = [-np.inf] + [0.0] * degree
+    sol = lsq_linear(design, y, bounds=(lower, [np.inf] * (degree + 1)), method="bvls").x
+    return sol / scale ** np.arange(degree + 1)
+
+
 def fit_curve(x, y, degree: int = 2) -> dict | None:
-    """Least squares of y on a + b n + c n^2 (lower degree when fewer distinct lengths): {"coef": [a, b, c],
-    "degree", "n_points", "rmse"}; None from fewer than 2 distinct lengths."""
+    """Least squares of y on a + b n + c n^2 with b, c >= 0 (lower degree when fewer distinct lengths):
+    {"coef": [a, b, c], "degree", "n_points", "rmse"}; None from fewer than 2 distinct lengths."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     degree = min(degree, len(np.unique(x)) - 1)
     if degree < 1:
         return None
-    coef = np.polynomial.polynomial.polyfit(x, y, degree)
+    coef = _lsq(x, y, degree)
     resid = y - np.polynomial.polynomial.polyval(x, coef)
     coef = list(map(float, coef)) + [0.0] * (2 - degree)
     return {"coef": coef, "degree": int(degree), "n_points": int(len(x)),
@@ -482,11 +497,11 @@ def _bootstrap(used: list[dict], grid, target_prompt: int, target_output: int, n
         xs = x[idx]
         if len(np.unique(xs)) <= degree:
             continue
-        c1 = np.polynomial.polynomial.polyfit(xs, y1[idx], degree)
+        c1 = _lsq(xs, y1[idx], degree)
         ttft_pred.append(np.polynomial.polynomial.polyval(grid, c1))
         ok = np.isfinite(y2[idx])
         if len(np.unique(xs[ok])) > degree:
-            c2 = np.polynomial.polynomial.polyfit(xs[ok], y2[idx][ok], degree)
+            c2 = _lsq(xs[ok], y2[idx][ok], degree)
             tpot_pred.append(np.polynomial.polynomial.polyval(grid, c2))
             notes.append(np.polynomial.polynomial.polyval(target_prompt, c1)
                          + (target_output - 1) * np.polynomial.polynomial.polyval(target_prompt, c2))
@@ -653,3 +668,40 @@ def sweep_lines(sweep: dict) -> list[str]:
     if sweep.get("truncating"):
         out.append("TRUNCATING: the engine counted fewer prompt tokens than the transcript had")
     return out
+
+
+def markdown_section(sweeps: list[dict]) -> str:
+    """The report's "Prompt length" section (Markdown, every untrusted text escaped); "" without sweeps."""
+    from core.output import md_text
+    if not sweeps:
+        return ""
+
+    def n(v, digits=1):
+        return "–" if v is None else (f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}")
+    out = ["## Prompt length: prefill, decode at depth, time to notes", ""]
+    for sw in sweeps:
+        out += [f"### {md_text(sw.get('label') or sw['model'])} [{md_text(sw['backend'])}]", ""]
+        out += [f"- {md_text(line)}" for line in sweep_lines(sw)]
+        out += [f"- prompt cache: {md_text(sw.get('cache_bust'))}", ""]
+        out += ["| target tokens | prompt tokens (source) | TTFT (ms) | prefill (tok/s) | TPOT (ms) "
+                "| decode (tok/s) | peak RSS (MB) | status |", "|" + "---|" * 8]
+        for p in sw.get("points") or []:
+            status = "ok" if p.get("ok") else md_text(p.get("error"))
+            out.append(f"| {n(p.get('length'))} | {n(p.get('prompt_tokens'))} ({md_text(p.get('prompt_tokens_source') or '–')}) "
+                       f"| {n(p.get('ttft_ms'))} | {n(p.get('prefill_tokens_per_s'), 0)} | {n(p.get('tpot_ms'), 2)} "
+                       f"| {n(p.get('decode_tokens_per_s'))} | {n(p.get('peak_rss_mb'), 0)} | {status} |")
+        fit = sw.get("fit") or {}
+        for key, label in (("ttft_ms", "TTFT(n)"), ("tpot_ms", "TPOT(n)")):
+            f = fit.get(key)
+            if f:
+                a, b, c = f["coef"]
+                out.append(f"\n{label} = {a:,.2f} + {b:.5g}·n + {c:.3g}·n² ms (least squares over {f['n_points']} "
+                           f"requests, RMSE {f['rmse']:,.2f} ms)")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def sweep_job(models: list[ModelSpec], lengths: list[int] | None, settings: Settings, **kwargs):
+    """A length sweep in the background for the page (``BenchJob`` with ``LengthSweep`` as its runner)."""
+    from core.bench.job import BenchJob
+    return BenchJob(models, lengths, settings, runner_cls=LengthSweep, **kwargs)

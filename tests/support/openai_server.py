@@ -85,6 +85,7 @@ class ServerState:
     counts: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
     keep_log: bool = True
+    count_tokens: object = None      # a tokenizer (text -> tokens) for prompt tokens; default: words
 
 
 def _chunk(obj_bytes: bytes) -> bytes:
@@ -162,6 +163,7 @@ class _Handler:
 
     async def chat(self, req: dict, writer) -> bool:
         received = _perf()
+        received_at = asyncio.get_running_loop().time()   # TTFT is scheduled from here
         model = str(req.get("model", ""))
         b = Behaviour.parse(model, self.state.defaults)
         count = self.state.counts[model] = self.state.counts.get(model, 0) + 1
@@ -171,7 +173,8 @@ class _Handler:
             self.state.log.append(entry)
         n = max(0, min(b.n, int(req.get("max_tokens") or b.n)))
         finish = "length" if n < b.n else "stop"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in req.get("messages", []))
+        tokens_of = self.state.count_tokens or (lambda text: len(text.split()))
+        prompt_tokens = sum(tokens_of(str(m.get("content", ""))) for m in req.get("messages", []))
         if b.truncate:
             prompt_tokens = min(prompt_tokens, b.truncate)
         entry.prompt_tokens = prompt_tokens
@@ -201,8 +204,7 @@ class _Handler:
         writer.write(_chunk(_event(model, {"role": "assistant", "content": ""})))
         chunks = ["".join(words[i:i + b.tpc]) for i in range(0, n, max(b.tpc, 1))]
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        due = t0 + ttft
+        due = received_at + ttft
         sent_tokens = 0
         for i, text in enumerate(chunks):
             if i:
@@ -245,8 +247,9 @@ class _Handler:
 class OpenAITestServer:
     """Runs the server on 127.0.0.1 in a background thread. Use as a context manager."""
 
-    def __init__(self, models: list[str] | None = None, port: int = 0, **defaults):
-        self.state = ServerState(defaults=Behaviour(**defaults), models=list(models or ["tiny"]))
+    def __init__(self, models: list[str] | None = None, port: int = 0, count_tokens=None, **defaults):
+        self.state = ServerState(defaults=Behaviour(**defaults), models=list(models or ["tiny"]),
+                                 count_tokens=count_tokens)
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
