@@ -81,6 +81,7 @@ class ModelTokens:
     overhead: int = 16                              # template tokens per message when `chat` is unknown
     encode: Callable[[str], list[int]] | None = None
     decode: Callable[[list[int]], str] | None = None
+    cache: dict = field(default_factory=dict, repr=False)   # material text -> its token ids
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         if self.chat is not None:
@@ -234,19 +235,29 @@ def build_transcript(tokens: ModelTokens, n: int, material: str | None = None) -
     Deterministic. A calibrated tokenizer gives an estimate. UserError when `n` is below the header's."""
     material = material or _material()
     count = tokens.count
-    if count(HEADER) >= n:
-        raise UserError(f"a prompt of {n} tokens is shorter than the instructions alone ({count(HEADER)} tokens)")
-    while count(HEADER + material) <= n:
-        material = material + "\n\n" + material
+    head = count(HEADER)
+    if head >= n:
+        raise UserError(f"a prompt of {n} tokens is shorter than the instructions alone ({head} tokens)")
     body = None
     if tokens.encode is not None and tokens.decode is not None:
-        ids = tokens.encode(material)
-        head = count(HEADER)
+        ids = tokens.cache.get("ids") if tokens.cache.get("source") == material else None
+        if ids is None or len(ids) < n + 8:   # the material is tokenized once (as far as needed), not per length
+            text = material
+            while len(text) < 5 * n:
+                text = text + "\n\n" + material
+            text = text[:5 * n]
+            ids = tokens.encode(text)
+            while len(ids) < n + 8:
+                text = text + "\n\n" + material
+                ids = tokens.encode(text)
+            tokens.cache.update(source=material, ids=ids)
         for m in (n - head, n - head - 1, n - head + 1, n - head - 2):
             text = HEADER + tokens.decode(ids[:max(m, 0)])
             if count(text) == n:
                 return text
         body = len(tokens.decode(ids[:n - head]))
+    while count(HEADER + material) <= n:
+        material = material + "\n\n" + material
     lo, hi = 0, len(material)       # the longest cut of the material that stays within n
     if body is not None:
         lo, hi = max(0, body - 400), min(len(material), body + 400)
@@ -287,12 +298,21 @@ class ModelPlan:
     context_setting: int | None = None
     build_s: float = 0.0                            # the sweep's own work: building and counting prompts
     extra: dict = field(default_factory=dict)       # id(rec) -> per-request facts the rows do not hold
+    probe_tokens: int = 0                           # tokens of the request id message est_tokens was counted with
 
     @property
     def limit(self) -> tuple[int | None, str]:
         if self.context_setting and (not self.tokens.window or self.context_setting < self.tokens.window):
             return self.context_setting, f"context {self.tokens.setting_name}"
         return self.tokens.window, "window"
+
+    def request_tokens(self, pid: str | None, sent: list[dict]) -> int:
+        """Tokens of a request (its unique id, then the prompt). The template keeps each message's content
+        apart (special tokens between them), so a request's tokens are its prompt's (counted once, ``est_tokens``)
+        with the difference its own id makes: a few tokens to count instead of the whole prompt."""
+        if pid in self.est_tokens:
+            return self.est_tokens[pid] - self.probe_tokens + self.tokens.count(sent[0]["content"])
+        return self.tokens.prompt_tokens(sent)
 
     @property
     def kv_cache_mb(self) -> float | None:
@@ -311,12 +331,15 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     if prompts is None:
         material = _material()
         items = [{"id": f"len-{n}", "text": build_transcript(tokens, n, material), "tags": ["length", str(n)],
-                  "length": n} for n in lengths]
+                  "length": n} for n in sorted(lengths, reverse=True)][::-1]   # the longest first: one encoding
     else:
         items = [dict(p, length=tokens.count(p["text"])) for p in prompts.prompts]
         items.sort(key=lambda p: p["length"])
-    content = {p["id"]: tokens.count(p["text"]) for p in items}
-    est = {p["id"]: tokens.prompt_tokens(request_messages(p["text"])) for p in items}
+    content = {p["id"]: (p["length"] if prompts is None else tokens.count(p["text"])) for p in items}
+    # a request's tokens = its contents' + the template's (the template keeps contents apart): counted once
+    probe = request_messages("Transcript")
+    overhead = tokens.prompt_tokens(probe) - sum(tokens.count(m["content"]) for m in probe)
+    est = {p["id"]: content[p["id"]] + tokens.count(probe[0]["content"]) + overhead for p in items}
     window = tokens.window
     if context is not None:
         if context < 16:
@@ -333,7 +356,8 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     else:
         setting = None
     name = prompts.name if prompts is not None else "lengths " + ",".join(map(str, lengths))
-    plan = ModelPlan(spec, tokens, PromptSet(name, items), content, est, setting)
+    plan = ModelPlan(spec, tokens, PromptSet(name, items), content, est, setting,
+                     probe_tokens=tokens.count(probe[0]["content"]))
     plan.build_s = time.perf_counter() - t0
     return plan
 
@@ -355,7 +379,7 @@ class SweepEngine:
         text = messages[-1]["content"]
         pid = next((p["id"] for p in plan.prompt_set.prompts if p["text"] == text), None)
         sent = request_messages(text)
-        n = plan.tokens.prompt_tokens(sent)
+        n = plan.request_tokens(pid, sent)
         plan.build_s += time.perf_counter() - t0
         facts = {"prompt_id": pid, "estimated_prompt_tokens": n, "prompt_tokens_source": None, "fits": True}
         plan.extra[id(rec)] = facts
@@ -549,10 +573,10 @@ class LengthSweep(Runner):
         for plan in self.plans.values():   # the same id for two different texts: one id per model's text
             for p in plan.prompt_set.prompts:
                 if next(u for u in union if u["id"] == p["id"])["text"] != p["text"]:
-                    p["id"] = f"{p['id']}@{plan.spec.name}"
+                    old, p["id"] = p["id"], f"{p['id']}@{plan.spec.name}"
+                    plan.content_tokens[p["id"]] = plan.content_tokens.pop(old)
+                    plan.est_tokens[p["id"]] = plan.est_tokens.pop(old)
                     union.append({"id": p["id"], "text": p["text"], "tags": p["tags"]})
-        for plan in self.plans.values():
-            plan.content_tokens = {p["id"]: plan.tokens.count(p["text"]) for p in plan.prompt_set.prompts}
         name = prompts.name if prompts is not None else "lengths " + ",".join(map(str, lengths))
         self._union = PromptSet(name, union)
         self.sweeps: list[dict] = []

@@ -44,6 +44,17 @@ def test_gguf_prompts_have_exact_token_counts_and_are_deterministic():
         assert text.startswith(L.HEADER) and "Transcript:" in text
     assert L.build_transcript(tokens, 777) == L.build_transcript(tokens, 777)
     assert tokens.window == 8192 and tokens.kv_bytes_per_token == 2 * 30 * 3 * 64 * 2
+    _requests_counted_as_a_whole(tokens)
+
+
+def _requests_counted_as_a_whole(tokens):
+    """A request's tokens from its prompt's (counted once) and its own id = the whole request counted."""
+    spec = ModelSpec(model="m", backend="llamacpp")
+    plan = L.plan_model(spec, [300, 1200], Settings(max_tokens=8), tokens=tokens)
+    for p in plan.prompt_set.prompts:
+        for _ in range(3):
+            sent = L.request_messages(p["text"])
+            assert plan.request_tokens(p["id"], sent) == tokens.prompt_tokens(sent)
 
 
 @needs_folder
@@ -52,6 +63,7 @@ def test_foundry_folder_prompts_have_exact_token_counts():
     for n in (512, 3000):
         assert tokens.count(L.build_transcript(tokens, n)) == n
     assert tokens.window == 8192 and tokens.setting_name == "max_length"
+    _requests_counted_as_a_whole(tokens)
     assert tokens.kv_bytes_per_token == 2 * 30 * 3 * 64 * 4   # fp32 io on the CPU builder
 
 
