@@ -296,7 +296,8 @@ class ModelPlan:
     content_tokens: dict[str, int]                  # prompt id -> tokens of its text alone
     est_tokens: dict[str, int]                      # prompt id -> tokens of the whole request (estimate)
     context_setting: int | None = None
-    build_s: float = 0.0                            # the sweep's own work: building and counting prompts
+    build_s: float = 0.0                            # the sweep's own work: building and counting prompts (wall)
+    build_cpu_s: float = 0.0                        # the same, CPU seconds of the thread doing it
     extra: dict = field(default_factory=dict)       # id(rec) -> per-request facts the rows do not hold
     probe_tokens: int = 0                           # tokens of the request id message est_tokens was counted with
 
@@ -322,7 +323,7 @@ class ModelPlan:
 def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *, prompts: PromptSet | None = None,
                context: int | None = None, tokens: ModelTokens | None = None) -> ModelPlan:
     """The prompts (built to `lengths`, or the user's own set), their token counts and the context setting."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     tokens = tokens or model_tokens(spec)
     if tokens.window is None and spec.backend == "openai":
         window = _endpoint_window(spec)
@@ -358,7 +359,7 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     name = prompts.name if prompts is not None else "lengths " + ",".join(map(str, lengths))
     plan = ModelPlan(spec, tokens, PromptSet(name, items), content, est, setting,
                      probe_tokens=tokens.count(probe[0]["content"]))
-    plan.build_s = time.perf_counter() - t0
+    plan.build_s, plan.build_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
     return plan
 
 
@@ -375,12 +376,13 @@ class SweepEngine:
 
     async def arequest(self, messages, opts, rec) -> None:
         plan = self.plan
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         text = messages[-1]["content"]
         pid = next((p["id"] for p in plan.prompt_set.prompts if p["text"] == text), None)
         sent = request_messages(text)
         n = plan.request_tokens(pid, sent)
         plan.build_s += time.perf_counter() - t0
+        plan.build_cpu_s += time.thread_time() - c0
         facts = {"prompt_id": pid, "estimated_prompt_tokens": n, "prompt_tokens_source": None, "fits": True}
         plan.extra[id(rec)] = facts
         limit, what = plan.limit
@@ -638,7 +640,7 @@ class LengthSweep(Runner):
             "truncating": any(p["truncated"] for p in points), "points": points,
             "fit": {k: fit[k] for k in ("ttft_ms", "tpot_ms", "curve")},
             "prefill_tokens_per_s": float(np.median(prefill)) if prefill else None,
-            "build_s": plan.build_s,
+            "build_s": plan.build_s, "build_cpu_s": plan.build_cpu_s,
             **{k: fit[k] for k in ("target_prompt_tokens", "target_output_tokens", "ttft_at_target_ms",
                                    "tpot_at_target_ms", "time_to_notes_ms", "time_to_notes_low_ms",
                                    "time_to_notes_high_ms", "extrapolated", "max_measured_tokens")},
