@@ -301,11 +301,16 @@ class ModelPlan:
     extra: dict = field(default_factory=dict)       # id(rec) -> per-request facts the rows do not hold
     probe_tokens: int = 0                           # tokens of the request id message est_tokens was counted with
 
-    @property
-    def limit(self) -> tuple[int | None, str]:
-        if self.context_setting and (not self.tokens.window or self.context_setting < self.tokens.window):
-            return self.context_setting, f"context {self.tokens.setting_name}"
-        return self.tokens.window, "window"
+    def does_not_fit(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        """Why a request of `prompt_tokens` + `max_tokens` cannot be sent (the model's window first, then the
+        context the run loaded it with), or None when it fits."""
+        need = prompt_tokens + max_tokens
+        for limit, what in ((self.tokens.window, "window"),
+                            (self.context_setting, f"the run's context, {self.tokens.setting_name}")):
+            if limit and need > limit:
+                return (f"does not fit ({need} > {what} {limit}: {prompt_tokens} prompt + {max_tokens} output "
+                        "tokens); not sent")
+        return None
 
     def request_tokens(self, pid: str | None, sent: list[dict]) -> int:
         """Tokens of a request (its unique id, then the prompt). The template keeps each message's content
@@ -385,12 +390,11 @@ class SweepEngine:
         plan.build_cpu_s += time.thread_time() - c0
         facts = {"prompt_id": pid, "estimated_prompt_tokens": n, "prompt_tokens_source": None, "fits": True}
         plan.extra[id(rec)] = facts
-        limit, what = plan.limit
-        if limit and n + opts.max_tokens > limit:
+        why = plan.does_not_fit(n, opts.max_tokens)
+        if why:
             facts["fits"] = False
             rec.prompt_tokens = n
-            rec.fail(f"does not fit ({n + opts.max_tokens} > {what} {limit}: {n} prompt + {opts.max_tokens} "
-                     "output tokens); not sent")
+            rec.fail(why)
             return
         rec.prompt_tokens = None
         await self.inner.arequest(sent, opts, rec)
