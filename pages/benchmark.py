@@ -194,9 +194,9 @@ def render_lengths(sweeps: list[dict]) -> None:
         st.markdown(f"*{md_text(sw.get('label') or sw['model'])} · {md_text(sw['backend'])}*")
         for line in sweep_lines(sw):
             st.caption(md_text(line))
-    for chart in (fit_chart(sweeps, "ttft_ms", "TTFT (ms)"), fit_chart(sweeps, "tpot_ms", "TPOT (ms per token)"),
-                  memory_chart(sweeps)):
+    for chart in (fit_chart(sweeps, "ttft_ms", "TTFT (ms)"), fit_chart(sweeps, "tpot_ms", "TPOT (ms per token)")):
         _chart(chart, "No successful request to draw.")
+    _chart(memory_chart(sweeps), "Memory unknown: the app does not know the process that serves these models.")
     st.dataframe([{"model": sw.get("label") or sw["model"], **{k: p.get(k) for k in (
         "length", "prompt_tokens", "prompt_tokens_source", "ttft_ms", "prefill_tokens_per_s", "tpot_ms",
         "decode_tokens_per_s", "peak_rss_mb", "error")}} for sw in sweeps for p in sw["points"]], hide_index=True)

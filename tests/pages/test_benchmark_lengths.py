@@ -49,3 +49,7 @@ def test_lengths_mode_runs_a_sweep_and_shows_time_to_notes(db):
     assert list(points["length"]) == [150, 300, 450, 900]
     assert points["error"].iloc[-1].startswith("does not fit (")
     assert (points["prefill_tokens_per_s"].iloc[:3] > 0).all()
+    specs = " ".join(e.proto.spec for e in at.get("vega_lite_chart"))
+    for title in ("TTFT (ms) against prompt length", "TPOT (ms per token) against prompt length"):
+        assert title in specs
+    assert "Memory unknown" in captions    # a server the app does not know the process of: never 0
