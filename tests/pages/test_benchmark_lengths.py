@@ -3,9 +3,8 @@ notes and points on the page."""
 import time
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from core.config import REPO_ROOT
+from tests.pages.test_benchmark import open_page
 from tests.support.openai_server import OpenAITestServer
 
 MODEL = "lenpage;ttft=0.002;pt=0.00002;tok=0.001;n=5;window=700"
@@ -21,16 +20,14 @@ def test_lengths_mode_runs_a_sweep_and_shows_time_to_notes(db):
     from core.catalog import endpoints
     with OpenAITestServer(models=[MODEL]) as server:
         endpoints.add("lenserver", server.base_url)
-        at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
-        at = at.switch_page("pages/benchmark.py").run()
+        at = open_page()
         label = next(o for o in at.multiselect(key="bench_models").options if o.startswith(MODEL))
         at.multiselect(key="bench_models").select(label)
         at.radio(key="bench_mode").set_value("Lengths")
         at.run()
         at.text_input(key="bench_len_lengths").input("150,300,450,900")
-        at.number_input(key="bench_rounds").set_value(1)
-        at.number_input(key="bench_warmup").set_value(0)
-        at.number_input(key="bench_max_tokens").set_value(5)
+        for key, value in (("bench_rounds", 1), ("bench_warmup", 0), ("bench_max_tokens", 5)):
+            at.number_input(key=key).set_value(value)
         at.run()
         assert not at.error, [e.value for e in at.error]
         at.button(key="bench_start").click().run()
