@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -549,6 +549,12 @@ def _bootstrap(used: list[dict], grid, target_prompt: int, target_output: int, n
 
 
 # -- the sweep: one run --------------------------------------------------------------------------------------------
+@dataclass
+class SweepSettings(Settings):
+    """A run's settings with the sweep's own (stored with the run: lengths, target, context asked)."""
+    sweep: dict = field(default_factory=dict)
+
+
 class LengthSweep(Runner):
     """A benchmark run whose prompts are per model (each built with the model's own tokenizer)."""
 
@@ -562,7 +568,9 @@ class LengthSweep(Runner):
             raise UserError("the target prompt and output lengths must be at least 1 token")
         self.lengths, self.user_prompts, self.context = lengths, prompts, context
         self.target_prompt, self.target_output = int(target_prompt), int(target_output)
-        settings = settings.validate()
+        settings = SweepSettings(**asdict(settings), sweep={
+            "lengths": lengths, "prompts": prompts.name if prompts is not None else None, "context": context,
+            "target_prompt_tokens": self.target_prompt, "target_output_tokens": self.target_output}).validate()
         if settings.concurrency != [1]:
             raise UserError("a length sweep runs at concurrency 1 (one request at a time: TTFT is prefill alone)")
         self.plans: dict[tuple, ModelPlan] = {}

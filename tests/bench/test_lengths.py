@@ -193,3 +193,17 @@ def test_cli_lengths_bad_input_is_one_line(db, capsys):
     assert main(["bench", "--lengths", "512", "--model", "x", "--concurrency", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: --lengths") for line in err)
+
+
+def test_a_sweep_records_its_settings_and_is_not_resumed_as_a_plain_run(db):
+    from core.bench.resume import plan_resume
+    from core.store import bench as store
+    name = "res;n=4"
+    with OpenAITestServer(models=[name]) as server:
+        spec = ModelSpec(model=name, backend="openai", endpoint=server.base_url)
+        outcome, _ = sweep(spec, [100, 200], Settings(rounds=1, warmup=0, max_tokens=4), tokens=words(),
+                           target_prompt=900)
+    settings = store.get_run(outcome.run_id)["settings"]
+    assert settings["sweep"]["lengths"] == [100, 200] and settings["sweep"]["target_prompt_tokens"] == 900
+    with pytest.raises(UserError, match="length sweep"):
+        plan_resume(outcome.run_id)
