@@ -158,6 +158,13 @@ def prefill_tokens_per_s(prompt_tokens: int | None, ttft_ms: float | None) -> fl
     return prompt_tokens / (ttft_ms / MS_PER_S)
 
 
+def time_to_notes_ms(ttft_ms: float | None, tpot_ms: float | None, output_tokens: int) -> float | None:
+    """TTFT + (out - 1) x TPOT: the wait for a whole answer of `output_tokens` tokens (None when either is unknown)."""
+    if ttft_ms is None or tpot_ms is None:
+        return None
+    return ttft_ms + (output_tokens - 1) * tpot_ms
+
+
 def kv_cache_mb(bytes_per_token: int | None, context_tokens: int | None) -> float | None:
     """KV cache for a context of `context_tokens` in MB (1024*1024 bytes); None when either is unknown."""
     if not bytes_per_token or not context_tokens:

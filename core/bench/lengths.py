@@ -22,17 +22,16 @@ The runner is reused as it is (``LengthSweep`` only swaps each model's prompts a
 """
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from core import metrics
 from core.bench.inputs import ModelSpec, PromptSet, Settings
+from core.bench.length_fit import fit_sweep
+from core.bench.prompt_lengths import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
+    shipped_material
 from core.bench.runner import Runner, default_engine
 from core.errors import UserError
 
@@ -41,10 +40,6 @@ DEFAULT_TARGET_PROMPT = 6000
 DEFAULT_TARGET_OUTPUT = 300
 MAX_LENGTH = 1_000_000
 CONTEXT_MARGIN = 32          # tokens of headroom in the context setting (the request id's tokens vary)
-N_BOOT = 2000
-HEADER = ("Summarise the meeting below as notes with two sections: Decisions and Action items (owner, due date). "
-          "Use only what was said in the transcript.\n\nTranscript:\n")
-MATERIAL_FILES = ("long_meetings.json", "meeting_notes.json")
 CACHE_BUST = ("a unique request id in a system message at the start of every request: no two requests share "
               "more than the chat template's first tokens, so none is a prompt-cache hit")
 
@@ -65,226 +60,6 @@ def parse_lengths(text: str) -> list[int]:
     if not out:
         raise UserError("--lengths: give prompt lengths in tokens, e.g. 512,2048,4096,8192")
     return sorted(set(out))
-
-
-# -- a model's tokens -----------------------------------------------------------------------------------------
-@dataclass
-class ModelTokens:
-    """How many tokens a model sees, from its own tokenizer, and what its metadata says about context."""
-    count: Callable[[str], int]                     # tokens of a text (no special tokens added)
-    source: str                                     # gguf | tokenizer.json | calibrated
-    window: int | None = None                       # the model's context window (tokens)
-    window_source: str = "none"                     # genai_config | gguf | endpoint | none
-    setting_name: str | None = None                 # the run setting that sizes the context: max_length | n_ctx
-    kv_bytes_per_token: int | None = None
-    chat: Callable[[list[dict]], int | None] | None = None   # tokens of a whole chat prompt as the engine builds it
-    overhead: int = 16                              # template tokens per message when `chat` is unknown
-    encode: Callable[[str], list[int]] | None = None
-    decode: Callable[[list[int]], str] | None = None
-    cache: dict = field(default_factory=dict, repr=False)   # material text -> its token ids
-
-    def prompt_tokens(self, messages: list[dict]) -> int:
-        if self.chat is not None:
-            n = self.chat(messages)
-            if n is not None:
-                return n
-        return sum(self.count(str(m.get("content", ""))) + self.overhead for m in messages)
-
-
-def _gguf_tokens(path: str) -> ModelTokens:
-    from core.catalog.gguf import GgufTokenizer
-    tok = GgufTokenizer(path)
-    llm = tok._llm
-    return ModelTokens(count=tok, source="gguf", window=tok.context_length,
-                       window_source="gguf" if tok.context_length else "none", setting_name="n_ctx",
-                       kv_bytes_per_token=tok.kv_bytes_per_token(), chat=tok.prompt_tokens,
-                       encode=lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
-                       decode=lambda ids: llm.detokenize(ids).decode("utf-8", errors="ignore"))
-
-
-def _template(folder: Path) -> tuple[str | None, dict]:
-    config = {}
-    try:
-        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8"), config
-    template = config.get("chat_template") if isinstance(config, dict) else None
-    return (template if isinstance(template, str) else None), config
-
-
-def folder_tokens(folder: str | Path) -> ModelTokens:
-    """A GenAI folder's tokenizer.json and chat template (rendered as the runtime does, with jinja2)."""
-    from tokenizers import Tokenizer
-
-    from core.catalog.foundry import genai_context
-    folder = Path(folder)
-    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    ctx = genai_context(folder)
-    template_text, config = _template(folder)
-    chat = None
-    if template_text:
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-        template = ImmutableSandboxedEnvironment().from_string(template_text)
-
-        def chat(messages: list[dict]) -> int:
-            text = template.render(messages=messages, add_generation_prompt=True,
-                                   bos_token=config.get("bos_token") or "", eos_token=config.get("eos_token") or "")
-            return len(tok.encode(text, add_special_tokens=False).ids)
-    window = ctx.get("context_length")
-    return ModelTokens(count=lambda text: len(tok.encode(text, add_special_tokens=False).ids) if text else 0,
-                       source="tokenizer.json", window=window, window_source="genai_config" if window else "none",
-                       setting_name="max_length", kv_bytes_per_token=ctx.get("kv_bytes_per_token"), chat=chat,
-                       encode=lambda text: tok.encode(text, add_special_tokens=False).ids,
-                       decode=lambda ids: tok.decode(ids, skip_special_tokens=False))
-
-
-def calibrated_tokens(probe: Callable[[str], int | None], sample: str) -> ModelTokens:
-    """For an endpoint without a local tokenizer: characters per token measured from its reported prompt tokens
-    (two one-token requests, a short and a long one). Counts are estimates (source ``calibrated``)."""
-    short, long_ = probe("Hi."), probe(sample)
-    if short is None or long_ is None or long_ <= short:
-        raise UserError("the endpoint reports no prompt tokens (usage), and no local tokenizer knows this model: "
-                        "its prompts cannot be built to a length; give your own long prompt set")
-    per_token = (len(sample) - 3) / (long_ - short)
-    overhead = max(short - 1, 0)
-    return ModelTokens(count=lambda text: int(round(len(text) / per_token)), source="calibrated",
-                       chat=lambda messages: sum(int(round(len(str(m.get("content", ""))) / per_token))
-                                                 for m in messages) + overhead)
-
-
-def _endpoint_window(spec: ModelSpec) -> int | None:
-    from core.catalog.endpoints import fetch_models
-    try:
-        for m in fetch_models(spec.endpoint, spec.api_key_env, timeout=5.0):
-            if m.get("id") == spec.model:
-                value = m.get("max_model_len") or m.get("context_length")
-                return int(value) if value else None
-    except (UserError, TypeError, ValueError):
-        return None
-    return None
-
-
-def model_tokens(spec: ModelSpec, probe: Callable[[str], int | None] | None = None) -> ModelTokens:
-    """The tokenizer and context metadata of the model behind `spec`."""
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import resolve_gguf
-        return _gguf_tokens(spec.path or resolve_gguf(spec.model))
-    if spec.backend == "foundry":
-        path = spec.path
-        if not path:
-            from core.catalog.foundry import get_local_model
-            found = get_local_model(spec.model)
-            path = found.get_path() if found is not None else None
-        if not path or not (Path(path) / "tokenizer.json").is_file():
-            raise UserError(f"no tokenizer.json for {spec.name}: its prompts cannot be built to a length")
-        return folder_tokens(path)
-    window = _endpoint_window(spec)
-    local = _local_folder(spec.model)
-    if local is not None and (Path(local) / "tokenizer.json").is_file():
-        tokens = folder_tokens(local)
-        tokens.setting_name, tokens.kv_bytes_per_token = None, None
-    else:
-        tokens = calibrated_tokens(probe or _http_probe(spec), _material()[:6000])
-    tokens.window, tokens.window_source = (window, "endpoint") if window else (tokens.window, tokens.window_source)
-    return tokens
-
-
-def _local_folder(model: str) -> str | None:
-    try:
-        from core.catalog.foundry import list_local_models
-        for row in list_local_models():
-            if model in (row.get("id"), row.get("alias")) and row.get("path"):
-                return row["path"]
-    except Exception:
-        return None
-    return None
-
-
-def _http_probe(spec: ModelSpec) -> Callable[[str], int | None]:
-    from core.engines.base import RequestOptions
-    from core.engines.http import HttpEngine
-
-    def probe(text: str) -> int | None:
-        engine = HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env)
-        try:
-            rec = engine.run_one([{"role": "user", "content": text}],
-                                 RequestOptions(max_tokens=1, stream=False, timeout_s=120.0))
-        finally:
-            engine.close()
-        return rec.prompt_tokens
-    return probe
-
-
-# -- prompts of exact lengths ---------------------------------------------------------------------------------
-def _material() -> str:
-    """The shipped meeting transcripts, joined (the text after each prompt's 'Transcript:')."""
-    from core.config import PROMPTS_DIR
-    parts = []
-    for name in MATERIAL_FILES:
-        for p in json.loads((Path(PROMPTS_DIR) / name).read_text(encoding="utf-8")):
-            text = p["text"] if isinstance(p, dict) else p
-            parts.append(text.split("Transcript:\n", 1)[-1].strip())
-    return "\n\n".join(parts)
-
-
-def build_transcript(tokens: ModelTokens, n: int, material: str | None = None) -> str:
-    """A meeting-notes prompt of exactly `n` tokens by `tokens.count` (header + transcript, cut to fit).
-    Deterministic. A calibrated tokenizer gives an estimate. UserError when `n` is below the header's."""
-    material = material or _material()
-    count = tokens.count
-    head = count(HEADER)
-    if head >= n:
-        raise UserError(f"a prompt of {n} tokens is shorter than the instructions alone ({head} tokens)")
-    body = None
-    if tokens.encode is not None and tokens.decode is not None:
-        ids = tokens.cache.get("ids") if tokens.cache.get("source") == material else None
-        if ids is None or len(ids) < n + 8:   # the material is tokenized once (as far as needed), not per length
-            text = material
-            while len(text) < 5 * n:
-                text = text + "\n\n" + material
-            text = text[:5 * n]
-            ids = tokens.encode(text)
-            while len(ids) < n + 8:
-                text = text + "\n\n" + material
-                ids = tokens.encode(text)
-            tokens.cache.update(source=material, ids=ids)
-        for m in (n - head, n - head - 1, n - head + 1, n - head - 2):
-            text = HEADER + tokens.decode(ids[:max(m, 0)])
-            if count(text) == n:
-                return text
-        body = len(tokens.decode(ids[:n - head]))
-    while count(HEADER + material) <= n:
-        material = material + "\n\n" + material
-    lo, hi = 0, len(material)       # the longest cut of the material that stays within n
-    if body is not None:
-        lo, hi = max(0, body - 400), min(len(material), body + 400)
-        if count(HEADER + material[:lo]) > n:
-            lo = 0
-        if count(HEADER + material[:hi]) <= n:
-            hi = len(material)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(HEADER + material[:mid]) <= n:
-            lo = mid
-        else:
-            hi = mid - 1
-    for k in range(lo, max(lo - 60, 0), -1):
-        for suffix in ("", ".", "\n", " -", ",", "\n\n", " ."):
-            text = HEADER + material[:k] + suffix
-            if count(text) == n:
-                return text
-    if tokens.source == "calibrated":
-        return HEADER + material[:lo]
-    raise UserError(f"cannot build a prompt of exactly {n} tokens with this tokenizer")
-
-
-def request_messages(text: str) -> list[dict]:
-    """What is sent for a prompt: a unique request id first (no prompt-cache hit), then the prompt."""
-    return [{"role": "system", "content": f"Request {uuid.uuid4().hex[:12]}. You write meeting notes."},
-            {"role": "user", "content": text}]
 
 
 # -- per model: prompts, context setting, the engine ------------------------------------------------------------
@@ -331,11 +106,11 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     t0, c0 = time.perf_counter(), time.thread_time()
     tokens = tokens or model_tokens(spec)
     if tokens.window is None and spec.backend == "openai":
-        window = _endpoint_window(spec)
+        window = endpoint_window(spec)
         if window:
             tokens.window, tokens.window_source = window, "endpoint"
     if prompts is None:
-        material = _material()
+        material = shipped_material()
         items = [{"id": f"len-{n}", "text": build_transcript(tokens, n, material), "tags": ["length", str(n)],
                   "length": n} for n in sorted(lengths, reverse=True)][::-1]   # the longest first: one encoding
     else:
@@ -425,127 +200,6 @@ def sweep_engine(spec: ModelSpec, plan: ModelPlan):
     else:
         inner = default_engine(spec)
     return SweepEngine(inner, plan)
-
-
-# -- the fit -----------------------------------------------------------------------------------------------------
-def _lsq(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
-    """Least squares of y on 1, n, n^2 (up to `degree`) with b, c >= 0: a longer prompt never takes less time
-    to read, and attention's share only grows (scipy's bounded linear least squares; n scaled for conditioning)."""
-    from scipy.optimize import lsq_linear
-    scale = max(float(np.max(np.abs(x))), 1.0)
-    design = np.vander(x / scale, degree + 1, increasing=True)
-    lower = [-np.inf] + [0.0] * degree
-    sol = lsq_linear(design, y, bounds=(lower, [np.inf] * (degree + 1)), method="bvls").x
-    return sol / scale ** np.arange(degree + 1)
-
-
-def fit_curve(x, y, degree: int = 2) -> dict | None:
-    """Least squares of y on a + b n + c n^2 with b, c >= 0 (lower degree when fewer distinct lengths):
-    {"coef": [a, b, c], "degree", "n_points", "rmse"}; None from fewer than 2 distinct lengths."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    degree = min(degree, len(np.unique(x)) - 1)
-    if degree < 1:
-        return None
-    coef = _lsq(x, y, degree)
-    resid = y - np.polynomial.polynomial.polyval(x, coef)
-    coef = list(map(float, coef)) + [0.0] * (2 - degree)
-    return {"coef": coef, "degree": int(degree), "n_points": int(len(x)),
-            "rmse": float(np.sqrt(np.mean(resid ** 2)))}
-
-
-def predict(fit: dict | None, n) -> float | None:
-    if fit is None:
-        return None
-    a, b, c = fit["coef"]
-    return float(a + b * n + c * n * n)
-
-
-def slope_at(fit: dict | None, n: float) -> float | None:
-    """d/dn of the fitted curve at n (ms per prompt token)."""
-    if fit is None:
-        return None
-    return float(fit["coef"][1] + 2 * fit["coef"][2] * n)
-
-
-def fit_sweep(points: list[dict], target_prompt: int = DEFAULT_TARGET_PROMPT,
-              target_output: int = DEFAULT_TARGET_OUTPUT, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """Curves and the time to notes from the sweep's requests (those with ``fitted``).
-
-    The band is a case bootstrap over the requests (each resample refitted); there is none ("n/a") when the
-    requests are no more than the curve's parameters: a curve through every point says nothing of its spread."""
-    used = [p for p in points if p.get("fitted")]
-    x = [p["prompt_tokens"] for p in used]
-    ttft = fit_curve(x, [p["ttft_ms"] for p in used])
-    tp = [(p["prompt_tokens"], p["tpot_ms"]) for p in used if p.get("tpot_ms") is not None]
-    tpot = fit_curve([a for a, _ in tp], [b for _, b in tp])
-    longest = max(x) if x else None
-    out = {"ttft_ms": ttft, "tpot_ms": tpot, "target_prompt_tokens": int(target_prompt),
-           "target_output_tokens": int(target_output), "max_measured_tokens": longest,
-           "extrapolated": bool(longest is None or target_prompt > longest),
-           "ttft_at_target_ms": predict(ttft, target_prompt), "tpot_at_target_ms": predict(tpot, target_prompt),
-           "time_to_notes_ms": None, "time_to_notes_low_ms": None, "time_to_notes_high_ms": None, "curve": []}
-    if ttft is not None and tpot is not None:
-        out["time_to_notes_ms"] = time_to_notes_ms(out["ttft_at_target_ms"], out["tpot_at_target_ms"], target_output)
-    if not x:
-        return out
-    top = max(longest, target_prompt)
-    grid = np.unique(np.linspace(0, top, 41).round().astype(int))
-    boots = _bootstrap(used, grid, target_prompt, target_output, n_boot, seed)
-    for i, n in enumerate(grid):
-        row = {"n": int(n), "ttft_ms": predict(ttft, n), "tpot_ms": predict(tpot, n),
-               "ttft_low_ms": None, "ttft_high_ms": None, "tpot_low_ms": None, "tpot_high_ms": None}
-        if boots is not None:
-            row.update(ttft_low_ms=boots["ttft"][0][i], ttft_high_ms=boots["ttft"][1][i])
-            if boots["tpot"] is not None:
-                row.update(tpot_low_ms=boots["tpot"][0][i], tpot_high_ms=boots["tpot"][1][i])
-        out["curve"].append(row)
-    if boots is not None and boots["notes"] is not None:
-        out["time_to_notes_low_ms"], out["time_to_notes_high_ms"] = boots["notes"]
-    return out
-
-
-def time_to_notes_ms(ttft_ms: float | None, tpot_ms: float | None, output_tokens: int) -> float | None:
-    """TTFT + (out - 1) x TPOT: the wait for a whole answer of `output_tokens` tokens."""
-    if ttft_ms is None or tpot_ms is None:
-        return None
-    return ttft_ms + (output_tokens - 1) * tpot_ms
-
-
-def _bootstrap(used: list[dict], grid, target_prompt: int, target_output: int, n_boot: int, seed: int):
-    x = np.asarray([p["prompt_tokens"] for p in used], float)
-    y1 = np.asarray([p["ttft_ms"] for p in used], float)
-    y2 = np.asarray([np.nan if p.get("tpot_ms") is None else p["tpot_ms"] for p in used], float)
-    degree = min(2, len(np.unique(x)) - 1)
-    if degree < 1 or len(x) <= degree + 1:
-        return None
-    rng = np.random.default_rng(seed)
-    ttft_pred, tpot_pred, notes = [], [], []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(x), len(x))
-        xs = x[idx]
-        if len(np.unique(xs)) <= degree:
-            continue
-        c1 = _lsq(xs, y1[idx], degree)
-        ttft_pred.append(np.polynomial.polynomial.polyval(grid, c1))
-        ok = np.isfinite(y2[idx])
-        if len(np.unique(xs[ok])) > degree:
-            c2 = _lsq(xs[ok], y2[idx][ok], degree)
-            tpot_pred.append(np.polynomial.polynomial.polyval(grid, c2))
-            notes.append(np.polynomial.polynomial.polyval(target_prompt, c1)
-                         + (target_output - 1) * np.polynomial.polynomial.polyval(target_prompt, c2))
-    if len(ttft_pred) < 100:
-        return None
-
-    def band(rows):
-        lo, hi = np.quantile(np.asarray(rows), [0.025, 0.975], axis=0)
-        return [float(v) for v in np.atleast_1d(lo)], [float(v) for v in np.atleast_1d(hi)]
-    notes_band = None
-    if len(notes) >= 100:
-        lo, hi = np.quantile(np.asarray(notes), [0.025, 0.975])
-        notes_band = (float(lo), float(hi))
-    return {"ttft": band(ttft_pred), "tpot": band(tpot_pred) if len(tpot_pred) >= 100 else None, "notes": notes_band}
 
 
 # -- the sweep: one run --------------------------------------------------------------------------------------------

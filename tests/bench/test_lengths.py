@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.bench import length_fit as F
 from core.bench import lengths as L
+from core.bench import prompt_lengths as P
 from core.bench.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.errors import UserError
@@ -23,9 +25,9 @@ def db(tmp_path, monkeypatch):
     monkeypatch.setenv("SLM_DB", str(tmp_path / "lengths.duckdb"))
 
 
-def words() -> L.ModelTokens:
+def words() -> P.ModelTokens:
     """A tokenizer that counts as the test server does (words): prompts of exact server-side lengths."""
-    return L.ModelTokens(count=lambda text: len(text.split()), source="words",
+    return P.ModelTokens(count=lambda text: len(text.split()), source="words",
                          chat=lambda messages: sum(len(str(m["content"]).split()) for m in messages))
 
 
@@ -37,12 +39,12 @@ def sweep(spec, lengths, settings, tokens=None, **kwargs):
 # -- exact lengths with the real tokenizers ----------------------------------------------------------------------
 @needs_gguf
 def test_gguf_prompts_have_exact_token_counts_and_are_deterministic():
-    tokens = L._gguf_tokens(str(GGUF))
+    tokens = P.gguf_tokens(str(GGUF))
     for n in (512, 2048, 4096, 8192):
-        text = L.build_transcript(tokens, n)
+        text = P.build_transcript(tokens, n)
         assert tokens.count(text) == n
-        assert text.startswith(L.HEADER) and "Transcript:" in text
-    assert L.build_transcript(tokens, 777) == L.build_transcript(tokens, 777)
+        assert text.startswith(P.HEADER) and "Transcript:" in text
+    assert P.build_transcript(tokens, 777) == P.build_transcript(tokens, 777)
     assert tokens.window == 8192 and tokens.kv_bytes_per_token == 2 * 30 * 3 * 64 * 2
     _requests_counted_as_a_whole(tokens)
 
@@ -53,15 +55,15 @@ def _requests_counted_as_a_whole(tokens):
     plan = L.plan_model(spec, [300, 1200], Settings(max_tokens=8), tokens=tokens)
     for p in plan.prompt_set.prompts:
         for _ in range(3):
-            sent = L.request_messages(p["text"])
+            sent = P.request_messages(p["text"])
             assert plan.request_tokens(p["id"], sent) == tokens.prompt_tokens(sent)
 
 
 @needs_folder
 def test_foundry_folder_prompts_have_exact_token_counts():
-    tokens = L.folder_tokens(FOLDER)
+    tokens = P.folder_tokens(FOLDER)
     for n in (512, 3000):
-        assert tokens.count(L.build_transcript(tokens, n)) == n
+        assert tokens.count(P.build_transcript(tokens, n)) == n
     assert tokens.window == 8192 and tokens.setting_name == "max_length"
     _requests_counted_as_a_whole(tokens)
     assert tokens.kv_bytes_per_token == 2 * 30 * 3 * 64 * 4   # fp32 io on the CPU builder
@@ -69,7 +71,7 @@ def test_foundry_folder_prompts_have_exact_token_counts():
 
 def test_a_length_below_the_instructions_is_refused():
     with pytest.raises(UserError, match="shorter than the instructions"):
-        L.build_transcript(words(), 5)
+        P.build_transcript(words(), 5)
     with pytest.raises(UserError, match="not a whole number"):
         L.parse_lengths("512,lots")
 
@@ -97,7 +99,7 @@ def test_every_request_is_unique_to_the_prompt_cache(db):
         spec = ModelSpec(model=name, backend="openai", endpoint=server.base_url)
         _, (sw,) = sweep(spec, [100], Settings(rounds=3, warmup=1, max_tokens=4), tokens=words())
     assert "unique request id" in sw["cache_bust"]
-    msgs = L.request_messages("same prompt"), L.request_messages("same prompt")
+    msgs = P.request_messages("same prompt"), P.request_messages("same prompt")
     assert msgs[0][0]["role"] == "system" and msgs[0][0]["content"] != msgs[1][0]["content"]
 
 
@@ -136,7 +138,7 @@ def test_fit_recovers_a_known_quadratic_with_a_band():
     rng = np.random.default_rng(19)
     truth = lambda n: 40 + 0.8 * n + 3e-4 * n * n  # noqa: E731
     pts = _points(rng, truth, [512, 1024, 2048, 4096, 8192])
-    fit = L.fit_sweep(pts, 6000, 300)
+    fit = F.fit_sweep(pts, 6000, 300)
     a, b, c = fit["ttft_ms"]["coef"]
     assert abs(c / 3e-4 - 1) < 0.02 and abs(b / 0.8 - 1) < 0.05
     want = truth(6000) + 299 * (10 + 0.002 * 6000)
@@ -148,9 +150,9 @@ def test_fit_recovers_a_known_quadratic_with_a_band():
 def test_time_to_notes_beyond_the_longest_length_is_extrapolated():
     rng = np.random.default_rng(1)
     pts = _points(rng, lambda n: 100 + n, [512, 1024, 2048])
-    fit = L.fit_sweep(pts, 6000, 300)
+    fit = F.fit_sweep(pts, 6000, 300)
     assert fit["extrapolated"] is True and fit["max_measured_tokens"] == 2048
-    exact = L.fit_sweep([dict(p, ttft_ms=100 + p["prompt_tokens"]) for p in pts[::3]], 6000, 300)
+    exact = F.fit_sweep([dict(p, ttft_ms=100 + p["prompt_tokens"]) for p in pts[::3]], 6000, 300)
     assert exact["time_to_notes_low_ms"] is None    # 3 requests, 3 parameters: no band, never a zero-width one
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from core.bench import lengths as L
+from core.bench import prompt_lengths as P
 from core.bench.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.engines.base import RequestOptions
@@ -27,7 +28,7 @@ def test_llamacpp_beyond_2048_tokens_with_n_ctx_as_a_run_setting(db):
     assert outcome.status == "completed"
     (point,) = sw["points"]
     assert point["ok"], point["error"]
-    plan_tokens = L._gguf_tokens(str(GGUF))
+    plan_tokens = P.gguf_tokens(str(GGUF))
     assert point["prompt_tokens_source"] == "gguf" and 2100 < point["prompt_tokens"] < 2100 + 40
     # n_ctx: what the prompt + max tokens need (with a margin), rounded up, capped at the window; recorded
     need = point["prompt_tokens"] + 4
@@ -47,7 +48,7 @@ def test_llamacpp_prompt_tokens_match_the_servers_own_count():
     engine = LlamaCppEngine(str(GGUF), n_ctx=512)
     engine.open()
     try:
-        messages = L.request_messages("Notes, please: Ana will send the budget by Friday.")
+        messages = P.request_messages("Notes, please: Ana will send the budget by Friday.")
         rec = engine.run_one(messages, RequestOptions(max_tokens=2, stream=False))   # non-streaming: with usage
         assert rec.error is None and rec.prompt_tokens
         assert engine.count_prompt_tokens(messages) == rec.prompt_tokens
@@ -67,10 +68,10 @@ def test_foundry_max_length_is_a_run_setting_and_our_count_is_the_runtimes():
         assert genai_context(folder)["max_length"] == 1024 and genai_context(FOLDER)["max_length"] == 8192
         assert json.loads((folder / "genai_config.json").read_text())["search"]["past_present_share_buffer"]
         assert info.runtime["max_length"] == 1024 and "max_length 1024" in info.notes[0]
-        messages = L.request_messages("Notes, please: Ana will send the budget by Friday.")
+        messages = P.request_messages("Notes, please: Ana will send the budget by Friday.")
         rec = engine.run_one(messages, RequestOptions(max_tokens=2))
         assert rec.error is None
-        assert L.folder_tokens(FOLDER).prompt_tokens(messages) == rec.prompt_tokens
+        assert P.folder_tokens(FOLDER).prompt_tokens(messages) == rec.prompt_tokens
     finally:
         engine.close()
     assert all("-ctx" not in m["id"] for m in list_local_models())   # the run's registration stays out of the list
@@ -81,7 +82,7 @@ def test_context_windows_are_in_the_model_list():
     rows = list_models(include_catalog=False, include_endpoints=False).models
     gguf = [m for m in rows if m["backend"] == "llamacpp"]
     if GGUF.is_file():
-        assert gguf and gguf[0]["context_length"] == L._gguf_tokens(str(GGUF)).window == 8192
+        assert gguf and gguf[0]["context_length"] == P.gguf_tokens(str(GGUF)).window == 8192
     starter = [m for m in rows if m["id"] == MODEL_ID]
     if FOLDER.is_dir():
         assert starter and starter[0]["context_length"] == 8192

@@ -19,7 +19,9 @@ import os
 import tempfile
 import time
 
+from core.bench import length_fit as F
 from core.bench import lengths as L
+from core.bench import prompt_lengths as P
 from core.bench.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from tests.support.openai_server import OpenAITestServer
@@ -34,7 +36,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     os.environ["SLM_DB"] = os.path.join(tempfile.mkdtemp(), "perf.duckdb")
     gguf = REPO_ROOT / "data/models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokens = L._gguf_tokens(str(gguf)) if gguf.is_file() else L.ModelTokens(
+    tokens = P.gguf_tokens(str(gguf)) if gguf.is_file() else P.ModelTokens(
         count=lambda t: len(t.split()), source="words")
     tokens.window = None    # the server's window: none (the GGUF's 8,192 is not this server's)
     lengths = L.parse_lengths(a.lengths)
@@ -51,9 +53,9 @@ def main(argv=None) -> int:
     fit = sw["fit"]["ttft_ms"]
     xs = [p["prompt_tokens"] for p in sw["points"] if p["fitted"]]
     mean_n = sum(xs) / len(xs)
-    slope = L.slope_at(fit, mean_n)
+    slope = F.slope_at(fit, mean_n)
     true_6000 = a.base_ms + a.k_ms * 6000
-    pred_6000 = L.predict(fit, 6000)
+    pred_6000 = F.predict(fit, 6000)
     print(f"tokenizer: {tokens.source}; {len(xs)} requests fitted, lengths {lengths}, rounds {a.rounds}")
     print(f"fit: TTFT(n) = {fit['coef'][0]:.2f} + {fit['coef'][1]:.5f} n + {fit['coef'][2]:.3g} n^2 ms "
           f"(RMSE {fit['rmse']:.2f} ms)")
