@@ -106,7 +106,7 @@ DEFINITIONS = {
     "prefill_tokens_per_s": "Prefill speed: prompt tokens (the engine's count, else the model's tokenizer) / TTFT, "
                             "per request; TTFT includes the first decode step.",
     "time_to_notes_ms": "Time to notes: TTFT(n) + (out - 1) x TPOT(n) at a target prompt length n and output length "
-                        "out, from a + b n + c n^2 fitted by least squares to the length sweep's requests; "
+                        "out, from a + b n + c n^2 (b, c >= 0) fitted by least squares to the length sweep's requests; "
                         "extrapolated when n lies beyond the longest prompt measured.",
     "kv_cache_mb": "KV cache share of memory: 2 (K, V) x layers x KV heads x head size x dtype bytes per token, "
                    "times the context the run loaded the model with (Foundry max_length, llama.cpp n_ctx).",
