@@ -72,6 +72,10 @@ LABELS = {
     "weights_mb": "weights (MB, RSS after load - before)",
     "working_mb": "working memory (MB, peak - after load)",
     "observer_cpu_s": "observer CPU (s, the app's own process over the window)",
+    "prefill_tokens_per_s": "prefill speed (prompt tokens/s, prompt tokens / TTFT)",
+    "time_to_notes_ms": "time to notes (ms, TTFT(n) + (out - 1) x TPOT(n) from the fitted curves)",
+    "context_window": "context window (tokens, from the model's metadata)",
+    "kv_cache_mb": "KV cache (MB, bytes per token x the run's context setting)",
 }
 
 
@@ -100,6 +104,13 @@ DEFINITIONS = {
     "cpu_s_per_token": "CPU seconds of the model's process over the measured window / output tokens "
                        "(a proxy for energy on laptops).",
     "load_s": "Cold load: time to load the model in its fresh process (llama.cpp: server start until it answers).",
+    "prefill_tokens_per_s": "Prefill speed: prompt tokens (the engine's count, else the model's tokenizer) / TTFT, "
+                            "per request; TTFT includes the first decode step.",
+    "time_to_notes_ms": "Time to notes: TTFT(n) + (out - 1) x TPOT(n) at a target prompt length n and output length "
+                        "out, from a + b n + c n^2 (b, c >= 0) fitted by least squares to the length sweep's requests; "
+                        "extrapolated when n lies beyond the longest prompt measured.",
+    "kv_cache_mb": "KV cache share of memory: 2 (K, V) x layers x KV heads x head size x dtype bytes per token, "
+                   "times the context the run loaded the model with (Foundry max_length, llama.cpp n_ctx).",
     "requests": "Warm-up requests are excluded; latency statistics use successful requests only; a stream that "
                 "ends without a finish reason is a failed request; failed requests are kept with their error.",
 }
@@ -139,6 +150,27 @@ def per_s(value_ms: float | None) -> float | None:
     if value_ms is None or value_ms <= 0:
         return None
     return MS_PER_S / value_ms
+
+
+def prefill_tokens_per_s(prompt_tokens: int | None, ttft_ms: float | None) -> float | None:
+    """Prompt tokens / TTFT in seconds (the one definition of prefill speed); None when either is unknown."""
+    if prompt_tokens is None or ttft_ms is None or ttft_ms <= 0 or prompt_tokens <= 0:
+        return None
+    return prompt_tokens / (ttft_ms / MS_PER_S)
+
+
+def time_to_notes_ms(ttft_ms: float | None, tpot_ms: float | None, output_tokens: int) -> float | None:
+    """TTFT + (out - 1) x TPOT: the wait for a whole answer of `output_tokens` tokens (None when either is unknown)."""
+    if ttft_ms is None or tpot_ms is None:
+        return None
+    return ttft_ms + (output_tokens - 1) * tpot_ms
+
+
+def kv_cache_mb(bytes_per_token: int | None, context_tokens: int | None) -> float | None:
+    """KV cache for a context of `context_tokens` in MB (1024*1024 bytes); None when either is unknown."""
+    if not bytes_per_token or not context_tokens:
+        return None
+    return bytes_per_token * context_tokens / 1048576
 
 
 def e2e_output_tokens_per_s(tokens: int | None, e2e_ms: float | None) -> float | None:

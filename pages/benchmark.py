@@ -7,10 +7,12 @@ from router_guard import use_router
 from core.bench import charts
 from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
 from core.bench.job import BenchJob
+from core.bench.lengths import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
+from core.bench.lengths_charts import fit_chart, memory_chart
 from core.config import db_path
 from core.errors import UserError
 from core.output import md_text
-from core.bench.report import BenchReport, requests_csv, to_csv, to_markdown
+from core.bench.report import BenchReport, build_report, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
 use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
@@ -109,16 +111,48 @@ def render_conditions(report) -> None:
         st.markdown("\n".join(f"- {x}" for x in lines if x) or "Nothing recorded (a run stored before these were).")
 
 
+def render_lengths_setup() -> dict | None:
+    """Lengths mode: prompt lengths to build (or the prompt set below as your own long prompts), the target."""
+    own = st.checkbox("Use the prompt set below as my own long prompts", key="bench_len_own")
+    c = st.columns(4)
+    text = c[0].text_input("Prompt lengths (tokens)", "512,2048,4096,8192", key="bench_len_lengths", disabled=own)
+    target_prompt = c[1].number_input("Target prompt tokens", 1, 1_000_000, DEFAULT_TARGET_PROMPT, key="bench_len_tp")
+    target_output = c[2].number_input("Target output tokens", 1, 100_000, DEFAULT_TARGET_OUTPUT, key="bench_len_to")
+    context = c[3].number_input("Context (0 = what the longest prompt needs)", 0, 1_000_000, 0, key="bench_len_ctx")
+    st.caption("One request at a time (concurrency 1); each model gets transcripts of exactly these lengths with "
+               "its own tokenizer. Long prompts are slow on a laptop CPU: raise the timeout.")
+    try:
+        lengths = None if own else parse_lengths(text)
+    except UserError as exc:
+        st.error(md_text(exc.one_line()))
+        return None
+    return {"lengths": lengths, "target_prompt": int(target_prompt), "target_output": int(target_output),
+            "context": int(context) or None}
+
+
 def render_setup() -> None:
     job = st.session_state.get(JOB)
     busy = job is not None and job.running
     with st.expander("New run", expanded=not busy):
         specs = render_models()
-        ps = render_prompts()
+        mode = st.radio("Mode", ["Prompt set", "Lengths"], horizontal=True, key="bench_mode",
+                        help="Lengths: TTFT, prefill and decode speed against prompt length, fitted, and the time "
+                             "to notes for a meeting of the target length")
+        sweep = render_lengths_setup() if mode == "Lengths" else None
+        ps = render_prompts() if mode == "Prompt set" or (sweep and sweep["lengths"] is None) else None
         settings = render_settings()
-        if st.button("Start", type="primary", disabled=busy or not (specs and ps and settings), key="bench_start"):
+        if mode == "Lengths":
+            ready = bool(specs and settings and sweep and (sweep["lengths"] or ps))
+        else:
+            ready = bool(specs and ps and settings)
+        if st.button("Start", type="primary", disabled=busy or not ready, key="bench_start"):
             try:
-                st.session_state[JOB] = BenchJob(specs, ps, settings).start()
+                if sweep is not None:
+                    lengths = sweep.pop("lengths")
+                    st.session_state[JOB] = sweep_job(specs, lengths, settings, prompts=ps if lengths is None else None,
+                                                      **sweep).start()
+                else:
+                    st.session_state[JOB] = BenchJob(specs, ps, settings).start()
                 st.session_state["bench_view_run"] = st.session_state[JOB].run_id
                 st.session_state["bench_follow_run"] = st.session_state[JOB].run_id
             except UserError as exc:
@@ -166,8 +200,21 @@ def cached_runs(version: int, database: str):
 
 
 def _report(run_id: str) -> BenchReport:
-    run = db.get_run(run_id)
-    return BenchReport(run=run, results=db.run_summary(run_id), requests=db.run_requests(run_id, include_warmup=True))
+    return build_report(run_id)
+
+
+def render_lengths(sweeps: list[dict]) -> None:
+    st.markdown("**Prompt length**: time to notes, context and memory")
+    for sw in sweeps:
+        st.markdown(f"*{md_text(sw.get('label') or sw['model'])} · {md_text(sw['backend'])}*")
+        for line in sweep_lines(sw):
+            st.caption(md_text(line))
+    for chart in (fit_chart(sweeps, "ttft_ms", "TTFT (ms)"), fit_chart(sweeps, "tpot_ms", "TPOT (ms per token)")):
+        _chart(chart, "No successful request to draw.")
+    _chart(memory_chart(sweeps), "Memory unknown: the app does not know the process that serves these models.")
+    st.dataframe([{"model": sw.get("label") or sw["model"], **{k: p.get(k) for k in (
+        "length", "prompt_tokens", "prompt_tokens_source", "ttft_ms", "prefill_tokens_per_s", "tpot_ms",
+        "decode_tokens_per_s", "peak_rss_mb", "error")}} for sw in sweeps for p in sw["points"]], hide_index=True)
 
 
 def render_results(runs: list[dict]) -> None:
@@ -203,6 +250,8 @@ def render_results(runs: list[dict]) -> None:
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):
         st.caption("Fewer than 20 successful requests in a level: its p95 is indicative only.")
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests
+    if report.sweeps:
+        render_lengths(report.sweeps)
     tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests"])
     with tabs[0]:
         for chart in (charts.latency_boxes(measured, "ttft_ms", "TTFT (ms)"), charts.latency_ecdf(measured, "e2e_ms")):

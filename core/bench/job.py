@@ -43,10 +43,12 @@ class _Collector(Progress):
 
 
 class BenchJob(Job):
-    def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **runner_kwargs):
+    def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, *, runner_cls=Runner,
+                 **runner_kwargs):
         super().__init__(self._run_bench)
-        self.runner = Runner(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event,
-                             **runner_kwargs)
+        # runner_cls: Runner, or core.bench.lengths.LengthSweep (then prompt_set is the list of lengths)
+        self.runner = runner_cls(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event,
+                                 **runner_kwargs)
         self.run_id = self.runner.run_id
         self.outcome: RunOutcome | None = None
         self._progress: RunProgress | None = None

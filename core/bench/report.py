@@ -28,6 +28,7 @@ class BenchReport:
     run: dict
     results: list[dict]
     requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sweeps: list[dict] = field(default_factory=list)   # length sweeps (core.bench.lengths), one per model
 
     @property
     def run_id(self) -> str:
@@ -39,7 +40,9 @@ def build_report(run_id: str) -> BenchReport:
     run = db.get_run(run_id)
     if run is None:
         raise UserError(f"no benchmark run {run_id!r}")
-    return BenchReport(run=run, results=db.run_summary(run_id), requests=db.run_requests(run_id, include_warmup=True))
+    from core.store.lengths import run_sweeps
+    return BenchReport(run=run, results=db.run_summary(run_id), requests=db.run_requests(run_id, include_warmup=True),
+                       sweeps=run_sweeps(run_id))
 
 
 def flat_results(results: list[dict]) -> pd.DataFrame:
@@ -149,6 +152,9 @@ def to_markdown(report: BenchReport) -> str:
             w(f"- {m(r['model'])} \\[{m(r['backend'])}\\] at concurrency {_n(r['concurrency'])}: "
               f"{_n(r['requests_failed'])} failed requests" + (f"; {m(r['error'])}" if r.get("error") else ""))
         w()
+    if report.sweeps:
+        from core.bench.lengths import markdown_section
+        w(markdown_section(report.sweeps))
     notes = sorted({n for m in run.get("models") or [] for n in (m.get("notes") or [])})
     w("## How to read these numbers")
     w()

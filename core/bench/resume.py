@@ -62,6 +62,8 @@ def plan_resume(run_id: str, prompts: PromptSet | None = None) -> ResumePlan:
         raise UserError(f"run {run_id} is still running (process {run.get('runner_pid')} on {run.get('runner_host')})")
     if not run.get("specs"):
         raise UserError(f"run {run_id} was stored before runs could be resumed (no model list kept)")
+    if (run.get("settings") or {}).get("sweep"):
+        raise UserError(f"run {run_id} is a length sweep: it cannot be resumed; start a new sweep")
     stored = PromptSet(name=run["prompt_set"] or "prompts",
                        prompts=[{"id": p["prompt_id"], "text": p["text"], "tags": p["tags"] or []}
                                 for p in run["prompts"]])

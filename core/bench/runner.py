@@ -115,9 +115,13 @@ class Runner:
     def _previous(self, spec: ModelSpec, level: int) -> dict:
         return (self.resume or {}).get((spec.model, spec.backend, level)) or {"rows": [], "run_model": None}
 
+    def prompts_for(self, spec: ModelSpec) -> PromptSet:
+        """The prompts ``spec`` runs: the run's set (a length sweep gives each model its own)."""
+        return self.prompt_set
+
     def _todo(self, spec: ModelSpec, level: int) -> list[Item]:
         """The measured requests of a level still to run (all of them, unless resuming)."""
-        _, measured = plan(self.prompt_set.prompts, self.settings.rounds, self.settings.warmup)
+        _, measured = plan(self.prompts_for(spec).prompts, self.settings.rounds, self.settings.warmup)
         if self.resume is None:
             return measured
         done = {(r["prompt_id"], int(r["round"])) for r in self._previous(spec, level)["rows"]}
@@ -184,7 +188,7 @@ class Runner:
             err = f"load failed: {_one_line(exc)}"
             mp.done = mp.total
             self.tracker.phase(mp, "failed", err)
-            env_m = model_environment(env, spec, None, self.prompt_set.hash)
+            env_m = model_environment(env, spec, None, self.prompts_for(spec).hash)
             for level in self.settings.concurrency:
                 if self._todo(spec, level):
                     self._keep(dict(base, concurrency=level, status="failed", error=err, environment=env_m), [],
@@ -194,7 +198,7 @@ class Runner:
                     execution_provider=info.execution_provider or spec.execution_provider, pid=info.pid,
                     load_s=info.load_s, rss_before_mb=info.rss_before_mb,
                     rss_after_load_mb=info.rss_after_load_mb,
-                    environment=model_environment(env, spec, info, self.prompt_set.hash), notes=info.notes,
+                    environment=model_environment(env, spec, info, self.prompts_for(spec).hash), notes=info.notes,
                     pid_source=(getattr(engine, "pid_source", None) or info.pid_source
                                 or ("launched" if info.pid else "unknown")))
         return engine, base
@@ -290,7 +294,7 @@ class Runner:
         if lv.turns == 0:   # the level's row, 'running', when its first turn starts
             started = dict(lv.previous["run_model"] or {}, **lv.base)
             self.recorder.save_level(dict(started, concurrency=lv.level, status="running", error=None), [])
-        warm = plan(self.prompt_set.prompts, s.rounds, s.warmup)[0] if lv.turns == 0 else []
+        warm = plan(self.prompts_for(lv.spec).prompts, s.rounds, s.warmup)[0] if lv.turns == 0 else []
         turn = self._turn_seq
         self._turn_seq += 1
         lv.turns += 1
@@ -356,6 +360,10 @@ class Runner:
                         rec.tokenizer_completion_tokens = engine.count_tokens(rec.output_text)
                     except Exception:
                         pass
+        count_prompt = getattr(engine, "count_prompt_tokens", None)   # engines that send no usage (llama.cpp)
+        for item, rec, *_ in (lv.done if count_prompt else ()):
+            if rec.prompt_tokens is None:
+                rec.prompt_tokens = count_prompt([{"role": "user", "content": item.prompt["text"]}])
         rows = [self._row(lv, item, rec, start, done_at, rid or uuid.uuid4().hex, turn, pos)
                 for item, rec, done_at, start, turn, pos, rid in lv.done]
         new = [r for r in rows if not r["warmup"]]
@@ -365,7 +373,7 @@ class Runner:
         measured = list(previous["rows"]) + new        # a resumed level: the earlier sittings' rows too
         for r, flag in zip(measured, metrics.outlier_flags(measured)):
             r["outlier"] = flag
-        planned = self.settings.rounds * len(self.prompt_set.prompts)
+        planned = self.settings.rounds * len(self.prompts_for(spec).prompts)
         interrupted = lv.died is not None or len(measured) < planned
         tokens = metrics.output_tokens(measured)
         prev = previous["run_model"] or {}

@@ -282,7 +282,7 @@ def _row(model, source: str, loaded_ids: set[str]) -> dict:
         "publisher": info.publisher,
         "parameters": info.get_string_property("parameters"),
         "quantization": info.get_string_property("quantization"),
-        "context_length": info.context_length,
+        "context_length": info.context_length or genai_context(path).get("context_length"),
         "execution_provider": provider,
         "capabilities": capabilities,
         "cached": cached,
@@ -312,7 +312,7 @@ def list_local_models() -> list[dict]:
     with quiet_native():
         models = _variants(_local_catalog().list_models())
         rows = [_row(m, "foundry-local", loaded) for m in models]
-    return sorted(rows, key=lambda r: r["id"])
+    return sorted((r for r in rows if not CONTEXT_VARIANT.search(r["id"])), key=lambda r: r["id"])
 
 
 def get_local_model(model_id: str):
@@ -600,3 +600,65 @@ def unregister_local_model(model_id: str) -> bool:
             return False
         catalog.unregister_model(model_id)
     return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Context window and the context a run loads a model with
+# ---------------------------------------------------------------------------------------------------
+
+CONTEXT_VARIANT = re.compile(r"-ctx[0-9]+:[0-9]+$")   # a run's own registration of a model at a context length
+CONTEXTS_DIR = RUNTIME_DIR / "contexts"
+
+
+def genai_context(path: str | os.PathLike | None) -> dict:
+    """What a GenAI folder's genai_config.json says about context: {"context_length" (the window),
+    "max_length" (what the runtime sizes its KV cache for), "past_present_share_buffer", "layers",
+    "kv_heads", "head_size", "kv_bytes_per_token"}; {} when unreadable. KV bytes per token =
+    2 (K, V) x layers x KV heads x head size x 4 (the CPU builder's io dtype is fp32; 2 for fp16/bf16 folders)."""
+    if not path:
+        return {}
+    try:
+        config = json.loads((Path(path) / "genai_config.json").read_text(encoding="utf-8"))
+        model, search = config.get("model") or {}, config.get("search") or {}
+        decoder = model.get("decoder") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {"context_length": model.get("context_length"), "max_length": search.get("max_length"),
+           "past_present_share_buffer": search.get("past_present_share_buffer"),
+           "layers": decoder.get("num_hidden_layers"), "kv_heads": decoder.get("num_key_value_heads"),
+           "head_size": decoder.get("head_size")}
+    dtype = 2 if re.search(r"fp16|bf16", str(path).lower()) else 4
+    if all(isinstance(out[k], int) for k in ("layers", "kv_heads", "head_size")):
+        out["kv_bytes_per_token"] = 2 * out["layers"] * out["kv_heads"] * out["head_size"] * dtype
+    return out
+
+
+def context_variant(model_id: str, path: str | os.PathLike, max_length: int) -> str:
+    """Register `model_id`'s folder at context `max_length` (the KV cache the runtime allocates) under its own
+    id ``<name>-ctx<N>:<version>``: a run folder under data/runtime/contexts with the model's files linked and
+    genai_config.json's search.max_length set. Foundry Local has no load option for it (SDK 2.2.1). Idempotent."""
+    source = Path(path)
+    name, _, version = model_id.rpartition(":")
+    variant = f"{name}-ctx{int(max_length)}:{version or 1}"
+    folder = CONTEXTS_DIR / variant.replace(":", "-v")
+    config = json.loads((source / "genai_config.json").read_text(encoding="utf-8"))
+    config.setdefault("search", {})["max_length"] = int(max_length)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        target = folder / item.name
+        if item.name == "genai_config.json" or target.exists() or not item.is_file():
+            continue
+        try:
+            os.link(item, target)
+        except OSError:
+            target.symlink_to(item.resolve())
+    (folder / "genai_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    with quiet_native():
+        existing = _local_catalog().get_model_variant(variant)
+        info = existing.info if existing is not None else get_local_model(model_id).info
+    if existing is None:
+        register_local_model(folder, variant, display_name=f"{info.display_name or name} (context {max_length})",
+                             publisher=info.publisher or "", license=info.license or "",
+                             parameters=info.get_string_property("parameters"),
+                             quantization=info.get_string_property("quantization"))
+    return variant

@@ -1,6 +1,7 @@
 """One model list: every candidate from every source as rows with the same keys."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,20 @@ def presentable_name(model_id: str, backend: str, *, label: str | None = None,
     return base if engine.lower() in base.lower() else f"{base} · {engine}"
 
 
+@functools.lru_cache(maxsize=32)
+def _gguf_window_cached(path: str, mtime: float) -> int | None:
+    from core.catalog.gguf import gguf_context_length
+    return gguf_context_length(path)
+
+
+def _gguf_window(path: str) -> int | None:
+    """A GGUF's context window from its metadata (read once per file version)."""
+    try:
+        return _gguf_window_cached(path, Path(path).stat().st_mtime)
+    except OSError:
+        return None
+
+
 def _llamacpp_rows(out: ModelList, loaded_ids: set[str]) -> None:
     try:
         from core.catalog.starter import starter_gguf_path
@@ -112,7 +127,7 @@ def _llamacpp_rows(out: ModelList, loaded_ids: set[str]) -> None:
         out.models.append(_row(
             id=Path(gguf).name, alias="smollm2-135m-instruct-gguf", display_name=GGUF_DISPLAY_NAME,
             source="llama.cpp", backend="llamacpp", version="Q4_1", disk_mb=disk_mb(gguf), license="apache-2.0",
-            publisher="HuggingFaceTB", parameters="135M", quantization="Q4_1", context_length=8192,
+            publisher="HuggingFaceTB", parameters="135M", quantization="Q4_1", context_length=_gguf_window(str(gguf)),
             execution_provider="llama.cpp CPU", capabilities=["chat-completion"], cached=True, loaded=Path(gguf).name in loaded_ids,
             path=str(gguf),
         ))

@@ -85,8 +85,20 @@ def register(subparsers) -> None:
     p.add_argument("--order", choices=("interleaved", "blocked"), default="interleaved",
                    help="interleaved (default): round by round, models in rotating order, kept loaded (blocked "
                         "when they do not fit in memory together); blocked: all of one model, then the next")
+    p.add_argument("--lengths", nargs="?", const="prompts", default=None, metavar="N[,N...]",
+                   help="length sweep: meeting transcripts of exactly these prompt token counts (each model's own "
+                        "tokenizer), e.g. 512,2048,4096,8192; alone with --prompts FILE: your own long prompts. "
+                        "Fits TTFT/TPOT against prompt length and gives the time to notes")
+    p.add_argument("--target-prompt", type=int, default=6000, metavar="N",
+                   help="with --lengths: prompt tokens of the meeting to predict the time to notes for (default 6000)")
+    p.add_argument("--target-output", type=int, default=300, metavar="N",
+                   help="with --lengths: output tokens of the notes (default 300)")
+    p.add_argument("--context", type=int, default=None, metavar="N",
+                   help="with --lengths: the context to load each model with (Foundry max_length, llama.cpp n_ctx; "
+                        "default: what the longest prompt that fits needs, capped at the model's window)")
     p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default data/slm_selector.duckdb, or SLM_DB)")
-    p.add_argument("--json", metavar="OUT", help='write {"run_id", "schedule", "results": [...], "paired": [...]} to OUT')
+    p.add_argument("--json", metavar="OUT", help='write {"run_id", "schedule", "results": [...], "paired": [...]} to OUT '
+                                                 '(with --lengths: and "lengths": one sweep per model)')
     p.set_defaults(func=run)
 
     r = subparsers.add_parser(
@@ -223,6 +235,8 @@ def run(args) -> int:
         specs, prompt_set, settings = resumed.models, resumed.prompt_set, resumed.settings
         extra = resume_runner_kwargs(resumed)
         print(f"resuming run {args.resume}: {resumed.missing} requests missing", file=sys.stderr, flush=True)
+    elif args.lengths is not None:
+        return _run_lengths(args)
     else:
         if not args.prompts:
             raise UserError("no prompt set given: use --prompts FILE (or --resume RUN_ID)")
@@ -266,6 +280,58 @@ def run(args) -> int:
         kept = sum(r["requests_ok"] + r["requests_failed"] for r in results)
         why = "cancelled" if cancel.is_set() else outcome.reason
         print(f"error: run {outcome.run_id} interrupted ({why}); {kept} finished requests kept", file=sys.stderr)
+        return EXIT_CANCELLED if cancel.is_set() else EXIT_INTERRUPTED
+    print(f"run {outcome.run_id} completed", file=sys.stderr)
+    return 0
+
+
+def _run_lengths(args) -> int:
+    """`bench --lengths ...`: a length sweep (core.bench.lengths)."""
+    from core.bench.inputs import Settings, load_models_config, load_prompts
+    from core.bench.lengths import parse_lengths, run_sweep, sweep_lines
+    from core.output import write_json
+    from core.store import bench as db
+
+    if args.lengths == "prompts" and not args.prompts:
+        raise UserError("--lengths needs lengths (e.g. 512,2048,4096,8192) or --prompts FILE with your long prompts")
+    lengths = None if args.lengths == "prompts" else parse_lengths(args.lengths)
+    prompts = load_prompts(args.prompts) if args.prompts and lengths is None else None
+    if args.prompts and lengths is not None:
+        raise UserError("--lengths with a list builds its own prompts: leave out --prompts (or give --lengths alone)")
+    if args.concurrency != [1]:
+        raise UserError("--lengths runs at concurrency 1 (TTFT is the prefill alone)")
+    config = load_models_config(args.config) if args.config else None
+    rounds = args.rounds if args.rounds is not None else _env_int("BENCH_ROUNDS", 3)
+    settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens, temperature=args.temperature,
+                        seed=args.seed, concurrency=[1], timeout_s=args.timeout).validate()
+    endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
+    specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
+    cancel = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if in_main else None
+    try:
+        outcome, sweeps = run_sweep(specs, lengths, settings, prompts=prompts, context=args.context,
+                                    target_prompt=args.target_prompt, target_output=args.target_output,
+                                    progress=CliProgress(), cancel=cancel)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    results = db.run_summary(outcome.run_id)
+    print_results(results)
+    for sw in sweeps:
+        print(f"{term_text(sw['label'])} [{sw['backend']}]")
+        for p in sw["points"]:
+            state = "ok" if p["ok"] else term_text(p["error"])
+            print(f"  {p.get('length') or '-':>6} target, {p['prompt_tokens'] or '-':>6} prompt tokens "
+                  f"({p['prompt_tokens_source'] or '-'}): TTFT {_fmt(p['ttft_ms'])} ms, TPOT {_fmt(p['tpot_ms'], 2)} ms, "
+                  f"prefill {_fmt(p['prefill_tokens_per_s'], 0)} tok/s, peak {_fmt(p['peak_rss_mb'], 0)} MB: {state}")
+        for line in sweep_lines(sw):
+            print("  " + term_text(line))
+    if args.json:
+        write_json(args.json, {"run_id": outcome.run_id, "results": results, "lengths": sweeps})
+    if outcome.status == "interrupted":
+        print(f"error: run {outcome.run_id} interrupted ({'cancelled' if cancel.is_set() else outcome.reason})",
+              file=sys.stderr)
         return EXIT_CANCELLED if cancel.is_set() else EXIT_INTERRUPTED
     print(f"run {outcome.run_id} completed", file=sys.stderr)
     return 0

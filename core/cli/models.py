@@ -9,7 +9,7 @@ from core.errors import UserError
 from core.catalog.models import list_models
 from core.output import term_text, write_json
 
-TABLE_COLUMNS = ("alias", "source", "backend", "disk_mb", "license", "parameters", "quantization",
+TABLE_COLUMNS = ("alias", "source", "backend", "disk_mb", "context_length", "license", "parameters", "quantization",
                  "execution_provider", "cached", "loaded")
 
 

@@ -30,9 +30,14 @@ def _versions(names) -> dict:
 class FoundryEngine(Engine):
     backend = "foundry"
 
-    def __init__(self, model: str, *, model_row: dict | None = None, worker_factory=None):
+    def __init__(self, model: str, *, model_row: dict | None = None, worker_factory=None,
+                 context_length: int | None = None):
         super().__init__(model)
         self.model_row = model_row or {}
+        # a run setting: load the model with its KV cache sized for this many tokens (genai max_length),
+        # through a run folder registered as <name>-ctx<N> (core.catalog.foundry.context_variant)
+        self.context_length = context_length
+        self.load_id = model
         self._factory = worker_factory
         self.worker = None
         self._lock = threading.Lock()
@@ -47,7 +52,16 @@ class FoundryEngine(Engine):
         if self._factory is None:
             from core.engines.foundry_worker import FoundryWorker
             self._factory = FoundryWorker
-        self.worker = self._factory(self.model)
+        if self.context_length:
+            from core.catalog.foundry import context_variant, get_local_model
+            path = self.model_row.get("path")
+            if not path:
+                found = get_local_model(self.model)
+                path = found.get_path() if found is not None else None
+            if not path:
+                raise UserError(f"cannot set the context of {self.model}: its folder is not known")
+            self.load_id = context_variant(self.model, path, self.context_length)
+        self.worker = self._factory(self.load_id)
         self.worker.start()
         info = self.worker.load()
         self._concurrent = bool(getattr(self.worker, "supports_concurrency", False))
@@ -56,7 +70,9 @@ class FoundryEngine(Engine):
             rss_after_load_mb=info.get("rss_after_load_mb"),
             model_version=info.get("model_version") or self.model_row.get("version"),
             execution_provider=info.get("execution_provider") or self.model_row.get("execution_provider"),
-            pid=self.pid(), runtime=_versions(RUNTIME_PACKAGES),
+            pid=self.pid(), runtime=dict(_versions(RUNTIME_PACKAGES), max_length=self.context_length),
+            notes=[f"context: max_length {self.context_length} (run setting, loaded as {self.load_id})"]
+            if self.context_length else [],
         )
 
     def pid(self) -> int | None:

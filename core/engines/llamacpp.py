@@ -9,7 +9,6 @@ It sends no usage when streaming: completion tokens are counted with the GGUF's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -20,6 +19,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from core.catalog.gguf import GgufTokenizer, gguf_context_length
 from core.engines.base import EngineDied, LoadInfo
 from core.engines.http import HttpEngine
 from core.errors import UserError
@@ -44,9 +44,66 @@ LIFELINE = (
     "            break\n"
     "    os._exit(0)\n"
     "threading.Thread(target=watch, daemon=True).start()\n"
+    "if os.environ.get('SLM_LLAMACPP_NO_EXTRA_BUFTS') == '1':\n"
+    "    import llama_cpp.llama_cpp as C\n"
+    "    _defaults = C.llama_model_default_params\n"
+    "    def _params():\n"
+    "        p = _defaults()\n"
+    "        p.use_extra_bufts = False\n"
+    "        return p\n"
+    "    C.llama_model_default_params = _params\n"
     "sys.argv[0] = 'llama_cpp.server'\n"
     "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
 )
+
+
+# A CPU whose AMX tiles the OS or hypervisor does not switch on (seen in a Firecracker VM: AMX in cpuinfo and
+# arch_prctl granted, yet `ldtilecfg` faults) crashes llama.cpp's AMX weight buffers on the first batch of more
+# than one token. A one-off probe in a child process tells; the server then runs without the extra buffer types.
+PROBE = (
+    "import sys\n"
+    "from llama_cpp import Llama\n"
+    "llm = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=16, verbose=False)\n"
+    "llm.eval(llm.tokenize(b'one two three four five six seven eight'))\n"
+)
+
+
+def extra_buffers_ok(gguf_path: str) -> bool:
+    """Whether llama.cpp's extra weight buffer types (AMX, repacking) work on this machine (probed once per
+    CPU and llama-cpp-python version, remembered in data/runtime)."""
+    import hashlib
+    import json
+
+    from core.config import RUNTIME_DIR
+    try:
+        flags = next((ln for ln in open("/proc/cpuinfo", encoding="ascii", errors="replace")
+                      if ln.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    try:
+        version = metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:
+        version = None
+    key = hashlib.sha256(f"{flags}|{version}".encode()).hexdigest()[:16]
+    cache = RUNTIME_DIR / "llamacpp-probe.json"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return bool(known[key])
+    try:
+        ok = subprocess.run([sys.executable, "-c", PROBE, gguf_path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120).returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = True
+    known[key] = ok
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known), encoding="utf-8")
+    except OSError:
+        pass
+    return ok
 
 
 def free_port() -> int:
@@ -77,46 +134,16 @@ def resolve_gguf(model: str) -> str:
     raise UserError(f"no GGUF file for llama.cpp model {model!r} (run `python -m core setup-models` for the starter)")
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            with contextlib.redirect_stderr(null):   # llama_cpp's log callback prints to sys.stderr
-                yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-class GgufTokenizer:
-    """Counts tokens with the GGUF's own vocabulary (no weights loaded)."""
-
-    def __init__(self, path: str):
-        from llama_cpp import Llama
-        with _quiet_stderr():   # llama.cpp prints context warnings from C even with verbose=False
-            self._llm = Llama(model_path=path, vocab_only=True, verbose=False)
-
-    def __call__(self, text: str) -> int:
-        if not text:
-            return 0
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-
 class LlamaCppEngine(HttpEngine):
     backend = "llamacpp"
     engine_wait = "inferred"    # llama-cpp-python's server answers one request at a time, in order
 
-    def __init__(self, gguf_path: str, *, n_ctx: int = 2048, n_threads: int | None = None,
+    def __init__(self, gguf_path: str, *, n_ctx: int | None = None, n_threads: int | None = None,
                  start_timeout_s: float = START_TIMEOUT_S):
         path = Path(gguf_path).expanduser()
         self.gguf_path = str(path.resolve())
-        self.n_ctx = n_ctx
+        self.n_ctx = n_ctx   # None: the model's window (GGUF context_length), 2048 if it has none
+        self.n_ctx_source = "run setting" if n_ctx else None
         self.n_threads = n_threads
         self.start_timeout_s = start_timeout_s
         self.port = free_port()
@@ -140,6 +167,9 @@ class LlamaCppEngine(HttpEngine):
             import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise UserError("llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')") from exc
+        if not self.n_ctx:
+            window = gguf_context_length(self.gguf_path)
+            self.n_ctx, self.n_ctx_source = (window, "model window") if window else (2048, "default (no window in the GGUF)")
         fd, self.log_path = tempfile.mkstemp(prefix="llamacpp-server-", suffix=".log")
         read_end, self._lifeline = os.pipe()
         cmd = [sys.executable, "-c", LIFELINE, str(read_end), "--model", self.gguf_path, "--host", "127.0.0.1",
@@ -148,10 +178,14 @@ class LlamaCppEngine(HttpEngine):
                "--interrupt_requests", "False"]
         if self.n_threads:
             cmd += ["--n_threads", str(self.n_threads)]
+        env = dict(os.environ)
+        self.extra_buffers = extra_buffers_ok(self.gguf_path)
+        if not self.extra_buffers:
+            env["SLM_LLAMACPP_NO_EXTRA_BUFTS"] = "1"
         t0 = time.perf_counter()
         try:
             self.proc = subprocess.Popen(cmd, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL, start_new_session=True,
-                                         pass_fds=(read_end,))
+                                         pass_fds=(read_end,), env=env)
         finally:
             os.close(fd)
             os.close(read_end)
@@ -186,8 +220,11 @@ class LlamaCppEngine(HttpEngine):
         return LoadInfo(
             load_s=load_s, rss_before_mb=None, rss_after_load_mb=st.get("rss_mb"),
             model_version=Path(self.gguf_path).stem.rsplit(".", 1)[-1], execution_provider="llama.cpp CPU",
-            pid=self.proc.pid, runtime={"llama-cpp-python": version},
+            pid=self.proc.pid, runtime={"llama-cpp-python": version, "n_ctx": self.n_ctx},
             notes=["load time: server start to first /v1/models answer (includes Python start-up)",
+                   f"context: n_ctx {self.n_ctx} ({self.n_ctx_source})",
+                   *([] if self.extra_buffers else ["llama.cpp's extra weight buffers (AMX, repacking) crash on this "
+                                                    "CPU (probed): the server runs without them"]),
                    "GGUF weights are memory-mapped: RSS counts only the pages touched; they may stay in page cache"],
         )
 
@@ -225,6 +262,14 @@ class LlamaCppEngine(HttpEngine):
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else self.server_pid
+
+    def count_prompt_tokens(self, messages: list[dict]) -> int | None:
+        """Prompt tokens of a request as the server builds it (it sends no usage when streaming)."""
+        counter = self.count_tokens
+        try:
+            return counter.prompt_tokens(messages) if isinstance(counter, GgufTokenizer) else None
+        except Exception:
+            return None
 
     async def arequest(self, messages, opts, rec) -> None:
         await super().arequest(messages, opts, rec)

@@ -38,7 +38,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "human_scores": ("request_id", "rubric", "rater", "criterion"), "human_comments": ("request_id", "rubric", "rater"),
     "judge_templates": ("version",), "judge_runs": ("judge_run_id",), "judgements": ("judgement_id",),
     "judge_scores": ("judgement_id", "criterion"), "pairwise_verdicts": ("judge_run_id", "request_a", "request_b"),
-    "decisions": ("name",),
+    "decisions": ("name",), "length_sweeps": ("run_id", "model", "backend"),
 }
 SKIP = {"schema_migrations"}   # each store keeps its own: migrations run by the store's runner
 

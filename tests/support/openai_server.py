@@ -15,6 +15,10 @@ Behaviour is chosen per request by the *model name*: ``"name;key=value;key=value
   ``data:`` line mid-stream), ``stall`` (stops sending mid-stream), ``nousage`` (never a usage
   chunk), ``nofinish`` (``[DONE]`` without any finish reason), ``slowstart`` (stall before headers).
 - ``every``: the fault hits only every Nth request of that model name (1 = all).
+- ``pt`` seconds per prompt token added to ``ttft`` (TTFT = ttft + pt x prompt tokens: a prefill that grows
+  with the prompt); prompt tokens are the words of the messages' contents.
+- ``window`` the context window listed in ``/v1/models`` as ``max_model_len``; ``truncate`` the most prompt
+  tokens the server keeps (and reports in usage): a server that truncates long prompts silently.
 
 Every request is logged in ``server.log`` (server-side perf_counter times: received, first content
 write, last content write, tokens) so perf scripts can compare client measurements with the truth.
@@ -43,6 +47,9 @@ class Behaviour:
     fault: str | None = None
     every: int = 1
     stall: float = 3600.0
+    pt: float = 0.0
+    window: int = 0
+    truncate: int = 0
 
     @classmethod
     def parse(cls, model: str, defaults: "Behaviour") -> "Behaviour":
@@ -51,9 +58,9 @@ class Behaviour:
             if "=" not in part:
                 continue
             k, v = part.split("=", 1)
-            if k in ("ttft", "tok", "stall"):
+            if k in ("ttft", "tok", "stall", "pt"):
                 setattr(b, k, float(v))
-            elif k in ("n", "tpc", "every"):
+            elif k in ("n", "tpc", "every", "window", "truncate"):
                 setattr(b, k, int(v))
             elif k == "fault":
                 b.fault = v or None
@@ -68,6 +75,7 @@ class LogEntry:
     last_write: float | None = None
     tokens: int = 0
     fault: str | None = None
+    prompt_tokens: int = 0
 
 
 @dataclass
@@ -77,6 +85,7 @@ class ServerState:
     counts: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
     keep_log: bool = True
+    count_tokens: object = None      # a tokenizer (text -> tokens) for prompt tokens; default: words
 
 
 def _chunk(obj_bytes: bytes) -> bytes:
@@ -131,8 +140,14 @@ class _Handler:
     async def route(self, method: str, path: str, body: bytes, writer) -> bool:
         path = path.split("?", 1)[0]
         if method == "GET" and path.rstrip("/") == "/v1/models":
-            self._send_json(writer, 200, {"object": "list", "data": [
-                {"id": m, "object": "model", "owned_by": "test"} for m in self.state.models]})
+            data = []
+            for m in self.state.models:
+                row = {"id": m, "object": "model", "owned_by": "test"}
+                window = Behaviour.parse(m, self.state.defaults).window
+                if window:
+                    row["max_model_len"] = window
+                data.append(row)
+            self._send_json(writer, 200, {"object": "list", "data": data})
             return True
         if method == "GET" and path == "/_log":   # the server-side truth, for perf scripts
             self._send_json(writer, 200, [e.__dict__ for e in self.state.log])
@@ -148,6 +163,7 @@ class _Handler:
 
     async def chat(self, req: dict, writer) -> bool:
         received = _perf()
+        received_at = asyncio.get_running_loop().time()   # TTFT is scheduled from here
         model = str(req.get("model", ""))
         b = Behaviour.parse(model, self.state.defaults)
         count = self.state.counts[model] = self.state.counts.get(model, 0) + 1
@@ -157,7 +173,12 @@ class _Handler:
             self.state.log.append(entry)
         n = max(0, min(b.n, int(req.get("max_tokens") or b.n)))
         finish = "length" if n < b.n else "stop"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in req.get("messages", []))
+        tokens_of = self.state.count_tokens or (lambda text: len(text.split()))
+        prompt_tokens = sum(tokens_of(str(m.get("content", ""))) for m in req.get("messages", []))
+        if b.truncate:
+            prompt_tokens = min(prompt_tokens, b.truncate)
+        entry.prompt_tokens = prompt_tokens
+        ttft = b.ttft + b.pt * prompt_tokens
         words = [f"w{i} " for i in range(n)]
         if fault == "500":
             self._send_json(writer, 500, {"error": {"message": "injected server error", "type": "server_error"}},
@@ -167,8 +188,8 @@ class _Handler:
             await asyncio.sleep(b.stall)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
         if not req.get("stream"):
-            if b.ttft or b.tok:
-                await asyncio.sleep(b.ttft + b.tok * max(n - 1, 0))
+            if ttft or b.tok:
+                await asyncio.sleep(ttft + b.tok * max(n - 1, 0))
             entry.first_write = entry.last_write = _perf()
             entry.tokens = n
             self._send_json(writer, 200, {
@@ -183,8 +204,7 @@ class _Handler:
         writer.write(_chunk(_event(model, {"role": "assistant", "content": ""})))
         chunks = ["".join(words[i:i + b.tpc]) for i in range(0, n, max(b.tpc, 1))]
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        due = t0 + b.ttft
+        due = received_at + ttft
         sent_tokens = 0
         for i, text in enumerate(chunks):
             if i:
@@ -227,8 +247,9 @@ class _Handler:
 class OpenAITestServer:
     """Runs the server on 127.0.0.1 in a background thread. Use as a context manager."""
 
-    def __init__(self, models: list[str] | None = None, port: int = 0, **defaults):
-        self.state = ServerState(defaults=Behaviour(**defaults), models=list(models or ["tiny"]))
+    def __init__(self, models: list[str] | None = None, port: int = 0, count_tokens=None, **defaults):
+        self.state = ServerState(defaults=Behaviour(**defaults), models=list(models or ["tiny"]),
+                                 count_tokens=count_tokens)
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
