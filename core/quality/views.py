@@ -5,9 +5,10 @@ from core.quality.outputs import run_labels
 
 
 def run_choices() -> list[dict]:
-    from core.store import quality as store
+    """Every run, newest first; a run whose process is gone reads "interrupted" (the one list of runs)."""
+    from core.store import bench
 
-    return store.list_runs()
+    return bench.list_runs()
 
 
 def judge_runs(run_id: str) -> list[dict]:

@@ -256,8 +256,56 @@ def list_runs() -> list[dict]:
             " (SELECT string_agg(DISTINCT m.label || ' [' || m.backend || ']', ', ') FROM run_models m "
             "   WHERE m.run_id = r.run_id) AS models, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup) AS requests, "
-            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup AND NOT q.ok) AS failed "
+            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup AND NOT q.ok) AS failed, "
+            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests, "
+            " (SELECT count(DISTINCT m.model || '|' || m.backend) FROM run_models m WHERE m.run_id = r.run_id) "
+            "   AS candidates, r.note "
             "FROM runs r ORDER BY r.created_at DESC, r.run_id DESC"))
+
+
+_RUNS_BY_ID = ("SELECT run_id, created_at, finished_at, status, prompt_set, prompt_set_hash, settings, environment, "
+               "       note, coalesce(device, 'unknown') AS device "
+               "FROM runs WHERE list_contains(?, run_id) ORDER BY created_at, run_id")
+
+
+def runs_by_id(run_ids: list[str]) -> list[dict]:
+    """The run rows of these ids, oldest first, with their device label ('unknown' before devices existed)."""
+    with connect() as con:
+        return _dicts(con.execute(_RUNS_BY_ID, [list(run_ids)]))
+
+
+def candidate_inputs(run_ids: list[str]) -> dict:
+    """What the decision's candidate builder reads, in one transaction: {"runs", "models", "requests", "scored"}.
+
+    runs: as ``runs_by_id``; models: run_models rows at each model's lowest concurrency level, ordered by
+    (run_id, model, backend); requests: the measured (non-warm-up) requests of those levels as numeric numpy
+    columns only (``level``: the index of their row in ``models``; ok, e2e_ms, ttft_ms, tpot_ms), sorted by
+    level -- a million rows without a Python object per row; scored: the runs with any quality data
+    (scores by people, a judge run, check results, pairwise verdicts): the others need no quality report.
+    """
+    ids = list(run_ids)
+    mark_stale_runs()
+    with connect() as con:
+        runs = _dicts(con.execute(_RUNS_BY_ID, [ids]))
+        models = _dicts(con.execute(
+            "SELECT run_id, model, backend, label, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
+            "       throughput_tok_s, environment, notes FROM run_models WHERE list_contains(?, run_id) "
+            "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
+            "ORDER BY run_id, model, backend", [ids]))
+        reqs = con.execute(
+            "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
+            "             WHERE list_contains(?, run_id) GROUP BY ALL), "
+            "     num AS (SELECT *, (row_number() OVER (ORDER BY run_id, model, backend) - 1)::INTEGER AS level "
+            "             FROM lvl) "
+            "SELECT num.level, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms "
+            "FROM requests q JOIN num USING (run_id, model, backend, concurrency) "
+            "WHERE NOT q.warmup ORDER BY num.level, q.prompt_id, q.round, q.request_id", [ids]).fetchnumpy()
+        scored = {r[0] for r in con.execute(
+            "SELECT run_id FROM human_scores WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM judge_runs WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM check_results WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM pairwise_verdicts WHERE list_contains($ids, run_id)", {"ids": ids}).fetchall()}
+    return {"runs": runs, "models": models, "requests": reqs, "scored": scored}
 
 
 def get_run(run_id: str) -> dict | None:

@@ -133,15 +133,6 @@ def load_rubric(name: str) -> dict | None:
 
 # ------------------------------------------------------------------ runs and their outputs
 
-def list_runs() -> list[dict]:
-    with connect() as con:
-        cur = con.execute(
-            "SELECT r.run_id, r.created_at, r.status, r.prompt_set, "
-            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests "
-            "FROM runs r ORDER BY r.created_at DESC, r.run_id")
-        return fetch_dicts(cur)
-
-
 def run_exists(run_id: str) -> bool:
     with connect() as con:
         return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
