@@ -78,8 +78,8 @@ def render_run_picker() -> tuple[str | None, str | None]:
     if not runs:
         st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then score it here.")
         return None, None
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or ''} · "
-                           f"{r['ok_requests']} outputs" for r in runs}
+    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · "
+                           f"{r['ok_requests']} outputs · {r['status']}" for r in runs}
     a, b = st.columns(2)
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
     names = rubrics.list_rubrics()
