@@ -48,7 +48,7 @@ def load(name: str) -> dict:
         raise UserError(f"no saved decision named '{name}'")
     for k in ("created_at", "updated_at"):
         if rec.get(k) is not None and not isinstance(rec[k], str):
-            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M")  # the database clock (local time of the machine)
+            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M UTC")  # the store's clock is UTC (core.store.db.utc_now)
     rec["warnings"] = list((rec.get("result") or {}).get("warnings", []))
     return rec
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.output import redact
-from core.store.db import connect, fetch_dicts, retrying, to_json
+from core.store.db import connect, fetch_dicts, retrying, to_json, utc_now
 
 REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
@@ -52,8 +52,8 @@ def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: 
         con.execute(
             "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment, note, "
             "device, runner_pid, runner_host, runner_started, specs, resumed) "
-            "VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
+            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [run_id, utc_now(), prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
              device or (environment or {}).get("device"), me["runner_pid"], me["runner_host"],
              me["runner_started"], to_json(specs)])
         con.executemany(
@@ -100,7 +100,7 @@ def _put_requests(con, requests: list[dict]) -> None:
     try:
         con.execute("DELETE FROM requests WHERE request_id IN (SELECT request_id FROM new_requests)")
         con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
-                    f"SELECT {', '.join(REQUEST_COLUMNS)}, current_timestamp FROM new_requests")
+                    f"SELECT {', '.join(REQUEST_COLUMNS)}, ? FROM new_requests", [utc_now()])
     finally:
         con.unregister("new_requests")
 
@@ -176,8 +176,8 @@ def remove_journal(run_id: str) -> None:
 @retrying
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
     with connect() as con:
-        con.execute("UPDATE runs SET status = ?, finished_at = current_timestamp, note = coalesce(?, note) "
-                    "WHERE run_id = ?", [status, redact(note), run_id])
+        con.execute("UPDATE runs SET status = ?, finished_at = ?, note = coalesce(?, note) "
+                    "WHERE run_id = ?", [status, utc_now(), redact(note), run_id])
 
 
 @retrying
@@ -231,8 +231,8 @@ def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
     with connect() as con:
         running = con.execute(
             "SELECT run_id, runner_pid, runner_host, runner_started, "
-            " created_at < current_timestamp - to_seconds(?) AS old FROM runs WHERE status = 'running'",
-            [float(older_than_s)]).fetchall()
+            " created_at < ? - to_seconds(?) AS old FROM runs WHERE status = 'running'",
+            [utc_now(), float(older_than_s)]).fetchall()
         stale = [run_id for run_id, pid, host, started, old in running
                  if (alive := _runner_alive(pid, host, started, this_host)) is False or (alive is None and old)]
         for run_id in stale:

@@ -5,7 +5,7 @@ Every function opens its own short connection.
 from __future__ import annotations
 
 
-from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json, utc_now
 
 
 # ------------------------------------------------------------------ saved decisions
@@ -24,20 +24,21 @@ def save_decision(rec: dict, *, replace: bool = False) -> None:
     values = [to_json(rec.get(c)) if c in _JSON_COLS else rec.get(c)
               for c in ("name", "winner", "run_ids", "weights", "constraints", "latency_metric", "normalization",
                         "result", "context", "notes")]
+    now = utc_now()
     with connect() as con:
         if replace:
             con.execute("DELETE FROM decisions WHERE name = ?", [rec["name"]])
         con.execute(
             "INSERT INTO decisions (name, winner, run_ids, weights, constraints, latency_metric, normalization, "
             "result, context, notes, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, current_timestamp)", values)
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values + [now, now])
 
 
 @retrying
 def update_notes(name: str, notes: str) -> bool:
     with connect() as con:
         n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
-        con.execute("UPDATE decisions SET notes = ?, updated_at = current_timestamp WHERE name = ?", [notes, name])
+        con.execute("UPDATE decisions SET notes = ?, updated_at = ? WHERE name = ?", [notes, utc_now(), name])
     return bool(n)
 
 
