@@ -158,7 +158,7 @@ def rubric_from_edit(base: dict, name: str, description: str, criteria_rows: lis
     return doc
 
 
-# ------------------------------------------------------------------ honest defaults and marks (issue 11)
+# ------------------------------------------------------------------ honest defaults and marks: the page never guesses
 
 def default_rubric(run: dict | None, names: list[str]) -> tuple[str | None, str | None]:
     """(the rubric made for the run's prompt set, i.e. data/rubrics/<prompt set name>.json, or None;
