@@ -1,4 +1,5 @@
-"""The weighted selection matrix: criteria, direction-aware normalisation, weights, hard constraints.
+"""The weighted selection matrix: direction-aware normalisation, weights, hard constraints (the criteria
+themselves, with direction and unit, are the table in core/decision/criteria.py).
 
 Pure numpy, no I/O. A candidate is (run_id, model, backend) at the lowest concurrency level of that run.
 
@@ -24,7 +25,6 @@ from core.decision.criteria import CONSTRAINT_FIELDS, CRITERIA, INDEX, NAMES
 from core.errors import UserError
 from core import stats
 
-LICENSE_COL = INDEX["license"]
 FIXED_COLS = tuple(j for j, c in enumerate(CRITERIA) if c.fixed_scale)
 LATENCY_METRICS = ("e2e_p95", "ttft_p95")
 METHODS = ("minmax", "rank")

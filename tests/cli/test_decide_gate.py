@@ -13,11 +13,8 @@ from tests.support import gated_store
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("gate") / "gate.duckdb"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SLM_DB", str(path))
-    gated_store.build()
-    yield path
-    mp.undo()
+    gated_store.build_file(path)
+    return path
 
 
 @pytest.fixture()

@@ -18,11 +18,8 @@ APP = str(REPO_ROOT / "app.py")
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("gatepages") / "gate.duckdb"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SLM_DB", str(path))
-    gated_store.build()
-    yield path
-    mp.undo()
+    gated_store.build_file(path)
+    return path
 
 
 @pytest.fixture()

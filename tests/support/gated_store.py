@@ -37,6 +37,15 @@ def _models(run_id: str, device: str, e2e: float) -> None:
                         "peak_rss_mb) VALUES (?, ?, 'openai', 1, 'ok', 'mit', 300.0, ?)", [run_id, model, mem])
 
 
+def build_file(path) -> None:
+    """Build it into the DuckDB file ``path`` (SLM_DB is set only while building)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLM_DB", str(path))
+        build()
+
+
 def build() -> None:
     """Into the store SLM_DB names."""
     import_rubric(dict(RUBRIC))
