@@ -49,7 +49,7 @@ def render_runs() -> list[str]:
     if not runs:
         st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then come back.")
         return []
-    labels = {r["run_id"]: f"{str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · {r['models']} "
+    labels = {r["run_id"]: f"{str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · {r['models'] or 'unknown'} "
                            f"({r['run_id']}, {r['status']})" for r in runs}
     chosen = st.multiselect("Runs", list(labels), default=list(labels)[:1], format_func=labels.get, key=K + "runs")
     st.checkbox("Allow mixing runs that differ (prompt set, max tokens, temperature, rounds or device)",
@@ -85,7 +85,7 @@ def render_weights() -> dict | None:
     st.selectbox("Preset", list(PRESETS), key=K + "preset", on_change=_apply_preset)
     cols = st.columns(len(CRITERIA))
     pct = {c.name: col.slider(c.name, 0, 100, step=5, format="%d%%", key=K + "w_" + c.name,
-                              help=f"{c.heading}: {c.help}; {c.direction}")
+                              help=md_text(f"{c.heading}: {c.help}; {c.direction}"))
            for c, col in zip(CRITERIA, cols)}
     weights = view.weights_from_percents(pct)
     if weights is None:
@@ -129,8 +129,9 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
 
 def render_gate(req: DecisionRequest) -> None:
     gate = req.gate()
-    st.caption(f"Judge trust gate (set on the Quality page): kappa >= {gate.min_kappa:g} with people on >= "
-               f"{gate.min_outputs} co-scored outputs; below it, quality resting on the judge is marked unverified.")
+    st.caption(md_text(f"Judge trust gate (set on the Quality page): kappa >= {gate.min_kappa:g} with people on "
+                       f">= {gate.min_outputs} co-scored outputs; below it, quality resting on the judge is marked "
+                       "unverified."))
 
 
 def render_verdict(result) -> None:
@@ -146,8 +147,8 @@ def render_matrix(result: dict) -> None:
     st.subheader("Matrix")
     st.caption(explanation(result["normalization"]))
     st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
-    st.caption(f"Greyed rows are not ranked (rank '{report.NOT_RANKED}'): a constraint fails or data is missing; "
-               "the reason is in 'why not ranked'.")
+    st.caption(md_text(f"Greyed rows are not ranked (rank '{report.NOT_RANKED}'): a constraint fails or data is "
+                       "missing; the reason is in 'why not ranked'."))
     ties = view.ties_lines(result)
     if ties:
         st.markdown("**Too close to call** (the bootstrap 95% interval of the score difference contains 0)")
