@@ -6,12 +6,14 @@ import streamlit as st
 from router_guard import use_router
 
 from core.config import db_path
-from core.decision import charts, data, engine, export, fleet, record, view
+from core.decision import charts, export, fleet, record, report, view
+from core.decision.criteria import AGGREGATED, CRITERIA
 from core.decision.licenses import known_licenses
-from core.decision.matrix import CRITERIA, PRESETS, explanation
+from core.decision.matrix import PRESETS, explanation
+from core.decision.request import DecisionRequest
 from core.errors import UserError
 from core.output import md_text
-from core.store import decisions as store
+from core.store import bench as bench_store
 from core.store import devices as dstore
 
 use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
@@ -21,28 +23,18 @@ K = "decision_"  # session-state namespace
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _runs(db: str) -> list[dict]:
-    return store.list_runs()
+    return [r for r in bench_store.list_runs() if r["candidates"]]
 
 
 @st.cache_data(ttl=30, show_spinner="Reading the runs...")
-def _prepared(db: str, run_ids: tuple, latency_metric: str, constraints: tuple, require_commercial: bool, method: str,
-              allow_mixed: bool):
-    warnings: list[str] = []
-    cands = data.load_candidates(list(run_ids), allow_mixed=allow_mixed, warnings=warnings)
-    return engine.prepare(cands, latency_metric=latency_metric, constraints=list(constraints),
-                          require_commercial=require_commercial, method=method, warnings=warnings)
+def _prepared(db: str, req: DecisionRequest):
+    """The request's weight-independent work, cached per request (its gate included: set on the Quality page)."""
+    return req.prepare()
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _devices(db: str) -> list[str]:
     return dstore.device_names()
-
-
-@st.cache_data(ttl=30, show_spinner="Reading the runs of the devices...")
-def _fleet_prepared(db: str, devices: tuple, aggregation: tuple, latency_metric: str, constraints: tuple,
-                    require_commercial: bool, method: str):
-    return fleet.prepare_fleet(list(devices), aggregation=dict(aggregation), latency_metric=latency_metric,
-                               constraints=list(constraints), require_commercial=require_commercial, method=method)
 
 
 def _apply_preset():
@@ -57,8 +49,8 @@ def render_runs() -> list[str]:
     if not runs:
         st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then come back.")
         return []
-    labels = {r["run_id"]: f"{str(r['created_at'])[:16]} · {r['prompt_set'] or '?'} · {r['models']} ({r['run_id']})"
-              for r in runs}
+    labels = {r["run_id"]: f"{str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · {r['models'] or 'unknown'} "
+                           f"({r['run_id']}, {r['status']})" for r in runs}
     chosen = st.multiselect("Runs", list(labels), default=list(labels)[:1], format_func=labels.get, key=K + "runs")
     st.checkbox("Allow mixing runs that differ (prompt set, max tokens, temperature, rounds or device)",
                 key=K + "allow_mixed", help="Off: such runs are refused. On: the differences are kept as warnings "
@@ -80,10 +72,9 @@ def render_aggregation() -> dict[str, str]:
     st.caption("Fleet decision: the latest run of each model on each chosen device counts; a constraint must hold "
                "on every device (a device without a measurement fails it). Each criterion is taken from the worst "
                "device, or averaged over the devices:")
-    crits = list(fleet.CRITERION_METRICS)
-    return {c: col.selectbox(c, fleet.AGGREGATIONS, key=K + "agg_" + c,
-                             format_func={"worst": "worst device", "mean": "mean of devices"}.get)
-            for c, col in zip(crits, st.columns(len(crits)))}
+    return {c.name: col.selectbox(c.name, fleet.AGGREGATIONS, key=K + "agg_" + c.name,
+                                  format_func={"worst": "worst device", "mean": "mean of devices"}.get)
+            for c, col in zip(AGGREGATED, st.columns(len(AGGREGATED)))}
 
 
 def render_weights() -> dict | None:
@@ -93,7 +84,9 @@ def render_weights() -> dict | None:
         _apply_preset()
     st.selectbox("Preset", list(PRESETS), key=K + "preset", on_change=_apply_preset)
     cols = st.columns(len(CRITERIA))
-    pct = {c: col.slider(c, 0, 100, step=5, format="%d%%", key=K + "w_" + c) for c, col in zip(CRITERIA, cols)}
+    pct = {c.name: col.slider(c.name, 0, 100, step=5, format="%d%%", key=K + "w_" + c.name,
+                              help=md_text(f"{c.heading}: {c.help}; {c.direction}"))
+           for c, col in zip(CRITERIA, cols)}
     weights = view.weights_from_percents(pct)
     if weights is None:
         st.warning("All weights are 0: give at least one criterion some weight.")
@@ -109,7 +102,7 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
     st.subheader("Constraints and options")
     a, b, c = st.columns(3)
     latency_metric = a.radio("Latency", ["e2e_p95", "ttft_p95"], horizontal=True, key=K + "latency",
-                             format_func=export.LATENCY_LABEL.get)
+                             format_func=report.LATENCY_LABEL.get)
     method = b.radio("Normalisation", ["minmax", "rank"], horizontal=True, key=K + "method",
                      format_func={"minmax": "min-max", "rank": "rank"}.get)
     require_commercial = c.checkbox("Commercial use required", key=K + "commercial")
@@ -134,12 +127,19 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
     return latency_metric, method, cons, require_commercial
 
 
-def render_verdict(result: dict) -> None:
-    for w in result.get("warnings", []):
+def render_gate(req: DecisionRequest) -> None:
+    gate = req.gate()
+    st.caption(md_text(f"Judge trust gate (set on the Quality page): kappa >= {gate.min_kappa:g} with people on "
+                       f">= {gate.min_outputs} co-scored outputs; below it, quality resting on the judge is marked "
+                       "unverified."))
+
+
+def render_verdict(result) -> None:
+    for w in result.warnings:
         st.warning(md_text(w), icon=":material/warning:")
-    if result.get("winner_label"):
-        st.subheader("Recommendation: " + md_text(result["winner_label"]))
-    for line in export.summary_lines({"result": {**result, "warnings": []}}):
+    if result.winner_label:
+        st.subheader("Recommendation: " + md_text(result.winner_label))
+    for line in report.summary_lines(result, with_warnings=False):
         st.text(line)
 
 
@@ -147,8 +147,8 @@ def render_matrix(result: dict) -> None:
     st.subheader("Matrix")
     st.caption(explanation(result["normalization"]))
     st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
-    st.caption("Greyed rows are not ranked (rank -): a constraint fails or data is missing; the reason is in "
-               "'why not ranked'.")
+    st.caption(md_text(f"Greyed rows are not ranked (rank '{report.NOT_RANKED}'): a constraint fails or data is "
+                       "missing; the reason is in 'why not ranked'."))
     ties = view.ties_lines(result)
     if ties:
         st.markdown("**Too close to call** (the bootstrap 95% interval of the score difference contains 0)")
@@ -204,7 +204,7 @@ def render_exports(name: str | None) -> None:
                "change and save again to export changes.")
     stem = export.file_stem(rec["name"])
     files = [("Markdown", export.markdown_text, "md", "text/markdown"),
-             ("HTML (offline)", export.html_text, "html", "text/html"),
+             ("HTML (offline)", export.html_report, "html", "text/html"),
              ("CSV", export.csv_text, "csv", "text/csv"),
              ("JSON", export.json_text, "json", "application/json")]
     for col, (label, make, ext, mime) in zip(st.columns(len(files)), files):
@@ -224,24 +224,23 @@ def main() -> None:
         latency_metric, method, cons, require_commercial = render_constraints()
         if weights is None:
             return
-        if devices:
-            fp = _fleet_prepared(str(db_path()), tuple(devices), tuple(agg.items()), latency_metric, tuple(cons),
-                                 require_commercial, method)
-            result = fleet.evaluate_fleet(fp, weights)
-            run_ids = fleet.result_run_ids(result)
-        else:
-            prep = _prepared(str(db_path()), tuple(run_ids), latency_metric, tuple(cons), require_commercial, method,
-                             bool(st.session_state.get(K + "allow_mixed")))
-            if not prep.candidates:
-                st.info("These runs have no candidate model.")
-                return
-            result = engine.evaluate(prep, weights)
+        req = DecisionRequest.make(runs=run_ids or None, devices=devices or None, aggregation=agg, constraints=cons,
+                                   latency_metric=latency_metric, method=method,
+                                   require_commercial=require_commercial,
+                                   allow_mixed=bool(st.session_state.get(K + "allow_mixed")))
+        req = req.resolved()    # the Quality page's gate, read now: a new gate is a new (uncached) request
+        render_gate(req)
+        prep = _prepared(str(db_path()), req)
+        result = req.evaluate(prep, weights)
+        if not result.candidates:
+            st.info("These runs have no candidate model.")
+            return
         render_verdict(result)
         render_matrix(result)
         if devices:
             render_fleet(result)
         render_charts(result)
-        render_save(result, run_ids)
+        render_save(result, req.run_ids(result))
     except UserError as exc:
         st.error(md_text(exc.one_line()))
 

@@ -5,7 +5,8 @@ import streamlit as st
 
 from router_guard import use_router
 
-from core.decision import charts, export, record, view
+from core.decision import charts, record, report, view
+from core.decision.criteria import UNKNOWN
 from core.errors import UserError
 from core.output import md_frame, md_text
 
@@ -56,12 +57,12 @@ def render(rec: dict) -> None:
     st.title(md_text(rec["name"]))
     if res.get("winner"):
         st.header("Recommendation: " + md_text(res.get("winner_label") or res["winner"]))
-    st.text(export.verdict(res))
+    st.text(report.verdict(res))
     st.table(md_frame(view.deciding_numbers(res)))   # st.table renders cells and headers as Markdown
     top = next((r for r in res["candidates"] if r["candidate"] == res.get("winner")), None)
     if top is not None:
         lic = top.get("license_info") or {}
-        st.text(f"License: {lic.get('name') or lic.get('id') or 'unknown'}"
+        st.text(f"License: {lic.get('name') or lic.get('id') or UNKNOWN}"
                 + {True: " (commercial use allowed)", "conditional": " (commercial use with conditions)"}
                 .get(lic.get("commercial_use"), " (commercial use not established)"))
     cons = res.get("constraints") or []

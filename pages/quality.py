@@ -78,8 +78,8 @@ def render_run_picker() -> tuple[str | None, str | None]:
     if not runs:
         st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then score it here.")
         return None, None
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or ''} · "
-                           f"{r['ok_requests']} outputs" for r in runs}
+    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · "
+                           f"{r['ok_requests']} outputs · {r['status']}" for r in runs}
     a, b = st.columns(2)
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
     names = rubrics.list_rubrics()
@@ -206,10 +206,15 @@ def render_results(run_id: str, rubric: str) -> None:
             {"error": st.error, "warning": st.warning}.get(notice[0], st.info)(md_text(notice[1]))
         for w in next(j for j in pointwise if j["judge_run_id"] == jr_id)["warnings"]:
             st.warning(md_text(w))
-    from core.quality.calibration import GATE_KAPPA, GATE_MIN_OUTPUTS, Gate, judge_calibration
+    from core.quality.calibration import Gate, judge_calibration, save_gate, stored_gate
     g1, g2 = st.columns(2)
-    gate = Gate(g1.number_input("Trust gate: min kappa with people", -1.0, 1.0, GATE_KAPPA, 0.05, key=K + "gate_k"),
-                int(g2.number_input("Trust gate: min co-scored outputs", 1, 10_000, GATE_MIN_OUTPUTS, 1, key=K + "gate_n")))
+    # the gate is kept in the store's settings: the Decision page and `decide` (runs and devices) use it too
+    stored = stored_gate()
+    gate = Gate(g1.number_input("Trust gate: min kappa with people", -1.0, 1.0, float(stored.min_kappa), 0.05,
+                                key=K + "gate_k", help="Also used by the Decision page and `decide`."),
+                int(g2.number_input("Trust gate: min co-scored outputs", 1, 10_000, int(stored.min_outputs), 1,
+                                    key=K + "gate_n", help="Also used by the Decision page and `decide`.")))
+    save_gate(gate)
     report = scores.quality_report(run_id, prefer=prefer, rubric=rubric, judge_run_id=jr_id, gate=gate)
     if report.get("gate") and not report["gate"]["trusted"]:
         st.warning(f"Judge unverified: {md_text(report['gate']['reason'])}. Quality uses people's scores where they exist; "

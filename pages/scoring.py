@@ -25,7 +25,8 @@ def render_setup() -> tuple[str, str, str] | None:
     if not names:
         st.info("No rubric stored: import one on the Quality page.")
         return None
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or ''}" for r in runs}
+    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · {r['status']}"
+              for r in runs}
     a, b, c = st.columns(3)
     run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
     run = next((r for r in runs if r["run_id"] == run_id), None)

@@ -1,4 +1,4 @@
-"""`python -m core bench`: the benchmark from the command line (the contract in issue 3).
+"""`python -m core bench`: the benchmark from the command line (--json is the contract other tools read).
 
     python -m core bench --prompts FILE [--model ID ...] [--endpoint URL] [--api-key-env VAR]
         [--server-pid PID] [--config models.json] [--rounds N] [--warmup N] [--concurrency N[,N...]]

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 
 from core.bench.charts import LABEL_LIMIT
-from core.decision.matrix import CRITERIA, CRITERION_KEY
+from core.decision.criteria import CRITERIA, NAMES
 
 LICENSE_OK = "license OK"
 LICENSE_NOT_OK = "license not OK"
@@ -90,13 +90,13 @@ def score_chart(result: dict) -> alt.Chart:
     rows = result.get("candidates", [])
     recs = []
     for r in rows:
-        for name in CRITERIA:
+        for c in CRITERIA:
             recs.append({
                 "candidate": _label(r, rows),
-                "criterion": name,
-                "weighted score": r["contributions"][CRITERION_KEY[name]],
-                "normalized": r["normalized"][CRITERION_KEY[name]],
-                "weight": result["weights"][name],
+                "criterion": c.name,
+                "weighted score": r["contributions"].get(c.key, 0.0),
+                "normalized": r["normalized"].get(c.key, 0.0),
+                "weight": result["weights"].get(c.name, 0.0),
                 "total": r["score"],
                 "status": "passes" if r["passes"] else "fails a constraint",
             })
@@ -106,7 +106,7 @@ def score_chart(result: dict) -> alt.Chart:
     return _pad(alt.Chart(df)).mark_bar().encode(
         y=alt.Y("candidate:N", sort=order, title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         x=alt.X("sum(weighted score):Q", title="Weighted score (0..1)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("criterion:N", sort=list(CRITERIA), title="Criterion"),
+        color=alt.Color("criterion:N", sort=list(NAMES), title="Criterion"),
         order=alt.Order("criterion_order:Q"),
         opacity=alt.Opacity("status:N", scale=alt.Scale(domain=["passes", "fails a constraint"], range=[1.0, 0.3]),
                             title="Constraints"),
@@ -114,7 +114,7 @@ def score_chart(result: dict) -> alt.Chart:
                  alt.Tooltip("normalized:Q", format=".2f"), alt.Tooltip("weight:Q", format=".0%"),
                  alt.Tooltip("total:Q", format=".3f"), "status:N"],
     ).transform_calculate(
-        criterion_order="indexof(" + repr(list(CRITERIA)).replace("'", '"') + ", datum.criterion)"
+        criterion_order="indexof(" + repr(list(NAMES)).replace("'", '"') + ", datum.criterion)"
     ).properties(title="Weighted score by criterion (greyed: fails a constraint)", width=BAR_WIDTH,
                  height=max(200, 28 * len(order)))
 

@@ -1,20 +1,11 @@
 """Candidates and their context, read from the store (benchmark runs) and the quality helper."""
 from __future__ import annotations
 
-import math
+import numpy as np
 
 from core.decision.matrix import Candidate
 from core.errors import UserError
-from core.store import decisions as store
-
-
-def _f(v):
-    if v is None:
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
+from core.store import bench as bench_store
 
 
 def parse_run_ids(spec) -> list[str]:
@@ -83,7 +74,11 @@ def differences(runs: list[dict]) -> list[str]:
 
 def check_comparable(run_ids, *, allow_mixed: bool = False) -> list[str]:
     """[] when the runs can be compared; the warnings to carry when mixing is allowed; else UserError."""
-    diffs = differences(store.runs(parse_run_ids(run_ids)))
+    return _comparable(bench_store.runs_by_id(parse_run_ids(run_ids)), allow_mixed)
+
+
+def _comparable(runs: list[dict], allow_mixed: bool) -> list[str]:
+    diffs = differences(runs)
     if not diffs:
         return []
     line = "runs differ in " + ", ".join(diffs)
@@ -91,6 +86,78 @@ def check_comparable(run_ids, *, allow_mixed: bool = False) -> list[str]:
         raise UserError(line + ": their numbers are not comparable; choose comparable runs or allow mixing "
                                "(--allow-mixed)")
     return [line + ": mixed on purpose, numbers are not strictly comparable"]
+
+
+def _quality_for(q_by_model: dict, model: str, backend: str) -> dict | None:
+    # the quality helper labels a model "MODEL (BACKEND)" when it ran on two engines in one run
+    q = q_by_model.get(f"{model} ({backend})") or q_by_model.get(model)
+    return None if q is None or q.get("mean") is None else q
+
+
+def build_candidates(inputs: dict, *, prefer: str = "human", gate=None, every_run: bool = False) -> list[Candidate]:
+    """One Candidate per (run, model, backend) of ``inputs`` (core.store.bench.candidate_inputs), oldest run
+    first, at the lowest concurrency level, with the notes every path keeps: the benchmark's notes,
+    "quality unavailable: ..." when the quality helper could not report, "quality unverified: ..." when the
+    quality rests on a judge below ``gate`` (core.quality.calibration.Gate). The device is the run's label
+    (runs.device), else the machine its environment names.
+
+    The quality helper is asked only about runs with quality data (``inputs["scored"]``: a run without any has
+    no quality to report, and asking costs a report per run, which a fleet of many runs cannot afford) unless
+    ``every_run``."""
+    runs, models, reqs = inputs["runs"], inputs["models"], inputs["requests"]
+    run_of = {r["run_id"]: r for r in runs}
+    order = {r["run_id"]: i for i, r in enumerate(runs)}
+    n = len(reqs["level"]) if reqs else 0
+    level = np.asarray(reqs["level"], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+    bounds = np.searchsorted(level, np.arange(len(models) + 1))
+    # NULL (unknown) values arrive masked: NaN
+    col = {k: np.ma.filled(np.ma.asarray(reqs[k]).astype(float), np.nan) for k in ("e2e_ms", "ttft_ms", "tpot_ms")} \
+        if n else {}
+    okcol = np.asarray(reqs["ok"], dtype=bool) if n else np.zeros(0, dtype=bool)
+    quality = {rid: (model_quality(rid, prefer, gate) if every_run or rid in inputs["scored"] else ({}, None))
+               for rid in run_of}
+    from core.catalog.models import display_names, presentable_name
+    names = display_names()
+    out = []
+    for i, r in enumerate(models):      # ordered by (run_id, model, backend): the requests' level index
+        run = run_of.get(r["run_id"])
+        if run is None:
+            continue
+        s, e = int(bounds[i]), int(bounds[i + 1])
+        ok = okcol[s:e]
+        q_by_model, q_problem = quality[r["run_id"]]
+        q = _quality_for(q_by_model, r["model"], r["backend"])
+        raw_notes = r["notes"] if isinstance(r["notes"], list) else ([r["notes"]] if r["notes"] else [])
+        notes = [f"benchmark: {x}" for x in raw_notes]
+        if q_problem:
+            notes.append(f"quality unavailable: {q_problem}")
+        if q is not None and q.get("verified") is False:
+            notes.append(f"quality unverified: {q.get('reason') or 'judge below the trust gate'}")
+        dev = run.get("device")
+        out.append(Candidate(
+            run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
+            status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],
+            throughput_tok_s=r.get("throughput_tok_s"), license=r["license"], load_s=r["load_s"],
+            environment=r["environment"],
+            e2e_ms=col["e2e_ms"][s:e][ok] if n else [], ttft_ms=col["ttft_ms"][s:e][ok] if n else [],
+            tpot_ms=col["tpot_ms"][s:e][ok] if n else [], requests_failed=int((~ok).sum()), quality=q, notes=notes,
+            label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
+            device=dev if dev and dev != "unknown" else device_of(run["environment"]) or dev))
+    out.sort(key=lambda c: (order[c.run_id], c.model, c.backend))
+    return out
+
+
+def newest(cands: list[Candidate], key) -> tuple[list[Candidate], dict]:
+    """The newest candidate of each group (``key(c)``; cands oldest run first) and {kept id: older run ids}."""
+    groups: dict = {}
+    for c in cands:
+        groups.setdefault(key(c), []).append(c)
+    kept, older = [], {}
+    for group in groups.values():
+        kept.append(group[-1])
+        if len(group) > 1:
+            older[group[-1].id] = [c.run_id for c in group[:-1]]
+    return kept, older
 
 
 def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: bool = False,
@@ -104,62 +171,22 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: b
     is marked unverified (a flag with the reason, in the matrix, the record and the exports).
     """
     ids = parse_run_ids(run_ids)
-    run_rows = store.runs(ids)
-    known = {r["run_id"] for r in run_rows}
+    inputs = bench_store.candidate_inputs(ids)
+    known = {r["run_id"] for r in inputs["runs"]}
     missing = [r for r in ids if r not in known]
     if missing:
         raise UserError(f"unknown run id {', '.join(missing)}")
-    found = check_comparable(ids, allow_mixed=allow_mixed)
-    order = {r["run_id"]: i for i, r in enumerate(run_rows)}  # oldest first
-    device = {r["run_id"]: device_of(r["environment"]) for r in run_rows}
-    rows = store.candidate_rows(ids)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["backend"], device[r["run_id"]]), []).append(r)
-    chosen, superseded = [], {}
-    for key, group in groups.items():
-        group.sort(key=lambda r: order[r["run_id"]])
-        chosen.append(group[-1])
-        if len(group) > 1:
-            older = [r["run_id"] for r in group[:-1]]
-            superseded[(group[-1]["run_id"],) + key[:2]] = older
-            found.append(f"{key[0]} on {key[1]} was measured in runs {', '.join(older + [group[-1]['run_id']])}: "
-                         f"the newest ({group[-1]['run_id']}) is used")
-    chosen.sort(key=lambda r: (order[r["run_id"]], r["model"], r["backend"]))
-    used = {r["run_id"] for r in chosen}
-    reqs: dict[tuple, list[dict]] = {}
-    for q in store.measured_requests(sorted(used)):
-        reqs.setdefault((q["run_id"], q["model"], q["backend"]), []).append(q)
-    quality: dict[str, tuple[dict, str | None]] = {rid: model_quality(rid, prefer, gate) for rid in ids if rid in used}
-    from core.catalog.models import display_names, presentable_name
-    names = display_names()
-    out = []
-    for r in chosen:
-        key = (r["run_id"], r["model"], r["backend"])
-        ok = [q for q in reqs.get(key, []) if q["ok"]]
-        q_by_model, q_problem = quality[r["run_id"]]
-        # the quality helper labels a model "MODEL (BACKEND)" when it ran on two engines in one run
-        q = q_by_model.get(f"{r['model']} ({r['backend']})") or q_by_model.get(r["model"])
-        if q is not None and q.get("mean") is None:
-            q = None
-        notes = [f"benchmark: {n}" for n in (r["notes"] if isinstance(r["notes"], list) else [r["notes"]])]
-        if q_problem:
-            notes.append(f"quality unavailable: {q_problem}")
-        if q is not None and q.get("verified") is False:
-            notes.append(f"quality unverified: {q.get('reason') or 'judge below the trust gate'}")
-        if key in superseded:
-            notes.append(f"newest of runs {', '.join(superseded[key] + [r['run_id']])}: {r['run_id']} used")
-        out.append(Candidate(
-            run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
-            status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],
-            throughput_tok_s=r.get("throughput_tok_s"),
-            license=r["license"], load_s=r["load_s"], environment=r["environment"],
-            e2e_ms=[_f(x["e2e_ms"]) for x in ok], ttft_ms=[_f(x["ttft_ms"]) for x in ok],
-            tpot_ms=[_f(x["tpot_ms"]) for x in ok],
-            requests_failed=len(reqs.get(key, [])) - len(ok), quality=q, notes=notes,
-            label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
-            device=device[r["run_id"]],
-        ))
+    found = _comparable(inputs["runs"], allow_mixed)
+    order = {r["run_id"]: i for i, r in enumerate(inputs["runs"])}
+    all_cands = build_candidates(inputs, prefer=prefer, gate=gate, every_run=True)   # a few runs: ask about each
+    out, older = newest(all_cands, lambda c: (c.model, c.backend, c.device))
+    out.sort(key=lambda c: (order[c.run_id], c.model, c.backend))
+    for c in out:
+        if c.id in older:
+            runs = older[c.id] + [c.run_id]
+            found.append(f"{c.model} on {c.backend} was measured in runs {', '.join(runs)}: "
+                         f"the newest ({c.run_id}) is used")
+            c.notes.append(f"newest of runs {', '.join(runs)}: {c.run_id} used")
     # two candidates with one label (the same model on two devices, mixed on purpose): say which device
     seen: dict[str, int] = {}
     for c in out:
@@ -176,7 +203,7 @@ def run_context(run_ids) -> dict:
     """What a decision record keeps about its runs: environment, prompt set and hash, rubric and judge template."""
     ids = parse_run_ids(run_ids)
     out = {}
-    for r in store.runs(ids):
+    for r in bench_store.runs_by_id(ids):
         ctx = {
             "created_at": str(r["created_at"]) if r["created_at"] is not None else None,
             "status": r["status"],

@@ -5,18 +5,18 @@ bootstrap resamples (normalised too), so a new set of weights costs a few matrix
 """
 from __future__ import annotations
 
+import functools
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from core.decision import robustness
+from core.decision.criteria import CRITERIA, INDEX, NAMES
 from core.decision.licenses import commercial_problem, license_info
 from core.decision.matrix import (
-    CRITERIA,
-    CRITERION_KEY,
     LATENCY_METRICS,
-    LICENSE_COL,
     Candidate,
     Constraint,
     decode_tok_s,
@@ -51,16 +51,9 @@ class Prepared:
         return [c.id for c in self.candidates]
 
 
-def _raw_row(m: dict, lic: dict, latency_metric: str) -> list[float]:
-    vals = {
-        "latency": m[f"{latency_metric}_ms"],
-        "decode_speed": m["decode_tokens_per_s"],
-        "memory": m["peak_rss_mb"],
-        "quality": m["quality"],
-        "disk": m["disk_mb"],
-        "license": lic["score"],
-    }
-    return [np.nan if vals[c] is None else float(vals[c]) for c in CRITERIA]
+def raw_row(m: dict) -> list[float]:
+    """The matrix row of one candidate: each criterion's metric, NaN where unknown."""
+    return [np.nan if m.get(c.metric) is None else float(m[c.metric]) for c in CRITERIA]
 
 
 def prepare(
@@ -79,9 +72,9 @@ def prepare(
     cons = parse_constraints(constraints)
     metrics, lics, raw, failed, flags = [], [], [], [], []
     for c in candidates:
-        m = c.metrics()
-        m["latency_ms"] = m[f"{latency_metric}_ms"]
+        m = c.metrics(latency_metric)
         lic = license_info(c.license)
+        m["license"], m["license_score"] = lic["id"], lic["score"]
         reasons, notes = [], list(c.notes)
         if c.status == "failed":
             reasons.append(f"benchmark failed: {c.error or 'no error recorded'}")
@@ -102,19 +95,19 @@ def prepare(
         if c.status not in ("ok", "failed"):
             notes.append(f"benchmark {c.status}: numbers from the requests that finished")
         if m["quality"] is None:
-            notes.append("quality: no data (not scored)")
+            notes.append("quality unknown (not scored)")
         if m["quality"] is not None and (c.quality or {}).get("ci_low") is None:
-            notes.append(f"quality from {(c.quality or {}).get('n', 0)} output(s): no interval (n/a), "
+            notes.append(f"quality from {(c.quality or {}).get('n', 0)} output(s): interval unknown, "
                          "not a certainty")
         if c.requests_ok == 1:
-            notes.append("1 request: no interval for latency or decode speed (n/a)")
+            notes.append("1 request: interval of latency and decode speed unknown")
         if 0 < c.requests_ok < TAIL_MIN_SAMPLES:
             notes.append(f"{c.requests_ok} requests: p95 is indicative only (fewer than {TAIL_MIN_SAMPLES})")
         if c.requests_failed:
             notes.append(f"{c.requests_failed} failed requests")
         metrics.append(m)
         lics.append(lic)
-        raw.append(_raw_row(m, lic, latency_metric))
+        raw.append(raw_row(m))
         failed.append(reasons)
         flags.append(notes)
     k = len(CRITERIA)
@@ -135,7 +128,7 @@ def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, se
     """
     rng = np.random.default_rng(seed)
     out = np.broadcast_to(raw, (n_boot,) + raw.shape).copy()
-    li, ti, qi = CRITERIA.index("latency"), CRITERIA.index("decode_speed"), CRITERIA.index("quality")
+    li, ti, qi = INDEX["latency"], INDEX["decode_speed"], INDEX["quality"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for j, c in enumerate(candidates):
@@ -158,9 +151,9 @@ def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, se
 def weight_vector(weights) -> np.ndarray:
     """Weights (a "name=value,..." string, a dict, a preset name or an array) as a K-vector summing to 1."""
     if isinstance(weights, np.ndarray):
-        weights = {c: float(v) for c, v in zip(CRITERIA, weights)}
+        weights = {c: float(v) for c, v in zip(NAMES, weights)}
     w = parse_weights(weights)
-    return np.asarray([w[c] for c in CRITERIA], dtype=float)
+    return np.asarray([w[c] for c in NAMES], dtype=float)
 
 
 def pareto_front(latency: np.ndarray, quality: np.ndarray) -> np.ndarray:
@@ -174,17 +167,132 @@ def pareto_front(latency: np.ndarray, quality: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class CandidateResult:
+    """One candidate of a decision: its values per criterion (by criterion key), rank, failures and flags."""
+
+    candidate: str                      # the id: "model | backend | run"
+    label: str
+    device: str | None
+    model: str
+    backend: str
+    run_id: str
+    concurrency: int | None
+    criteria: dict                      # criterion key -> measured value (None: unknown; the license id)
+    normalized: dict                    # criterion key -> 0..1 (1 best)
+    contributions: dict                 # criterion key -> weight x normalised value
+    score: float
+    rank: int | None                    # None: not ranked (see failed_constraints)
+    tie_with: list[str]
+    win_probability: float
+    passes: bool
+    failed_constraints: list[str]
+    flags: list[str]
+    license_info: dict
+    quality_detail: dict | None
+    metrics: dict
+    requests_ok: int
+    requests_failed: int
+    pareto: bool
+    status: str
+    environment: dict | None
+    # a fleet decision only: each device's values, which device gave each aggregated value, and per constraint
+    devices: dict | None = None
+    decided_by: dict | None = None
+    constraint_devices: dict | None = None
+
+
+@dataclass
+class Robustness:
+    samples: int
+    concentration: float
+    bootstrap: int
+    tie_level: float
+    flip_details: dict = field(default_factory=dict)   # criterion -> {"value","direction","new_winner"} or None
+
+
+@dataclass
+class Decision(Mapping):
+    """What `evaluate` returns. Read it as typed fields; `to_dict()` (and the read-only mapping interface, for
+    saved records and the writers) is the `decide --json` document."""
+
+    winner: str | None
+    winner_label: str | None
+    candidates: list[CandidateResult]
+    warnings: list[str]
+    weights: dict[str, float]           # in use (the quality weight may have been left out)
+    weights_asked: dict[str, float]
+    latency_metric: str
+    normalization: str
+    constraints: list[str]
+    require_commercial: bool
+    explanation: str
+    robustness: Robustness
+    devices: list[str] | None = None    # a fleet decision: its target devices and aggregation
+    aggregation: dict | None = None
+
+    @property
+    def ranks(self) -> dict[str, int]:
+        return {c.candidate: c.rank for c in self.candidates if c.rank is not None}
+
+    @property
+    def flags(self) -> dict[str, list[str]]:
+        return {c.candidate: list(c.flags) for c in self.candidates if c.flags}
+
+    @property
+    def verdict(self) -> str:
+        from core.decision.report import verdict
+        return verdict(self.doc)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["candidates"] = [_candidate_dict(c) for c in self.candidates]
+        rob = asdict(self.robustness)
+        flips = rob.pop("flip_details")
+        out["robustness"] = rob
+        out["flip_details"] = flips
+        out["flip_points"] = {k: (None if v is None else v["value"]) for k, v in flips.items()}
+        if self.devices is None:
+            del out["devices"], out["aggregation"]
+        return out
+
+    @functools.cached_property
+    def doc(self) -> dict:
+        return self.to_dict()
+
+    def __getitem__(self, key):
+        return self.doc[key]
+
+    def __iter__(self):
+        return iter(self.doc)
+
+    def __len__(self):
+        return len(self.doc)
+
+
+_FLEET_FIELDS = ("devices", "decided_by", "constraint_devices")
+
+
+def _candidate_dict(c: CandidateResult) -> dict:
+    d = {f.name: getattr(c, f.name) for f in fields(c)}
+    for k in _FLEET_FIELDS:
+        if d[k] is None:
+            del d[k]
+    return d
+
+
 def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAMPLES,
-             concentration: float = robustness.DEFAULT_CONCENTRATION, seed: int = 0) -> dict:
-    """The decision for one set of weights, in the `--json` shape of `python -m core decide` (plus extras)."""
+             concentration: float = robustness.DEFAULT_CONCENTRATION, seed: int = 0) -> Decision:
+    """The decision for one set of weights (its `to_dict()` is the `--json` shape of `python -m core decide`)."""
     w_asked = weight_vector(weights)
     w = w_asked.copy()
     ids = prep.ids
     n = len(ids)
+    k = len(CRITERIA)
     warnings_out = list(prep.warnings)
     # quality never counts as 0: a weighted quality without data makes that candidate not comparable;
     # when no candidate has quality data at all, the quality weight carries no information and is left out
-    qi = CRITERIA.index("quality")
+    qi = INDEX["quality"]
     no_quality = ~np.isfinite(prep.raw[:, qi]) if n else np.zeros(0, dtype=bool)
     comparable = prep.passes.copy()
     not_comparable = [[] for _ in range(n)]
@@ -199,7 +307,7 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
             not_comparable[i].append("not comparable on quality: no quality data (score it or set the quality "
                                      "weight to 0)")
     scores = prep.norm @ w if n else np.zeros(0)
-    contrib = prep.norm * w if n else np.zeros((0, len(CRITERIA)))
+    contrib = prep.norm * w if n else np.zeros((0, k))
     passing = np.flatnonzero(comparable)
     # rank passing candidates by score (ties in the point score broken by id, for a stable order)
     order = sorted(passing, key=lambda i: (-scores[i], ids[i]))
@@ -209,79 +317,59 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
     rng = np.random.default_rng(seed)
     winp = np.zeros(n)
     if len(passing):
-        qi = CRITERIA.index("quality")   # each model's quality drawn from its interval, with the weights
+        # each model's quality drawn from its interval, with the weights
         qs = (qi, prep.boot_norm[:, passing, qi]) if prep.boot_norm is not None else None
         winp[passing] = robustness.win_probability(prep.norm[passing], w, n=n_samples,
                                                    concentration=concentration, rng=rng, column_samples=qs)
-    flips = {c: None for c in CRITERIA}
+    flips = {c: None for c in NAMES}
     if len(order) >= 2:
         sub = np.asarray(order)
-        flips = robustness.flip_points(prep.norm[sub], w, CRITERIA, [ids[i] for i in sub])
+        flips = robustness.flip_points(prep.norm[sub], w, NAMES, [ids[i] for i in sub])
 
     ties = np.zeros((n, n), dtype=bool)
     if len(passing) >= 2:
         boot_scores = prep.boot_norm[:, passing, :] @ w if prep.boot_norm is not None else None
         ties[np.ix_(passing, passing)] = robustness.tie_matrix(boot_scores, scores[passing])
-    pareto = pareto_front(prep.raw[:, CRITERIA.index("latency")], prep.raw[:, CRITERIA.index("quality")])
+    pareto = pareto_front(prep.raw[:, INDEX["latency"]], prep.raw[:, qi])
 
     rows = []
     for i, c in enumerate(prep.candidates):
         m, lic = prep.metrics[i], prep.licenses[i]
         criteria = {}
-        for j, name in enumerate(CRITERIA):
-            key = CRITERION_KEY[name]
-            criteria[key] = lic["id"] if j == LICENSE_COL else (None if not np.isfinite(prep.raw[i, j]) else float(prep.raw[i, j]))
-        rows.append({
-            "candidate": ids[i],
-            "label": c.name,
-            "device": c.device,
-            "model": c.model,
-            "backend": c.backend,
-            "run_id": c.run_id,
-            "concurrency": c.concurrency,
-            "criteria": criteria,
-            "normalized": {CRITERION_KEY[name]: float(prep.norm[i, j]) for j, name in enumerate(CRITERIA)},
-            "contributions": {CRITERION_KEY[name]: float(contrib[i, j]) for j, name in enumerate(CRITERIA)},
-            "score": float(scores[i]),
-            "rank": rank.get(i),
-            "tie_with": [ids[k] for k in np.flatnonzero(ties[i])],
-            "win_probability": float(winp[i]),
-            "passes": bool(comparable[i]),
-            "failed_constraints": list(prep.failed[i]) + not_comparable[i],
-            "flags": list(prep.flags[i]),
-            "license_info": {k: lic[k] for k in ("id", "raw", "known", "name", "commercial_use", "attribution", "restrictions", "flag")},
-            "quality_detail": dict(c.quality) if c.quality else None,
-            "metrics": m,
-            "requests_ok": c.requests_ok,
-            "requests_failed": c.requests_failed,
-            "pareto": bool(pareto[i]),
-            "status": c.status,
-            "environment": c.environment,
-        })
-    rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, -r["score"], r["candidate"]))
-    return {
-        "winner": winner,
-        "winner_label": next((r["label"] for r in rows if r["candidate"] == winner), None),
-        "warnings": warnings_out,
-        "candidates": rows,
-        "flip_points": {name: (None if flips[name] is None else flips[name]["value"]) for name in CRITERIA},
-        "flip_details": flips,
-        "weights": {name: float(w[j]) for j, name in enumerate(CRITERIA)},
-        "weights_asked": {name: float(w_asked[j]) for j, name in enumerate(CRITERIA)},
-        "latency_metric": prep.latency_metric,
-        "normalization": prep.method,
-        "constraints": [con.text for con in prep.constraints],
-        "require_commercial": prep.require_commercial,
-        "explanation": explanation(prep.method),
-        "robustness": {"samples": n_samples, "concentration": concentration,
-                       "bootstrap": 0 if prep.boot_norm is None else int(prep.boot_norm.shape[0]),
-                       "tie_level": robustness.TIE_LEVEL},
-    }
+        for j, crit in enumerate(CRITERIA):
+            if crit.shown:
+                criteria[crit.key] = m.get(crit.shown)
+            else:
+                criteria[crit.key] = None if not np.isfinite(prep.raw[i, j]) else float(prep.raw[i, j])
+        rows.append(CandidateResult(
+            candidate=ids[i], label=c.name, device=c.device, model=c.model, backend=c.backend, run_id=c.run_id,
+            concurrency=c.concurrency, criteria=criteria,
+            normalized={crit.key: float(prep.norm[i, j]) for j, crit in enumerate(CRITERIA)},
+            contributions={crit.key: float(contrib[i, j]) for j, crit in enumerate(CRITERIA)},
+            score=float(scores[i]), rank=rank.get(i), tie_with=[ids[t] for t in np.flatnonzero(ties[i])],
+            win_probability=float(winp[i]), passes=bool(comparable[i]),
+            failed_constraints=list(prep.failed[i]) + not_comparable[i], flags=list(prep.flags[i]),
+            license_info={x: lic[x] for x in ("id", "raw", "known", "name", "commercial_use", "attribution",
+                                              "restrictions", "flag")},
+            quality_detail=dict(c.quality) if c.quality else None, metrics=m, requests_ok=c.requests_ok,
+            requests_failed=c.requests_failed, pareto=bool(pareto[i]), status=c.status, environment=c.environment))
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, -r.score, r.candidate))
+    return Decision(
+        winner=winner, winner_label=next((r.label for r in rows if r.candidate == winner), None),
+        candidates=rows, warnings=warnings_out,
+        weights={name: float(w[j]) for j, name in enumerate(NAMES)},
+        weights_asked={name: float(w_asked[j]) for j, name in enumerate(NAMES)},
+        latency_metric=prep.latency_metric, normalization=prep.method,
+        constraints=[con.text for con in prep.constraints], require_commercial=prep.require_commercial,
+        explanation=explanation(prep.method),
+        robustness=Robustness(samples=n_samples, concentration=concentration,
+                              bootstrap=0 if prep.boot_norm is None else int(prep.boot_norm.shape[0]),
+                              tie_level=robustness.TIE_LEVEL, flip_details=flips))
 
 
 def decide(candidates: list[Candidate], weights, *, latency_metric: str = "e2e_p95", constraints=(),
            require_commercial: bool = False, method: str = "minmax", n_samples: int = robustness.DEFAULT_SAMPLES,
-           n_boot: int = robustness.DEFAULT_BOOT, seed: int = 0, warnings=()) -> dict:
+           n_boot: int = robustness.DEFAULT_BOOT, seed: int = 0, warnings=()) -> Decision:
     prep = prepare(candidates, latency_metric=latency_metric, constraints=constraints,
                    require_commercial=require_commercial, method=method, n_boot=n_boot, seed=seed,
                    warnings=warnings)

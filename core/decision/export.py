@@ -13,187 +13,71 @@ import json
 import re
 from pathlib import Path
 
-from core.decision.matrix import CRITERIA, CRITERION_KEY
+from core.decision import report
+from core.decision.criteria import CRITERIA, UNKNOWN
 from core.errors import UserError
-from core.output import _jsonable, csv_row, md_text, script_body, script_json
-from core.output import html_text as escape_html
-
-LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
-CRITERION_TITLE = {
-    "latency": "Latency (ms)",
-    "decode_speed": "Decode speed (tok/s per request, 1/TPOT)",
-    "memory": "Peak memory (MB)",
-    "quality": "Quality (0..1)",
-    "disk": "Disk (MB)",
-    "license": "License",
-}
+from core.output import _jsonable, csv_row, html_text, md_text, script_body, script_json
 
 
-def _fmt(v, key: str = "") -> str:
-    if v is None:
-        return "unknown"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if key == "quality":
-            return f"{v:.2f}"
-        return f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
-    return str(v)
+def _result(record_or_result):
+    res = record_or_result.get("result", record_or_result) if isinstance(record_or_result, dict) else record_or_result
+    return res.to_dict() if hasattr(res, "to_dict") else res
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.0f}%"
-
-
-def name_of(row: dict) -> str:
-    """What people read for a candidate: its display name and engine (the id in older records)."""
-    return row.get("label") or row["candidate"]
-
-
-def _names(res: dict, ids) -> str:
-    by_id = {r["candidate"]: name_of(r) for r in res.get("candidates", [])}
-    return ", ".join(by_id.get(i, i) for i in ids)
-
-
-def _status(row: dict, res: dict | None = None) -> str:
-    if not row["passes"]:
-        return "not ranked: " + "; ".join(row["failed_constraints"])
-    ties = _names(res, row["tie_with"]) if res else ", ".join(row["tie_with"])
-    return f"rank {row['rank']}" + (f" (too close to call with {ties})" if row["tie_with"] else "")
-
-
-CLEAR, LIKELY, CLOSE = "Clear winner", "Likely", "Too close to call"
-LIKELY_AT, CLEAR_AT = 0.6, 0.9    # win probability from which a winner is "likely" / "clear" (no tie)
-FLIP_RANGE = 0.2                   # flip points further than 20 points from the chosen weight are not told
-
-
-def certainty(result: dict) -> str | None:
-    """One word for how sure the recommendation is: Clear winner, Likely, Too close to call (None: no winner)."""
-    rows = result.get("candidates", [])
-    top = next((r for r in rows if r["candidate"] == result.get("winner")), None)
-    if top is None:
-        return None
-    if not [r for r in rows if r["passes"] and r is not top]:
-        return CLEAR
-    if top["tie_with"] or top["win_probability"] < LIKELY_AT:
-        return CLOSE
-    return CLEAR if top["win_probability"] >= CLEAR_AT else LIKELY
-
-
-def verdict(result: dict) -> str:
-    """How sure, in one plain sentence with one consistent word (see `certainty`)."""
-    rows = result.get("candidates", [])
-    word = certainty(result)
-    if word is None:
-        return "No recommendation: no candidate meets the constraints."
-    top = next(r for r in rows if r["candidate"] == result["winner"])
-    others = [r for r in rows if r["passes"] and r is not top]
-    if not others:
-        return f"{CLEAR}: {name_of(top)}, the only candidate that meets the constraints."
-    runner = others[0]
-    p = _pct(top["win_probability"])
-    if word == CLOSE and top["tie_with"]:
-        return (f"{CLOSE}: {name_of(top)} and {_names(result, top['tie_with'])} are within measurement noise of "
-                f"each other; {name_of(top)} is ahead only on these numbers and weights.")
-    if word == CLOSE:
-        return (f"{CLOSE}: {name_of(top)} leads on the chosen weights, but comes first in only {p} of plausible "
-                f"weightings ({name_of(runner)} is next).")
-    if word == CLEAR:
-        return (f"{CLEAR}: {name_of(top)}, ahead of {name_of(runner)} beyond measurement noise and first in {p} "
-                "of plausible weightings.")
-    return (f"{LIKELY}: {name_of(top)}, ahead of {name_of(runner)} beyond measurement noise and first in {p} of "
-            "plausible weightings; the weights matter.")
-
-
-def summary_lines(record: dict) -> list[str]:
-    """Plain sentences about the outcome (shared by Markdown, HTML and the pages): the verdict, the nearby
-    flip points, what cannot win, and the warnings about the runs."""
-    res = record["result"]
-    rows = res["candidates"]
-    out = [verdict(res)]
-    if res["winner"] is not None:
-        near = {k: v for k, v in (res.get("flip_details") or {}).items()
-                if v and abs(v["value"] - res["weights"][k]) <= FLIP_RANGE}
-        for name, f in near.items():
-            out.append(f"If the {name} weight went {'up' if f['direction'] == 'up' else 'down'} from "
-                       f"{_pct(res['weights'][name])} to {_pct(f['value'])}, {_names(res, [f['new_winner']])} would "
-                       "come first.")
-        if not near:
-            out.append(f"No single weight moved by up to {100 * FLIP_RANGE:.0f} points changes the recommendation.")
-    failing = [r for r in rows if not r["passes"]]
-    for r in failing[:5]:
-        out.append(f"Not ranked: {name_of(r)}: {'; '.join(r['failed_constraints'])}.")
-    if len(failing) > 5:
-        out.append(f"{len(failing) - 5} more candidate(s) are not ranked: see the reasons in the table.")
-    out += [f"Warning: {w}" for w in res.get("warnings", [])]
-    return out
-
-
-def csv_text(record_or_result: dict) -> str:
-    res = record_or_result.get("result", record_or_result)
+def csv_text(record_or_result) -> str:
+    """One row per candidate: the measured values raw (blank when unknown), the normalised ones, the texts."""
+    v = report.build(_result(record_or_result))
     buf = io.StringIO()
-    keys = [CRITERION_KEY[c] for c in CRITERIA]
+    keys = [c.key for c in CRITERIA]
     w = csv.writer(buf)
     w.writerow(["name", "candidate", "model", "backend", "run_id", "rank", "score", "win_probability", "passes",
                 "failed_constraints", "tie_with"] + keys + [f"normalized_{k}" for k in keys] + ["flags", "quality_status"])
-    for r in res["candidates"]:
-        w.writerow(csv_row([name_of(r), r["candidate"], r["model"], r["backend"], r["run_id"],
-                    r["rank"] if r["rank"] is not None else "",   # not ranked: blank (see passes, failed_constraints)
-                    f"{r['score']:.6f}", f"{r['win_probability']:.4f}", r["passes"],
-                    "; ".join(r["failed_constraints"]), "; ".join(r["tie_with"])]
-                   + ["" if r["criteria"][k] is None else r["criteria"][k] for k in keys]
-                   + [f"{r['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.get("flags", [])), _quality_status(r)]))
+    for r in v.rows:
+        s = r.source
+        w.writerow(csv_row([r.name, r.id, s["model"], s["backend"], s["run_id"],
+                    s["rank"] if s["rank"] is not None else "",   # not ranked: blank (see passes, failed_constraints)
+                    f"{s['score']:.6f}", f"{s['win_probability']:.4f}", r.passes, r.failed, "; ".join(s["tie_with"])]
+                   + ["" if c.raw is None else c.raw for c in r.cells]
+                   + [f"{s['normalized'][k]:.6f}" for k in keys] + ["; ".join(r.flags), r.quality_status]))
     return buf.getvalue()
 
 
-def _quality_status(row: dict) -> str:
-    """"unverified" when the quality rests on a judge below the trust gate, "verified", or "" when unknown."""
-    q = row.get("quality_detail") or {}
-    if not q:
-        return ""
-    return "unverified" if q.get("verified") is False else "verified"
-
-
 def json_text(record: dict) -> str:
-    return json.dumps(_jsonable(record), indent=2, default=str) + "\n"
+    rec = dict(record)
+    if "result" in rec:
+        rec["result"] = _result(rec)
+    return json.dumps(_jsonable(rec), indent=2, default=str) + "\n"
 
 
 def markdown_text(record: dict) -> str:
-    res = record["result"]
-    lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
+    v = report.build(_result(record))
     lines = [f"# Decision: {md_text(record['name'])}", ""]
     if record.get("created_at"):
         lines += [f"Saved {md_text(record['created_at'])}. Runs: {md_text(', '.join(record['run_ids']))}.", ""]
-    if res.get("winner"):
-        lines += [f"**Recommendation: {md_text(res.get('winner_label') or res['winner'])}**", ""]
-    lines += [f"- {md_text(x)}" for x in summary_lines(record)] + [""]
+    if v.winner:
+        lines += [f"**Recommendation: {md_text(v.winner_label)}**", ""]
+    lines += [f"- {md_text(x)}" for x in v.summary] + [""]
     notes = [md_text(line) or "" for line in (record.get("notes") or "(none)").splitlines()]
     lines += ["## Notes", "", "  \n".join(notes), ""]
     lines += ["## Weights and constraints", ""]
     lines += ["| criterion | weight |", "|---|---|"]
-    lines += [f"| {c} | {_pct(res['weights'][c])} |" for c in CRITERIA]
-    lines += ["", f"Latency is {lat}. Constraints: "
-              + (", ".join(md_text(c) for c in res["constraints"]) or "none")
-              + ("; commercial use required." if res["require_commercial"] else "."), ""]
-    lines += [f"How scores are computed: {md_text(res['explanation'])}", ""]
+    lines += [f"| {name} | {w} |" for name, w in v.weights]
+    lines += ["", f"Latency is {v.latency_label}. Constraints: {md_text(v.constraints)}"
+              + ("; commercial use required." if v.commercial else "."), ""]
+    lines += [f"How scores are computed: {md_text(v.explanation)}", ""]
     lines += ["## Matrix", ""]
-    head = ["rank", "candidate", "status", "score", "win prob."] + [CRITERION_TITLE[c] for c in CRITERIA] + ["id"]
+    head = ["rank", "candidate", "status", "score", "win prob."] + v.headings + ["id"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in res["candidates"]:
-        cells = [_rank(r), name_of(r), _status(r, res), f"{r['score']:.3f}", _pct(r["win_probability"])]
-        cells += [f"{_fmt(r['criteria'][CRITERION_KEY[c]], c)} ({r['normalized'][CRITERION_KEY[c]]:.2f})"
-                  + (" unverified" if c == "quality" and _quality_status(r) == "unverified" else "") for c in CRITERIA]
-        cells.append(r["candidate"])
+    for r in v.rows:
+        cells = [r.rank, r.name, r.status, r.score, r.win] + [f"{c.value} ({c.norm})" for c in r.cells] + [r.id]
         lines.append("| " + " | ".join(md_text(x) for x in cells) + " |")
     lines += ["", "Each cell: measured value (normalised 0..1, 1 best).", ""]
-    flagged = [(name_of(r), f) for r in res["candidates"] for f in r.get("flags", [])]
+    flagged = [(r.name, f) for r in v.rows for f in r.flags]
     if flagged:
         lines += ["## Flags", ""] + [f"- {md_text(c)}: {md_text(f)}" for c, f in flagged] + [""]
     lines += ["## Flip points", "", "| weight | now | top choice changes at | new winner |", "|---|---|---|---|"]
-    for c in CRITERIA:
-        f = (res.get("flip_details") or {}).get(c)
-        lines.append(f"| {c} | {_pct(res['weights'][c])} | {_pct(f['value']) if f else 'never'} | "
-                     f"{md_text(_names(res, [f['new_winner']])) if f else ''} |")
+    for f in v.flips:
+        lines.append(f"| {f.criterion} | {f.now} | {f.at} | {md_text(f.new_winner)} |")
     lines += ["", "## Runs", ""]
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
         lines.append(f"- {md_text(rid)}: {md_text(_context_line(ctx))}")
@@ -201,13 +85,9 @@ def markdown_text(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _rank(row: dict) -> str:
-    return "-" if row.get("rank") is None else str(row["rank"])
-
-
 def _context_line(ctx: dict) -> str:
     env = ctx.get("environment") or {}
-    parts = [f"prompt set {ctx.get('prompt_set') or '?'} (sha256 {str(ctx.get('prompt_set_hash') or '?')[:12]})"]
+    parts = [f"prompt set {ctx.get('prompt_set') or UNKNOWN} (sha256 {str(ctx.get('prompt_set_hash') or UNKNOWN)[:12]})"]
     if isinstance(env, dict) and env:
         bits = []
         for key, label in (("cpu", ""), ("cpu_model", ""), ("cores_logical", " cores"), ("cores", " cores"),
@@ -244,13 +124,13 @@ th{background:#f4f4f4} tr.fail td{color:#999;background:#fafafa} tr.win td{backg
 """
 
 
-def html_text(record: dict) -> str:
+def html_report(record: dict) -> str:
     """One self-contained HTML page: no network request of any kind when opened."""
     from core.decision.charts import chart_specs
 
-    e = escape_html
-    res = record["result"]
-    lat = LATENCY_LABEL.get(res["latency_metric"], res["latency_metric"])
+    e = html_text
+    res = _result(record)
+    v = report.build(res)
     specs = chart_specs(res)
     # The specs (holding model names) stay out of the bundled code: a JSON element, every '<', '>', '&'
     # escaped (script_json), read at load time; the bundle itself is constant vendor code.
@@ -264,26 +144,23 @@ def html_text(record: dict) -> str:
            f"<h1>Decision: {e(record['name'])}</h1>"]
     if record.get("created_at"):
         out.append(f"<p class=\"muted\">Saved {e(str(record['created_at']))}. Runs: {e(', '.join(record['run_ids']))}.</p>")
-    if res.get("winner"):
-        out.append(f"<p class=\"lead\"><strong>Recommendation: {e(res.get('winner_label') or res['winner'])}</strong></p>")
-    out += [f"<p class=\"lead\">{e(s)}</p>" for s in summary_lines(record)]
+    if v.winner:
+        out.append(f"<p class=\"lead\"><strong>Recommendation: {e(v.winner_label)}</strong></p>")
+    out += [f"<p class=\"lead\">{e(s)}</p>" for s in v.summary]
     out.append("<h2>Notes</h2>")
     out.append(f"<div class=\"notes\">{e(record.get('notes') or '(none)')}</div>")
-    out.append("<h2>Weights and constraints</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in CRITERIA)
-               + "</tr><tr>" + "".join(f"<td>{_pct(res['weights'][c])}</td>" for c in CRITERIA) + "</tr></table>")
-    cons = ", ".join(res["constraints"]) or "none"
-    out.append(f"<p>Latency is {e(lat)}. Constraints: {e(cons)}"
-               + ("; commercial use required." if res["require_commercial"] else ".") + "</p>")
-    out.append(f"<p>{e(res['explanation'])}</p>")
+    out.append("<h2>Weights and constraints</h2><table><tr>" + "".join(f"<th>{e(n)}</th>" for n, _ in v.weights)
+               + "</tr><tr>" + "".join(f"<td>{e(w)}</td>" for _, w in v.weights) + "</tr></table>")
+    out.append(f"<p>Latency is {e(v.latency_label)}. Constraints: {e(v.constraints)}"
+               + ("; commercial use required." if v.commercial else ".") + "</p>")
+    out.append(f"<p>{e(v.explanation)}</p>")
     out.append("<h2>Matrix</h2><table><tr><th>rank</th><th>candidate</th><th>status</th><th>score</th><th>win prob.</th>"
-               + "".join(f"<th>{e(CRITERION_TITLE[c])}</th>" for c in CRITERIA) + "<th>flags</th><th>id</th></tr>")
-    for r in res["candidates"]:
-        cls = "fail" if not r["passes"] else ("win" if r["candidate"] == res["winner"] else "")
-        cells = [_rank(r), name_of(r), _status(r, res), f"{r['score']:.3f}", _pct(r["win_probability"])]
-        tds = "".join(f"<td>{e(x)}</td>" for x in cells)
-        tds += "".join(f"<td>{e(_fmt(r['criteria'][CRITERION_KEY[c]], c))} "
-                       f"<span class=\"norm\">({r['normalized'][CRITERION_KEY[c]]:.2f})</span></td>" for c in CRITERIA)
-        tds += f"<td>{e('; '.join(r.get('flags', [])))}</td><td class=\"norm\">{e(r['candidate'])}</td>"
+               + "".join(f"<th>{e(h)}</th>" for h in v.headings) + "<th>flags</th><th>id</th></tr>")
+    for r in v.rows:
+        cls = "fail" if not r.passes else ("win" if r.winner else "")
+        tds = "".join(f"<td>{e(x)}</td>" for x in (r.rank, r.name, r.status, r.score, r.win))
+        tds += "".join(f"<td>{e(c.value)} <span class=\"norm\">({e(c.norm)})</span></td>" for c in r.cells)
+        tds += f"<td>{e('; '.join(r.flags))}</td><td class=\"norm\">{e(r.id)}</td>"
         out.append(f"<tr class=\"{cls}\">{tds}</tr>")
     out.append("</table><p class=\"muted\">Each cell: measured value (normalised 0..1, 1 best). Greyed rows fail a "
                "constraint and cannot win.</p>")
@@ -294,10 +171,8 @@ def html_text(record: dict) -> str:
         out.append(f"<div class=\"chart\" id=\"chart-{e(name)}\"></div>")
     out.append("<h2>Flip points</h2><table><tr><th>weight</th><th>now</th><th>top choice changes at</th>"
                "<th>new winner</th></tr>")
-    for c in CRITERIA:
-        f = (res.get("flip_details") or {}).get(c)
-        out.append(f"<tr><td>{e(c)}</td><td>{_pct(res['weights'][c])}</td><td>{_pct(f['value']) if f else 'never'}</td>"
-                   f"<td>{e(_names(res, [f['new_winner']])) if f else ''}</td></tr>")
+    for f in v.flips:
+        out.append(f"<tr><td>{e(f.criterion)}</td><td>{e(f.now)}</td><td>{e(f.at)}</td><td>{e(f.new_winner)}</td></tr>")
     out.append("</table><h2>Runs</h2><ul>")
     for rid, ctx in (record.get("context") or {}).get("runs", {}).items():
         out.append(f"<li>{e(rid)}: {e(_context_line(ctx))}</li>")
@@ -319,7 +194,7 @@ def write_report(record: dict, path: str | Path) -> Path:
     """Write the report in the format the suffix names: .md, .html/.htm, .csv or .json."""
     path = Path(path)
     suffix = path.suffix.lower()
-    writers = {".md": markdown_text, ".markdown": markdown_text, ".html": html_text, ".htm": html_text,
+    writers = {".md": markdown_text, ".markdown": markdown_text, ".html": html_report, ".htm": html_report,
                ".csv": csv_text, ".json": json_text}
     if suffix not in writers:
         raise UserError(f"cannot write a report to {path}: use a .md, .html, .csv or .json file name")

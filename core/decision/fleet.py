@@ -15,27 +15,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.decision import data, engine, robustness
+from core.decision.criteria import AGGREGATED, AGGREGATIONS, CRITERIA, MEASURES, aggregated_by
 from core.decision.licenses import license_info
-from core.decision.matrix import CRITERIA, CRITERION_KEY, Candidate, normalize, parse_constraints
+from core.decision.matrix import Candidate, normalize, parse_constraints
 from core.errors import UserError
 
-AGGREGATIONS = ("worst", "mean")
-# the metric keys each criterion covers, and whether higher is better
-CRITERION_METRICS = {
-    "latency": (("e2e_p95_ms", "ttft_p95_ms", "load_s"), False),
-    "decode_speed": (("decode_tokens_per_s",), True),
-    "memory": (("peak_rss_mb",), False),
-    "quality": (("quality",), True),
-    "disk": (("disk_mb",), False),
-}
-# aggregate throughput is no criterion (decode speed is), but a constraint may use it: it is aggregated
-# across devices the way decode speed is
-CONSTRAINT_ONLY = {"throughput_tok_s": ("decode_speed", True)}
-HIGHER = {k: hi for keys, hi in CRITERION_METRICS.values() for k in keys} | {
-    k: hi for k, (_, hi) in CONSTRAINT_ONLY.items()}
-METRIC_CRITERION = {k: c for c, (keys, _) in CRITERION_METRICS.items() for k in keys} | {
-    k: c for k, (c, _) in CONSTRAINT_ONLY.items()}
-
+AGG_NAMES = tuple(c.name for c in AGGREGATED)
 
 def parse_devices(spec) -> list[str]:
     items = spec.split(",") if isinstance(spec, str) else [x for p in (spec or []) for x in str(p).split(",")]
@@ -47,13 +32,13 @@ def parse_devices(spec) -> list[str]:
 
 def parse_aggregation(spec) -> dict[str, str]:
     """'worst' / 'mean' for every criterion, or 'latency=mean,quality=worst' (the rest: worst)."""
-    out = {c: "worst" for c in CRITERION_METRICS}
+    out = {c: "worst" for c in AGG_NAMES}
     if not spec:
         return out
     if isinstance(spec, dict):
         items = list(spec.items())
     elif str(spec).strip() in AGGREGATIONS:
-        return {c: str(spec).strip() for c in CRITERION_METRICS}
+        return {c: str(spec).strip() for c in AGG_NAMES}
     else:
         items = []
         for part in str(spec).split(","):
@@ -62,8 +47,8 @@ def parse_aggregation(spec) -> dict[str, str]:
             k, v = part.split("=", 1)
             items.append((k.strip(), v.strip()))
     for k, v in items:
-        if k not in CRITERION_METRICS:
-            raise UserError(f"unknown criterion '{k}' in aggregation: expected one of {', '.join(CRITERION_METRICS)}")
+        if k not in AGG_NAMES:
+            raise UserError(f"unknown criterion '{k}' in aggregation: expected one of {', '.join(AGG_NAMES)}")
         if v not in AGGREGATIONS:
             raise UserError(f"unknown aggregation '{v}' for {k}: expected worst or mean")
         out[k] = v
@@ -76,6 +61,7 @@ class FleetCandidate(Candidate):
 
     per_device: dict = field(default_factory=dict)      # device -> Candidate (None: not measured there)
     aggregation: dict = field(default_factory=dict)
+    latency_metric: str = "e2e_p95"
     _device_metrics: dict = field(default_factory=dict)
 
     @property
@@ -84,43 +70,46 @@ class FleetCandidate(Candidate):
 
     def device_metrics(self) -> dict[str, dict | None]:
         if not self._device_metrics:
-            self._device_metrics = {d: (c.metrics() if c is not None else None) for d, c in self.per_device.items()}
+            self._device_metrics = {d: (c.metrics(self.latency_metric) if c is not None else None)
+                                    for d, c in self.per_device.items()}
         return self._device_metrics
+
+    def _how(self, key: str) -> str:
+        return self.aggregation.get(aggregated_by(key), "worst")
 
     def decided_by(self) -> dict[str, str | None]:
         """{metric key: the device whose value was taken (worst), None for a mean or when unknown}."""
         out = {}
         dm = self.device_metrics()
-        for key, hi in HIGHER.items():
-            if self.aggregation.get(METRIC_CRITERION[key], "worst") != "worst":
+        for key, m in MEASURES.items():
+            if self._how(key) != "worst":
                 out[key] = None
                 continue
-            vals = [(m[key], d) for d, m in dm.items() if m is not None and m.get(key) is not None]
-            out[key] = (min(vals) if hi else max(vals))[1] if vals else None
+            vals = [(dev[key], d) for d, dev in dm.items() if dev is not None and dev.get(key) is not None]
+            out[key] = (min(vals) if m.higher_is_better else max(vals))[1] if vals else None
         return out
 
-    def metrics(self) -> dict:
+    def metrics(self, latency_metric: str | None = None) -> dict:
         dm = self.device_metrics()
         out = {}
-        for key, hi in HIGHER.items():
-            vals = [m[key] for m in dm.values() if m is not None and m.get(key) is not None]
+        for key, m in MEASURES.items():
+            vals = [dev[key] for dev in dm.values() if dev is not None and dev.get(key) is not None]
             if not vals:
                 out[key] = None
-            elif self.aggregation.get(METRIC_CRITERION[key], "worst") == "mean":
+            elif self._how(key) == "mean":
                 out[key] = float(np.mean(vals))
             else:
-                out[key] = float(min(vals) if hi else max(vals))
+                out[key] = float(min(vals) if m.higher_is_better else max(vals))
         return out
 
 
 def _decider(c: FleetCandidate, crit: str) -> Candidate | None:
-    by = c.decided_by()
-    key = CRITERION_METRICS[crit][0][0]
-    d = by.get(key)
+    d = c.decided_by().get(next(x.metric for x in CRITERIA if x.name == crit))
     return c.per_device.get(d) if d else None
 
 
-def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str], agg: dict) -> list[FleetCandidate]:
+def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str], agg: dict,
+           latency_metric: str) -> list[FleetCandidate]:
     out = []
     for (model, backend), by_dev in sorted(per.items()):
         present = [c for c in by_dev.values()]
@@ -132,7 +121,7 @@ def _build(per: dict[tuple[str, str], dict[str, Candidate]], devices: list[str],
             error=first.error, license=first.license, environment=None,
             requests_failed=sum(c.requests_failed for c in present),
             notes=sorted({n for c in present for n in c.notes}),
-            per_device={d: by_dev.get(d) for d in devices}, aggregation=agg,
+            per_device={d: by_dev.get(d) for d in devices}, aggregation=agg, latency_metric=latency_metric,
             label=next((c.label for c in present if c.label), None))
         # resampling arrays (win probabilities, ties): those of the device that decided latency,
         # or every device's requests together for a mean
@@ -155,58 +144,31 @@ def _mean_quality(cands: list[Candidate]) -> dict | None:
             "n": sum(int(q.get("n") or 0) for q in qs), "source": "mean over devices"}
 
 
-def load_device_candidates(devices: list[str], run_ids=None, *, prefer: str = "human"
+def load_device_candidates(devices: list[str], run_ids=None, *, prefer: str = "human", gate=None
                            ) -> dict[tuple[str, str], dict[str, Candidate]]:
     """{(model, backend): {device: Candidate}} from the runs (default: every run of the devices); for a device
-    with several runs of a model, the latest one counts."""
+    with several runs of a model, the latest one counts. The candidates are the decision's own
+    (data.build_candidates): the gate and the quality notes are the same as for a decision over runs."""
+    from core.store import bench as bench_store
     from core.store import devices as dstore
 
-    got = dstore.fleet_inputs(devices, data.parse_run_ids(run_ids) if run_ids else None)
-    ids, runs, models, reqs = got["run_ids"], got["runs"], got["models"], got["requests"]
+    ids = data.parse_run_ids(run_ids) if run_ids else dstore.runs_on_devices(devices)
     if not ids:
         raise UserError(f"no benchmark run recorded on device(s) {', '.join(devices)}")
-    known = {r["run_id"] for r in runs}
+    inputs = bench_store.candidate_inputs(ids)
+    known = {r["run_id"] for r in inputs["runs"]}
     missing = [r for r in ids if r not in known]
     if missing:
         raise UserError(f"unknown run id {', '.join(missing)}")
-    device_of = {r["run_id"]: r["device"] for r in runs}
-    order = {r["run_id"]: i for i, r in enumerate(runs)}
-    # slices of the request columns (sorted by level: the index of the model row) per (run, model, backend)
-    n = len(reqs["level"]) if reqs else 0
-    level = np.asarray(reqs["level"], dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
-    bounds = np.searchsorted(level, np.arange(len(models) + 1))
-    spans = {(m["run_id"], m["model"], m["backend"]): (int(bounds[i]), int(bounds[i + 1]))
-             for i, m in enumerate(sorted(models, key=lambda m: (m["run_id"], m["model"], m["backend"])))}
-    # NULL (unknown) values arrive masked: NaN
-    col = {k: np.ma.filled(np.ma.asarray(reqs[k]).astype(float), np.nan) for k in ("e2e_ms", "ttft_ms", "tpot_ms")} \
-        if n else {}
-    okcol = np.asarray(reqs["ok"], dtype=bool) if n else None
-    scored = got["scored"]      # a quality report only where there is something to report
-    quality = {rid: (data.model_quality(rid, prefer) if rid in scored else ({}, None)) for rid in ids}
-    from core.catalog.models import display_names, presentable_name
-    names = display_names()
+    device_of = {r["run_id"]: r["device"] for r in inputs["runs"]}
+    mine = [c for c in data.build_candidates(inputs, prefer=prefer, gate=gate) if device_of[c.run_id] in devices]
     per: dict[tuple[str, str], dict[str, Candidate]] = {}
-    for r in sorted(models, key=lambda m: order.get(m["run_id"], 0)):
-        dev = device_of.get(r["run_id"])
-        if dev not in devices:
-            continue
-        s, e = spans.get((r["run_id"], r["model"], r["backend"]), (0, 0))
-        ok = okcol[s:e] if n else np.zeros(0, dtype=bool)
-        q_by_model, _ = quality[r["run_id"]]
-        q = q_by_model.get(f"{r['model']} ({r['backend']})") or q_by_model.get(r["model"])
-        if q is not None and q.get("mean") is None:
-            q = None
-        notes = r["notes"] if isinstance(r["notes"], list) else ([r["notes"]] if r["notes"] else [])
-        cand = Candidate(
-            run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
-            status=r["status"], error=r["error"], peak_rss_mb=r["peak_rss_mb"], disk_mb=r["disk_mb"],
-            license=r["license"], load_s=r["load_s"], environment=r["environment"],
-            e2e_ms=col["e2e_ms"][s:e][ok] if n else [], ttft_ms=col["ttft_ms"][s:e][ok] if n else [],
-            tpot_ms=col["tpot_ms"][s:e][ok] if n else [], requests_failed=int((~ok).sum()), quality=q,
-            throughput_tok_s=r.get("throughput_tok_s"), device=dev,
-            label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
-            notes=[f"benchmark ({dev}): {x}" for x in notes])
-        per.setdefault((r["model"], r["backend"]), {})[dev] = cand     # later runs replace earlier ones
+    for c in mine:                                   # oldest run first: later runs replace earlier ones
+        dev = device_of[c.run_id]
+        c.device = dev
+        c.notes = [f"benchmark ({dev}): {n[len('benchmark: '):]}" if n.startswith("benchmark: ") else n
+                   for n in c.notes]
+        per.setdefault((c.model, c.backend), {})[dev] = c
     if not per:
         raise UserError(f"no candidates on device(s) {', '.join(devices)}")
     return per
@@ -254,12 +216,12 @@ def _constraint_report(c: FleetCandidate, cons, lic) -> tuple[list[str], dict]:
 
 def prepare_fleet(devices, *, run_ids=None, aggregation=None, latency_metric: str = "e2e_p95", constraints=(),
                   require_commercial: bool = False, method: str = "minmax", n_boot: int | None = None,
-                  seed: int = 0, prefer: str = "human", per=None) -> FleetPrepared:
+                  seed: int = 0, prefer: str = "human", gate=None, per=None) -> FleetPrepared:
     devices = parse_devices(devices)
     agg = parse_aggregation(aggregation)
     cons = parse_constraints(constraints)
-    per = per if per is not None else load_device_candidates(devices, run_ids, prefer=prefer)
-    cands = _build(per, devices, agg)
+    per = per if per is not None else load_device_candidates(devices, run_ids, prefer=prefer, gate=gate)
+    cands = _build(per, devices, agg, latency_metric)
     n_boot = robustness.DEFAULT_BOOT if n_boot is None else n_boot
     # the engine's work without resampling; resamples are normalised below against the fleet's passing set
     prep = engine.prepare(cands, latency_metric=latency_metric, constraints=[], require_commercial=require_commercial,
@@ -290,26 +252,24 @@ def prepare_fleet(devices, *, run_ids=None, aggregation=None, latency_metric: st
     return FleetPrepared(prep, devices, agg, decided_all, device_rows)
 
 
-def evaluate_fleet(fp: FleetPrepared, weights, **kw) -> dict:
-    """``engine.evaluate``'s result plus, per candidate, ``devices`` (each device's values and failures),
+def evaluate_fleet(fp: FleetPrepared, weights, **kw) -> engine.Decision:
+    """``engine.evaluate``'s Decision plus, per candidate, ``devices`` (each device's values and failures),
     ``decided_by`` (which device gave each aggregated value) and ``constraint_devices``."""
     result = engine.evaluate(fp.prep, weights, **kw)
     index = {c.id: i for i, c in enumerate(fp.prep.candidates)}
-    for row in result["candidates"]:
-        i = index[row["candidate"]]
+    rows = []
+    for row in result.candidates:
+        i = index[row.candidate]
         c = fp.prep.candidates[i]
         by = c.decided_by()
-        row["devices"] = fp.device_rows[i]
-        row["decided_by"] = {CRITERION_KEY[crit]: by.get(CRITERION_METRICS[crit][0][0]) if crit != "latency" else
-                             by.get(f"{result['latency_metric']}_ms") for crit in CRITERION_METRICS}
-        row["constraint_devices"] = fp.constraint_devices[i]
-        row["environment"] = {d: (dc.environment if dc is not None else None) for d, dc in c.per_device.items()}
-    result["devices"] = list(fp.devices)
-    result["aggregation"] = dict(fp.aggregation)
-    return result
+        rows.append(replace(
+            row, devices=fp.device_rows[i], decided_by={x.key: by.get(x.metric) for x in AGGREGATED},
+            constraint_devices=fp.constraint_devices[i],
+            environment={d: (dc.environment if dc is not None else None) for d, dc in c.per_device.items()}))
+    return replace(result, candidates=rows, devices=list(fp.devices), aggregation=dict(fp.aggregation))
 
 
-def decide_fleet(devices, weights, **kw) -> dict:
+def decide_fleet(devices, weights, **kw) -> engine.Decision:
     eval_kw = {k: kw.pop(k) for k in ("n_samples",) if k in kw}
     return evaluate_fleet(prepare_fleet(devices, **kw), weights, **eval_kw)
 

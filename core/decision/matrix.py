@@ -1,4 +1,5 @@
-"""The weighted selection matrix: criteria, direction-aware normalisation, weights, hard constraints.
+"""The weighted selection matrix: direction-aware normalisation, weights, hard constraints (the criteria
+themselves, with direction and unit, are the table in core/decision/criteria.py).
 
 Pure numpy, no I/O. A candidate is (run_id, model, backend) at the lowest concurrency level of that run.
 
@@ -20,50 +21,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.decision.criteria import CONSTRAINT_FIELDS, CRITERIA, INDEX, NAMES
 from core.errors import UserError
 from core import stats
 
-# The speed criterion is DECODE SPEED (1/TPOT per request, mean; core.metrics "decode_tokens_per_s"), never
-# aggregate throughput (tokens / window, "throughput_tok_s"): the decision ranks on decode speed and says so.
-CRITERIA = ("latency", "decode_speed", "memory", "quality", "disk", "license")
-# criterion -> key in "criteria"/"normalized" of the --json output
-CRITERION_KEY = {
-    "latency": "latency_ms",
-    "decode_speed": "decode_tokens_per_s",
-    "memory": "peak_rss_mb",
-    "quality": "quality",
-    "disk": "disk_mb",
-    "license": "license",
-}
-HIGHER_IS_BETTER = np.array([False, True, False, True, False, True])
-UNITS = {"latency": "ms", "decode_speed": "tok/s per request", "memory": "MB", "quality": "0..1", "disk": "MB", "license": ""}
-LICENSE_COL = CRITERIA.index("license")
+FIXED_COLS = tuple(j for j, c in enumerate(CRITERIA) if c.fixed_scale)
 LATENCY_METRICS = ("e2e_p95", "ttft_p95")
 METHODS = ("minmax", "rank")
 
+# preset weights by criterion name; a criterion a preset does not name weighs 0 in it
 PRESETS: dict[str, dict[str, float]] = {
     "balanced": {"latency": 0.25, "decode_speed": 0.15, "memory": 0.15, "quality": 0.25, "disk": 0.10, "license": 0.10},
     "latency first": {"latency": 0.50, "decode_speed": 0.20, "memory": 0.05, "quality": 0.15, "disk": 0.05, "license": 0.05},
     "quality first": {"latency": 0.15, "decode_speed": 0.05, "memory": 0.10, "quality": 0.55, "disk": 0.05, "license": 0.10},
     "smallest footprint": {"latency": 0.10, "decode_speed": 0.05, "memory": 0.40, "quality": 0.10, "disk": 0.30, "license": 0.05},
-}
-
-# Constraint fields: name -> (metric key in Candidate.metrics, label used in reasons)
-CONSTRAINT_FIELDS = {
-    "peak_rss_mb": "peak_rss_mb",
-    "memory": "peak_rss_mb",
-    "memory_mb": "peak_rss_mb",
-    "e2e_p95_ms": "e2e_p95_ms",
-    "ttft_p95_ms": "ttft_p95_ms",
-    "latency_ms": "latency_ms",
-    "latency": "latency_ms",
-    "quality": "quality",
-    "disk_mb": "disk_mb",
-    "disk": "disk_mb",
-    "decode_tokens_per_s": "decode_tokens_per_s",
-    "decode_speed": "decode_tokens_per_s",
-    "throughput_tok_s": "throughput_tok_s",     # aggregate throughput of the candidate's level, not decode speed
-    "load_s": "load_s",
 }
 _OPS = {
     "<=": lambda a, b: a <= b,
@@ -119,6 +90,9 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
     label: str | None = None     # for people: "display name · engine" (the id stays in `id`)
     device: str | None = None    # the machine measured (CPU model or host label), when known
+    # metrics read by criteria or constraints beyond the benchmark's own (a length-sweep fit, energy): a key
+    # missing here is unknown for this candidate
+    extra_metrics: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.e2e_ms = np.asarray(self.e2e_ms, dtype=float)
@@ -142,13 +116,15 @@ class Candidate:
     def requests_ok(self) -> int:
         return int(len(self.e2e_ms))
 
-    def metrics(self) -> dict:
-        """Point estimates of every number a criterion or a constraint can use (None = unknown)."""
+    def metrics(self, latency_metric: str = "e2e_p95") -> dict:
+        """Point estimates of every number a criterion or a constraint can use (None = unknown).
+
+        "latency_ms" is the p95 the decision ranks on (``latency_metric``)."""
         e2e = stats.summary(self.e2e_ms)
         ttft = stats.summary(self.ttft_ms)
         speed = stats.summary(decode_tok_s(self.tpot_ms))
         q = self.quality or {}
-        return {
+        out = {
             "e2e_p95_ms": e2e["p95"] if e2e else None,
             "ttft_p95_ms": ttft["p95"] if ttft else None,
             "decode_tokens_per_s": speed["mean"] if speed else None,
@@ -158,6 +134,9 @@ class Candidate:
             "quality": _num(q.get("mean")),
             "load_s": _num(self.load_s),
         }
+        out.update({k: _num(v) for k, v in self.extra_metrics.items()})
+        out["latency_ms"] = out.get(f"{latency_metric}_ms")
+        return out
 
 
 def _num(v) -> float | None:
@@ -184,18 +163,18 @@ def parse_weights(spec: str | dict | None) -> dict[str, float]:
             if not part.strip():
                 continue
             if "=" not in part:
-                raise UserError(f"bad weight '{part.strip()}': expected NAME=NUMBER with NAME one of {', '.join(CRITERIA)}")
+                raise UserError(f"bad weight '{part.strip()}': expected NAME=NUMBER with NAME one of {', '.join(NAMES)}")
             name, value = (x.strip() for x in part.split("=", 1))
             raw[name.lower()] = value
     else:
         raw = dict(spec)
-    out = {c: 0.0 for c in CRITERIA}
+    out = {c: 0.0 for c in NAMES}
     for name, value in raw.items():
         if name in ("throughput", "throughput_tok_s"):
             raise UserError(f"weight '{name}': the decision ranks on decode speed (1/TPOT per request), not "
                             "aggregate throughput: use decode_speed=...")
         if name not in out:
-            raise UserError(f"unknown weight '{name}': expected one of {', '.join(CRITERIA)}")
+            raise UserError(f"unknown weight '{name}': expected one of {', '.join(NAMES)}")
         try:
             v = float(value)
         except (TypeError, ValueError):
@@ -226,14 +205,10 @@ class Constraint:
             return f"license {shown} not in allowed licenses ({', '.join(allowed)})"
         v = metrics.get(self.field)
         if v is None:
-            return f"{_label(self.field)} unknown"
+            return f"{self.field} unknown"
         if _OPS[self.op](v, self.value):
             return None
-        return f"{_label(self.field)} {_fmt(v)} violates {self.text}"
-
-
-def _label(key: str) -> str:
-    return {"quality": "quality", "peak_rss_mb": "peak_rss_mb", "disk_mb": "disk_mb"}.get(key, key)
+        return f"{self.field} {_fmt(v)} violates {self.text}"
 
 
 def _fmt(v: float) -> str:
@@ -291,7 +266,7 @@ def normalize(raw: np.ndarray, ref: np.ndarray, method: str = "minmax") -> np.nd
         return raw.copy()
     if not ref.any():
         ref = np.ones(raw.shape[-2], dtype=bool)
-    sign = np.where(HIGHER_IS_BETTER, 1.0, -1.0)
+    sign = np.where([c.higher_is_better for c in CRITERIA], 1.0, -1.0)
     x = raw * sign  # higher is better everywhere now
     known = np.isfinite(x)
     r = x[..., ref, :]
@@ -324,7 +299,8 @@ def normalize(raw: np.ndarray, ref: np.ndarray, method: str = "minmax") -> np.nd
         out = np.where(denom > 0, out, np.where(worse + equal >= m, 1.0, 0.0))  # one reference value
         out = np.where(known & (m > 0), out, 0.0)
     out = np.clip(out, 0.0, 1.0)
-    out[..., LICENSE_COL] = np.where(np.isfinite(raw[..., LICENSE_COL]), raw[..., LICENSE_COL], 0.0)
+    for j in FIXED_COLS:       # already a 0..1 score (the license): kept as is
+        out[..., j] = np.where(np.isfinite(raw[..., j]), raw[..., j], 0.0)
     return out
 
 
@@ -336,7 +312,10 @@ def explanation(method: str = "minmax") -> str:
     else:
         how = ("Each criterion is rescaled between the worst and the best value among the candidates that pass the "
                "constraints, so the best gets 1 and the worst 0")
-    return (how + " (lower is better for latency, memory and disk, higher for decode speed (1/TPOT per request, not aggregate throughput) and quality; license is "
+    lower = [c.title.lower() for c in CRITERIA if not c.higher_is_better and not c.fixed_scale]
+    higher = [c.title.lower() + (f" ({c.help})" if c.name == "decode_speed" else "")
+              for c in CRITERIA if c.higher_is_better and not c.fixed_scale]
+    return (how + f" (lower is better for {', '.join(lower)}, higher for {', '.join(higher)}; license is "
             "1 for commercial use, 0.5 with conditions, 0 for none or unknown; an unknown value counts as 0, except quality: "
             "with quality weighted, a candidate without quality data is not ranked), and the score is the weighted "
             "sum, so it lies between 0 and 1.")

@@ -8,8 +8,10 @@ from core.errors import UserError
 from core.store import decisions as store
 
 
-def build_record(name: str, result: dict, run_ids: list[str], *, notes: str = "", context: dict | None = None) -> dict:
-    """The record as stored and exported (context is read from the runs when not given)."""
+def build_record(name: str, result, run_ids: list[str], *, notes: str = "", context: dict | None = None) -> dict:
+    """The record as stored and exported (context is read from the runs when not given); ``result`` is an
+    engine.Decision (kept as its `--json` document) or that document."""
+    result = result.to_dict() if hasattr(result, "to_dict") else result
     name = (name or "").strip()
     if not name:
         raise UserError("a decision needs a name")
@@ -46,7 +48,7 @@ def load(name: str) -> dict:
         raise UserError(f"no saved decision named '{name}'")
     for k in ("created_at", "updated_at"):
         if rec.get(k) is not None and not isinstance(rec[k], str):
-            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M")  # the database clock (local time of the machine)
+            rec[k] = rec[k].strftime("%Y-%m-%d %H:%M UTC")  # the store's clock is UTC (core.store.db.utc_now)
     rec["warnings"] = list((rec.get("result") or {}).get("warnings", []))
     return rec
 

@@ -1,64 +1,53 @@
-"""Tables for the Decision and Present pages (pandas only; no Streamlit here)."""
+"""Tables for the Decision and Present pages (pandas only; no Streamlit here), laid out from the report view."""
 from __future__ import annotations
-
 
 import pandas as pd
 
-from core.decision.export import CRITERION_TITLE, LATENCY_LABEL, _names, name_of
-from core.decision.matrix import CRITERIA, CRITERION_KEY, PRESETS
+from core.decision import report
+from core.decision.criteria import CRITERIA, NAMES, UNKNOWN
+from core.decision.matrix import PRESETS
 
 
 def preset_percents(name: str) -> dict[str, int]:
-    """A preset as whole percentages summing to 100 (for sliders)."""
+    """A preset as whole percentages summing to 100 (for sliders); a criterion it does not name is 0."""
     w = PRESETS[name]
-    pct = {c: int(round(100 * w[c])) for c in CRITERIA}
+    pct = {c: int(round(100 * w.get(c, 0.0))) for c in NAMES}
     pct[max(pct, key=pct.get)] += 100 - sum(pct.values())
     return pct
 
 
 def weights_from_percents(pct: dict[str, float]) -> dict[str, float] | None:
     """Slider values -> weights summing to 1; None when all are 0."""
-    total = float(sum(max(0.0, float(pct.get(c, 0))) for c in CRITERIA))
+    total = float(sum(max(0.0, float(pct.get(c, 0))) for c in NAMES))
     if total <= 0:
         return None
-    return {c: max(0.0, float(pct.get(c, 0))) / total for c in CRITERIA}
+    return {c: max(0.0, float(pct.get(c, 0))) / total for c in NAMES}
 
 
-def _cell(v, criterion: str) -> str:
-    """A measured value as shown in the table: 'unknown' when there is none (never a blank or a 0)."""
-    if v is None:
-        return "unknown"
-    if isinstance(v, str):
-        return v
-    return f"{v:.2f}" if criterion == "quality" else f"{v:.1f}"
-
-
-def matrix_frame(result: dict) -> pd.DataFrame:
+def matrix_frame(result) -> pd.DataFrame:
     """One row per candidate: rank, status, score, win probability, ties, measured and normalised values, reasons.
 
     Measured values are display strings ("unknown" where not measured); scores are numbers.
     """
-    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
+    v = report.build(result)
     recs = []
-    for r in result.get("candidates", []):
+    for r in v.rows:
+        s = r.source
         rec = {
-            "rank": "-" if r["rank"] is None else str(r["rank"]),
-            "candidate": name_of(r),
-            "passes": r["passes"],
-            "why not ranked": "; ".join(r["failed_constraints"]),
-            "score": round(r["score"], 3),
-            "win %": round(100 * r["win_probability"], 1),
-            "too close to call with": _names(result, r["tie_with"]),
+            "rank": r.rank,
+            "candidate": r.name,
+            "passes": r.passes,
+            "why not ranked": r.failed,
+            "score": round(s["score"], 3),
+            "win %": round(100 * s["win_probability"], 1),
+            "too close to call with": r.ties,
         }
-        for c in CRITERIA:
-            title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
-            rec[title] = _cell(r["criteria"][CRITERION_KEY[c]], c)
-            if c == "quality" and (r.get("quality_detail") or {}).get("verified") is False:
-                rec[title] += " (unverified)"
-        for c in CRITERIA:
-            rec[f"{c} (norm.)"] = round(r["normalized"][CRITERION_KEY[c]], 2)
-        rec["flags"] = "; ".join(r.get("flags", []))
-        rec["details (id)"] = r["candidate"]
+        for h, c in zip(v.headings, r.cells):
+            rec[h] = c.value
+        for c in r.cells:
+            rec[f"{c.criterion.name} (norm.)"] = round(s["normalized"][c.criterion.key], 2)
+        rec["flags"] = "; ".join(r.flags)
+        rec["details (id)"] = r.id
         recs.append(rec)
     return pd.DataFrame.from_records(recs)
 
@@ -76,104 +65,82 @@ def style_matrix(df: pd.DataFrame):
     return df.style.apply(grey, axis=1).format(fmt)
 
 
-def flip_frame(result: dict) -> pd.DataFrame:
-    recs = []
-    for c in CRITERIA:
-        f = (result.get("flip_details") or {}).get(c)
-        recs.append({
-            "weight": c,
-            "now %": round(100 * result["weights"][c], 1),
-            "winner changes at": "never" if not f else f"{100 * f['value']:.1f}%",
-            "direction": "" if not f else f["direction"],
-            "new winner": "" if not f else _names(result, [f["new_winner"]]),
-        })
-    return pd.DataFrame.from_records(recs)
+def flip_frame(result) -> pd.DataFrame:
+    v = report.build(result)
+    return pd.DataFrame.from_records([
+        {"weight": f.criterion, "now %": f.now, "winner changes at": f.at, "direction": f.direction,
+         "new winner": f.new_winner} for f in v.flips])
 
 
-def ties_lines(result: dict) -> list[str]:
+def ties_lines(result) -> list[str]:
     """"A is too close to call with B, C" for each ranked candidate with ties (each pair once)."""
+    res = result.to_dict() if hasattr(result, "to_dict") else result
     seen, out = set(), []
-    for r in result.get("candidates", []):
+    for r in res.get("candidates", []):
         others = [t for t in r["tie_with"] if (t, r["candidate"]) not in seen]
         for t in others:
             seen.add((r["candidate"], t))
         if others:
-            out.append(f"{name_of(r)} is too close to call with {_names(result, others)}")
+            out.append(f"{report.name_of(r)} is too close to call with {report.names(res, others)}")
     return out
 
 
-DECIDING = (("latency", "Latency"), ("decode_speed", "Decode speed"), ("memory", "Peak memory"),
-            ("quality", "Quality"), ("disk", "Disk"), ("license", "License"))
-
-
-def runner_up(result: dict) -> dict | None:
+def runner_up(result) -> dict | None:
     """The candidate next to the winner: the best other ranked one, else the best other one."""
     rows = [r for r in result.get("candidates", []) if r["candidate"] != result.get("winner")]
     ranked = [r for r in rows if r["rank"] is not None]
     return (ranked or rows or [None])[0]
 
 
-def deciding_numbers(result: dict) -> pd.DataFrame:
-    """The numbers that decided it, winner beside runner-up: latency, decode speed, peak memory, quality, disk,
-    license. Rows are criteria (with units), columns the two candidates' names; 'no data' where unmeasured."""
-    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
-    rows = result.get("candidates", [])
-    top = next((r for r in rows if r["candidate"] == result.get("winner")), None)
-    cols = [r for r in (top, runner_up(result)) if r is not None]
-    index = []
-    for c, title in DECIDING:
-        unit = {"latency": f"{lat}, ms", "decode_speed": "tok/s", "memory": "MB", "quality": "0..1",
-                "disk": "MB"}.get(c)
-        index.append(f"{title} ({unit})" if unit else title)
+def deciding_numbers(result) -> pd.DataFrame:
+    """The numbers that decided it, winner beside runner-up, one row per criterion (heading with its unit),
+    columns the two candidates' names and the weight; "unknown" where unmeasured."""
+    v = report.build(result)
+    top = next((r for r in v.rows if r.winner), None)
+    nxt = runner_up(result.to_dict() if hasattr(result, "to_dict") else result)
+    cols = [r for r in (top, v.row(nxt["candidate"]) if nxt else None) if r is not None]
     data = {}
     for r in cols:
-        vals = []
-        for c, _ in DECIDING:
-            v = r["criteria"][CRITERION_KEY[c]]
-            vals.append("no data" if v is None else (v if isinstance(v, str) else
-                        (f"{v:.2f}" if c == "quality" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")))
-        head = ("Recommended: " if r is top else "Runner-up: " if r["rank"] is not None
-                else "Next best (not ranked): ") + name_of(r)
-        data[head] = vals
-    weights = result.get("weights", {})
-    data["weight"] = [f"{100 * weights.get(c, 0):.0f}%" for c, _ in DECIDING]
-    return pd.DataFrame(data, index=index)
+        head = ("Recommended: " if r is top else "Runner-up: " if r.source.get("rank") is not None
+                else "Next best (not ranked): ") + r.name
+        data[head] = [c.value for c in r.cells]
+    data["weight"] = [w for _, w in v.weights]
+    return pd.DataFrame(data, index=v.headings)
 
 
-FLEET_VALUE = {"latency": None, "decode_speed": "decode_tokens_per_s", "memory": "peak_rss_mb", "quality": "quality",
-               "disk": "disk_mb"}
-
-
-def fleet_frame(result: dict) -> pd.DataFrame:
+def fleet_frame(result) -> pd.DataFrame:
     """The fleet decision's per-device breakdown: one row per candidate and target device, with that device's
     values, the criteria it decided (worst device), the constraints it decided and what fails there.
 
     Empty for an ordinary (single-device) result."""
-    lat_key = f"{result.get('latency_metric', 'e2e_p95')}_ms"
-    lat = LATENCY_LABEL.get(result.get("latency_metric"), "latency")
-    agg = result.get("aggregation") or {}
+    res = result.to_dict() if hasattr(result, "to_dict") else result
+    lm = res.get("latency_metric", "e2e_p95")
+    agg = res.get("aggregation") or {}
+    crits = [c for c in CRITERIA if c.aggregate]
     recs = []
-    for r in result.get("candidates", []):
+    for r in res.get("candidates", []):
         if "devices" not in r:
             continue
         decided = r.get("decided_by") or {}
         cons = r.get("constraint_devices") or {}
+        devs = r["devices"] or {}
         # a criterion equal on every device is decided by none of them (the worst is then any one)
-        spread = {c for c, key in FLEET_VALUE.items()
-                  if len({(d.get("metrics") or {}).get(key or lat_key) for d in (r["devices"] or {}).values() if d}) > 1}
-        for dev in result.get("devices") or list(r["devices"]):
-            d = (r["devices"] or {}).get(dev)
+        spread = {c.name for c in crits
+                  if len({(d.get("metrics") or {}).get(c.metric) for d in devs.values() if d}) > 1}
+        for dev in res.get("devices") or list(devs):
+            d = devs.get(dev)
             m = (d or {}).get("metrics") or {}
-            rec = {"candidate": name_of(r), "device": dev, "run": d["run_id"] if d else "not benchmarked"}
+            rec = {"candidate": report.name_of(r), "device": dev, "run": d["run_id"] if d else "not benchmarked"}
             # what the device decided first (the point of the table), then its values
-            rec["decides"] = ", ".join(f"{c} ({agg.get(c, 'worst')})" for c in FLEET_VALUE
-                                       if c in spread and decided.get(CRITERION_KEY[c]) == dev)
+            rec["decides"] = ", ".join(f"{c.name} ({agg.get(c.name, 'worst')})" for c in crits
+                                       if c.name in spread and decided.get(c.key) == dev)
             rec["decides constraints"] = "; ".join(
-                f"{text}: {'holds' if v.get('holds') else 'FAILS'}" for text, v in cons.items() if v.get("device") == dev)
+                f"{text}: {'holds' if x.get('holds') else 'FAILS'}" for text, x in cons.items() if x.get("device") == dev)
             rec["fails here"] = "not benchmarked on this device" if not d else "; ".join(d.get("failed_constraints") or [])
-            for c, key in FLEET_VALUE.items():
-                title = CRITERION_TITLE[c] if c != "latency" else f"{lat} (ms)"
-                rec[title] = _cell(m.get(key or lat_key), c) if d else "unknown"
+            for c in crits:
+                rec[report.heading(c, lm)] = c.fmt(m.get(c.metric)) if d else UNKNOWN
             rec["details (id)"] = r["candidate"]
             recs.append(rec)
     return pd.DataFrame.from_records(recs)
+
+

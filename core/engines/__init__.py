@@ -19,7 +19,7 @@ import threading
 
 from core.engines.base import (  # noqa: F401  (re-exported: the engines' shared types)
     BACKENDS, TOKEN_SOURCES, ChatResult, Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord,
-    now, process_stats,
+    process_stats,
 )
 from core.metrics import completion_tokens_of
 from core.errors import UserError
@@ -112,8 +112,8 @@ FALLBACK_STATUSES = ("HTTP 400", "HTTP 422", "HTTP 500")   # a server that rejec
 STRUCTURED_ERROR = "structured output"                      # the Foundry worker's prefix for a rejected grammar
 
 
-def structured_form(backend: str, json_schema: dict | None, grammar: str | None) -> tuple[dict | None, str | None]:
-    """(response_format, grammar) in the form each engine supports.
+def engine_constraint(backend: str, json_schema: dict | None, grammar: str | None) -> tuple[dict | None, str | None]:
+    """A JSON schema or a Lark grammar as this engine's request takes it: (response_format, grammar).
 
     - llama.cpp server (llama-cpp-python): ``{"type": "json_object", "schema": ...}``; it answers HTTP
       500 to ``json_schema``.
@@ -139,7 +139,7 @@ def chat_once(backend: str, model: str, messages: list[dict], *, endpoint: str |
     ``backend``: "foundry" (``model`` = id or alias of a Foundry Local model), "openai" (needs
     ``endpoint``; the API key is read from the env var ``api_key_env`` names) or "llamacpp" (``model`` =
     a GGUF path, or the starter's alias). Structured output goes in each engine's own form
-    (``structured_form``): ``json_schema`` to HTTP engines, ``grammar`` (Lark) to Foundry Local. When the
+    (``engine_constraint``): ``json_schema`` to HTTP engines, ``grammar`` (Lark) to Foundry Local. When the
     engine rejects it (HTTP 400/422/500, or the worker's grammar error) the call is made again without
     it, and ``ChatResult.constrained`` is False. A failed call raises ``UserError`` with one line.
 
@@ -154,7 +154,7 @@ def chat_once(backend: str, model: str, messages: list[dict], *, endpoint: str |
         model = resolve_gguf(model)
     elif backend == "foundry":
         model = _foundry_id(model)
-    response_format, grammar = structured_form(backend, json_schema, grammar)
+    response_format, grammar = engine_constraint(backend, json_schema, grammar)
     opts = RequestOptions(temperature=temperature, max_tokens=max_tokens, seed=seed, timeout_s=timeout,
                           stream=backend != "openai",   # HTTP: one JSON body, usage always there
                           response_format=response_format, grammar=grammar)

@@ -1,4 +1,4 @@
-"""What every engine shares: the request/record types, the Engine interface, process stats.
+"""What every engine shares: the request/record types, the Engine interface, the process to measure.
 
 An engine only *stamps times* (``time.perf_counter()``) and copies what the runtime said into a
 ``RequestRecord``; it computes no statistic. Every number is derived from these records in
@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from core.engines.proc import process_stats  # noqa: F401  (the engines' measurement of a process: proc.py)
 
 BACKENDS = ("foundry", "openai", "llamacpp")
 TOKEN_SOURCES = ("usage", "tokenizer", "chunks")
@@ -153,27 +154,6 @@ class Engine:
         return True
 
 
-def process_stats(pid: int) -> dict | None:
-    """RSS, peak RSS (VmHWM) and CPU seconds (user+system) of a process; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            status = f.read()
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    out = {"rss_mb": None, "peak_rss_mb": None, "cpu_s": None}
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            out["rss_mb"] = int(line.split()[1]) / 1024.0
-        elif line.startswith("VmHWM:"):
-            out["peak_rss_mb"] = int(line.split()[1]) / 1024.0
-    fields = stat.rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    out["cpu_s"] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return out
-
-
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "ip6-localhost"}
 
 
@@ -238,7 +218,3 @@ class ChatResult:
     token_count_source: str | None
     raw: Any = None
     constrained: bool = False      # the answer was decoded under a schema/grammar the engine accepted
-
-
-def now() -> float:
-    return time.perf_counter()

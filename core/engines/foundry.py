@@ -10,7 +10,8 @@ import threading
 import time
 from importlib import metadata
 
-from core.engines.base import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord, process_stats
+from core.engines import proc
+from core.engines.base import Engine, EngineDied, LoadInfo, RequestOptions, RequestRecord
 from core.errors import UserError
 
 _perf = time.perf_counter
@@ -84,14 +85,7 @@ class FoundryEngine(Engine):
         return pid or self._pid
 
     def alive(self) -> bool:
-        pid = self.pid()
-        if not pid:
-            return False
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-        except OSError:
-            return False
+        return proc.alive(self.pid())
 
     def request_sync(self, messages: list[dict], opts: RequestOptions, rec: RequestRecord) -> None:
         if self._concurrent:
@@ -160,13 +154,8 @@ class FoundryEngine(Engine):
             rec.fail("stream ended without a finish reason (truncated)")
 
     def process_stats(self) -> dict | None:
-        if self.worker is None:
-            return None
-        pid = self.pid()
-        st = process_stats(pid) if pid else None
-        if st is None:
-            return None
-        return st
+        pid = self.pid() if self.worker is not None else None
+        return proc.process_stats(pid) if pid else None
 
     def close(self) -> None:
         if self.worker is not None:

@@ -1,28 +1,15 @@
-"""One Foundry Local model per worker process.
+"""One Foundry Local model per worker process: the parent's side (`FoundryWorker`, a handle on the child).
 
 Why a process per model: its memory is measured alone (RSS before/after load, peak VmHWM), a native
 crash cannot take the app down, and the memory is returned when the process exits (the runtime keeps
-much of it after `unload()`).
-
-Protocol: JSON lines. The parent writes requests on the worker's stdin; the worker answers on a
-duplicate of its original stdout, while its fd 1 and 2 point at data/runtime/foundry-native.log so
-the runtime's own output can never corrupt the protocol or reach the user's terminal.
-
-    {"op": "load", "model_id": ...}            -> {"ok": true, "load_s", "rss_before_mb", ...}
-    {"op": "chat", "messages", "temperature", "max_tokens", "seed"}
-                                               -> {"type": "start"|"chunk"|"done"|"error", "t", ...}...
-    {"op": "cancel"}                           (while a chat streams: stop it; it ends with "done")
-    {"op": "unload"} / {"op": "exit"}          -> {"ok": true}
-
-Times ("t") are time.perf_counter() in the worker: CLOCK_MONOTONIC on Linux, the same clock as the
-parent's perf_counter, stamped where the runtime hands over each item.
+much of it after `unload()`). The child is `core.engines.foundry_server`; the protocol between them is
+described there.
 """
 from __future__ import annotations
 
 import atexit
 import json
 import os
-import queue
 import select
 import subprocess
 import sys
@@ -32,42 +19,13 @@ from typing import Iterator
 
 from core.catalog.loaded import live_workers, loaded_model_ids, track, untrack  # noqa: F401 (loaded_model_ids re-exported)
 from core.config import REPO_ROOT
+from core.engines.proc import process_stats
 from core.errors import UserError
 
 READY_TIMEOUT_S = 60.0
-FLUSH_EVERY_S = 0.05   # the worker sends a chat's events in batches at most this far apart (times are in them)
 CANCEL_GRACE_S = 30.0  # how long a cancel may take (a long prompt's prefill is not interruptible) before a kill
 TIMED_OUT = {"timed_out": True}   # what _read returns when nothing came in time (compared by identity)
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-
-def _proc_status(pid: int) -> dict[str, float]:
-    """VmRSS / VmHWM of a process in MB (from /proc/PID/status)."""
-    out: dict[str, float] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":", 1)
-                    out[key] = int(value.split()[0]) / 1024.0  # kB -> MB
-    except OSError:
-        pass
-    return out
-
-
-def _proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (from /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Parent side
-# ---------------------------------------------------------------------------------------------------
 
 class FoundryWorker:
     """A worker process that loads `model_id` from Foundry Local and streams chat answers."""
@@ -100,7 +58,7 @@ class FoundryWorker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.engines.foundry_worker"],
+            [sys.executable, "-m", "core.engines.foundry_server"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             cwd=str(REPO_ROOT), env=env,
         )
@@ -308,8 +266,7 @@ class FoundryWorker:
         pid = self.pid
         if pid is None or not self.alive:
             return {"rss_mb": None, "peak_rss_mb": None, "cpu_s": None}
-        status = _proc_status(pid)
-        return {"rss_mb": status.get("VmRSS"), "peak_rss_mb": status.get("VmHWM"), "cpu_s": _proc_cpu_s(pid)}
+        return process_stats(pid) or {"rss_mb": None, "peak_rss_mb": None, "cpu_s": None}
 
     def unload(self) -> None:
         if self.alive and self.loaded:
@@ -326,210 +283,3 @@ def _close_all() -> None:
             worker.close(timeout_s=2.0)
         except Exception:
             pass
-
-
-# ---------------------------------------------------------------------------------------------------
-# Worker side
-# ---------------------------------------------------------------------------------------------------
-
-def _serve() -> int:
-    # The protocol gets a private duplicate of the real stdout; fd 1 then points where fd 2 goes (the
-    # native log, set up by the parent), so nothing the runtime prints can reach the protocol.
-    # block-buffered: a chat's events are flushed in batches (see _chat), every other message at once
-    proto = os.fdopen(os.dup(1), "w", buffering=1 << 16, encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
-    write_lock = threading.Lock()
-
-    def send(message: dict, flush: bool = True) -> None:
-        line = json.dumps(message, ensure_ascii=False) + "\n"
-        with write_lock:
-            proto.write(line)
-            if flush:
-                proto.flush()
-
-    requests: "queue.Queue[dict | None]" = queue.Queue()
-    cancel = threading.Event()
-
-    def reader() -> None:  # a thread, so "cancel" arrives while a chat streams
-        for raw in sys.stdin.buffer:
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                continue
-            if message.get("op") == "cancel":
-                cancel.set()
-            else:
-                if message.get("op") == "chat":
-                    # cleared here, in the order the parent wrote: a cancel sent before the chat
-                    # started (the parent gave up waiting) still stops it
-                    cancel.clear()
-                requests.put(message)
-        cancel.set()        # the parent went away (exit, crash, kill): stop the answer in flight too,
-        requests.put(None)  # and exit, so the worker dies with the app
-
-    threading.Thread(target=reader, daemon=True).start()
-
-    from core.catalog.foundry import CPU_EP, _genai_provider, get_local_model, get_manager, one_line
-
-    try:
-        get_manager()
-    except Exception as exc:
-        send({"ok": False, "error": one_line(exc)})
-        return 1
-    send({"ok": True, "pid": os.getpid()})
-
-    model = None
-    while True:
-        message = requests.get()
-        if message is None or message.get("op") == "exit":
-            break
-        op = message.get("op")
-        try:
-            if op == "load":
-                model = _load(message["model_id"], get_local_model, send, CPU_EP, _genai_provider)
-            elif op == "chat":
-                _chat(model, message, send, cancel)
-            elif op == "unload":
-                if model is not None:
-                    model.unload()
-                send({"ok": True})
-            else:
-                send({"ok": False, "error": f"unknown op {op!r}"})
-        except Exception as exc:
-            if op == "chat":
-                send({"type": "error", "error": one_line(exc), "t": time.perf_counter()})
-            else:
-                send({"ok": False, "error": one_line(exc)})
-    if model is not None:
-        try:
-            model.unload()
-        except Exception:
-            pass
-    return 0
-
-
-def _load(model_id, get_local_model, send, cpu_ep, genai_provider):
-    model = get_local_model(model_id)
-    if model is None:
-        from core.catalog.foundry import get_manager
-
-        catalog = get_manager().catalog  # a downloaded public-catalog model
-        model = catalog.get_model_variant(model_id) if catalog is not None else None
-    if model is None:
-        send({"ok": False, "error": f"unknown model {model_id} (not registered with Foundry Local)"})
-        return None
-    rss_before = _proc_status(os.getpid()).get("VmRSS")
-    start = time.perf_counter()
-    model.load()
-    load_s = time.perf_counter() - start
-    rss_after = _proc_status(os.getpid()).get("VmRSS")
-    info = model.info
-    provider = (info.runtime.execution_provider if info.runtime else "") or genai_provider(model.get_path()) or cpu_ep
-    send({"ok": True, "load_s": load_s, "rss_before_mb": rss_before, "rss_after_load_mb": rss_after,
-          "model_version": info.version, "execution_provider": provider})
-    return model
-
-
-def _chat(model, message: dict, send, cancel: threading.Event) -> None:
-    from foundry_local_sdk import ChatSession, MessageItem, Request, RequestOptions, SearchOptions
-
-    if model is None:
-        send({"type": "error", "error": "no model loaded", "t": time.perf_counter()})
-        return
-    if message.get("grammar"):
-        _chat_grammar(model, message, send)
-        return
-    builders = {"system": MessageItem.system, "user": MessageItem.user, "assistant": MessageItem.assistant,
-                "developer": MessageItem.developer}
-    options = SearchOptions(temperature=message.get("temperature"), max_output_tokens=message.get("max_tokens"),
-                            seed=message.get("seed"))
-    with ChatSession(model) as session:
-        session.set_options(RequestOptions(search=options))
-        session.set_streaming(True)
-        request = Request()
-        for m in message["messages"]:
-            builder = builders.get(m.get("role", "user"))
-            if builder is None:
-                raise ValueError(f"unknown message role {m.get('role')!r}")
-            request.add_item(builder(str(m.get("content", ""))))
-        with request:
-            perf = time.perf_counter
-            # Every event carries the time it was stamped here, so when it reaches the parent does not
-            # matter for any number: events are batched so the parent is not woken while the model works.
-            # Nothing is flushed during prefill (the start event goes with the first chunk), then at most
-            # every FLUSH_EVERY_S (the page still streams the answer live).
-            send({"type": "start", "t": perf()}, flush=False)
-            last_flush = None
-            with session.process_streaming_request(request) as stream:
-                for item in stream:
-                    now = perf()
-                    text = getattr(item, "text", None)
-                    if text:
-                        flush = last_flush is None or now - last_flush >= FLUSH_EVERY_S
-                        send({"type": "chunk", "text": text, "t": now}, flush=flush)
-                        if flush:
-                            last_flush = now
-                    if cancel.is_set():
-                        break
-                if cancel.is_set():
-                    send({"type": "done", "finish_reason": "cancelled", "prompt_tokens": None,
-                          "completion_tokens": None, "t": perf()})
-                    return
-                end = perf()
-                with stream.final_response as final:
-                    reason = final.finish_reason
-                    usage = final.get_usage()
-            if reason is not None and reason.name == "ERROR":
-                send({"type": "error", "error": "the runtime ended the answer with an error", "t": end})
-                return
-            send({"type": "done",
-                  "finish_reason": reason.name.lower() if reason is not None and reason.name != "NONE" else None,
-                  "prompt_tokens": usage.prompt_tokens if usage else None,
-                  "completion_tokens": usage.completion_tokens if usage else None, "t": end})
-
-
-def _chat_grammar(model, message: dict, send) -> None:
-    """One answer decoded under a Lark grammar (structured output), not streamed.
-
-    ChatSession has no response format in SDK 2.x; the deprecated chat client does
-    (``settings.response_format = {"type": "lark_grammar", ...}``; its ``json_schema`` fails natively).
-    """
-    import warnings
-
-    perf = time.perf_counter
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = model.get_chat_client()
-    client.settings.temperature = message.get("temperature")
-    client.settings.max_tokens = message.get("max_tokens")
-    if message.get("seed") is not None:
-        client.settings.random_seed = int(message["seed"])
-    client.settings.response_format = {"type": "lark_grammar", "lark_grammar": message["grammar"]}
-    msgs = [{"role": m.get("role", "user"), "content": str(m.get("content", ""))} for m in message["messages"]]
-    send({"type": "start", "t": perf()})
-    try:
-        completion = client.complete_chat(msgs)
-    except Exception as exc:
-        from core.catalog.foundry import one_line
-
-        send({"type": "error", "error": f"structured output: {one_line(exc)}", "t": perf()})
-        return
-    end = perf()
-    choice = completion.choices[0] if completion.choices else None
-    text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
-    if text:
-        send({"type": "chunk", "text": text, "t": end})
-    usage = completion.usage
-    send({"type": "done", "finish_reason": (choice.finish_reason if choice is not None else None) or "stop",
-          "prompt_tokens": usage.prompt_tokens if usage else None,
-          "completion_tokens": usage.completion_tokens if usage else None, "t": end})
-
-
-if __name__ == "__main__":
-    code = _serve()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    # Not sys.exit: the stdin reader thread is blocked in a read, and interpreter shutdown would
-    # abort on its buffer lock ("could not acquire lock for <stdin>"). Every answer is flushed.
-    os._exit(code or 0)

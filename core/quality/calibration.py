@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import UserError
+
 from core.quality.agreement import quadratic_weighted_kappa, spearman
 
 GATE_KAPPA = 0.6
@@ -53,6 +55,43 @@ class Gate:
         if kappa < self.min_kappa:
             return False, f"kappa {kappa:.2f} with people on {n_outputs} co-scored outputs ({need})"
         return True, f"kappa {kappa:.2f} with people on {n_outputs} co-scored outputs ({need})"
+
+
+GATE_SETTINGS = ("quality.gate_min_kappa", "quality.gate_min_outputs")
+
+
+def check_gate(min_kappa: float, min_outputs: int) -> Gate:
+    """A gate from user input: one clear line when a value is out of range."""
+    try:
+        k, n = float(min_kappa), int(min_outputs)
+    except (TypeError, ValueError):
+        raise UserError(f"trust gate: kappa {min_kappa!r} and outputs {min_outputs!r} must be numbers") from None
+    if not -1.0 <= k <= 1.0:
+        raise UserError(f"trust gate: min kappa must be between -1 and 1 (got {k:g})")
+    if n < 1:
+        raise UserError(f"trust gate: min co-scored outputs must be at least 1 (got {n})")
+    return Gate(k, n)
+
+
+def stored_gate() -> Gate:
+    """The trust gate last set on the Quality page (the store's settings), else the default: what the
+    Decision page and `decide` use unless told otherwise."""
+    from core.store.endpoints import get_setting
+
+    try:
+        return check_gate(get_setting(GATE_SETTINGS[0], str(GATE_KAPPA)),
+                          get_setting(GATE_SETTINGS[1], str(GATE_MIN_OUTPUTS)))
+    except UserError:   # a stored value out of range: the default gate, not an error on every page
+        return Gate()
+
+
+def save_gate(gate: Gate) -> None:
+    from core.store.endpoints import set_setting
+
+    gate = check_gate(gate.min_kappa, gate.min_outputs)
+    if gate != stored_gate():
+        set_setting(GATE_SETTINGS[0], repr(float(gate.min_kappa)))
+        set_setting(GATE_SETTINGS[1], str(int(gate.min_outputs)))
 
 
 def kappa_interval(items: list[tuple[str, float, float]], *, boot: int = BOOT, seed: int = 0,

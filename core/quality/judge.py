@@ -222,8 +222,9 @@ PAIRWISE_GRAMMAR = ("start: " + _lark_literal('{"rationale": "') + " RATIONALE "
                     + 'winner: "1" | "2" | "tie"\n' + _RATIONALE_TERMINAL + "\n")
 
 
-def structured_for(backend: str, schema: dict, grammar: str) -> tuple[dict | None, str | None]:
-    """(json_schema, grammar) to hand chat_once for this backend (it puts each in the engine's form)."""
+def judge_constraint(backend: str, schema: dict, grammar: str) -> tuple[dict | None, str | None]:
+    """Which of the judge's two constraints a backend takes: (json_schema, None) for HTTP engines, (None,
+    grammar) for Foundry Local; chat_once then writes it in the engine's own form (engines.engine_constraint)."""
     return (None, grammar) if backend == "foundry" else (schema, None)
 
 
@@ -345,8 +346,9 @@ def parse_pairwise(text: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ calling the judge
 
-STRUCTURED_FORMS = {"llamacpp": "response_format json_object + schema", "openai": "response_format json_schema",
-                    "foundry": "lark_grammar (chat client)"}
+# what the judge run's settings record as its structured output, per backend (shown with the judge run)
+STRUCTURED_OUTPUT_LABEL = {"llamacpp": "response_format json_object + schema", "openai": "response_format json_schema",
+                           "foundry": "lark_grammar (chat client)"}
 
 
 @dataclass
@@ -361,7 +363,7 @@ class JudgeModel:
 
     def settings(self, retries: int) -> dict:
         return {"temperature": 0.0, "max_tokens": self.max_tokens, "seed": self.seed, "retries": retries,
-                "timeout": self.timeout, "structured_output": STRUCTURED_FORMS.get(self.backend)}
+                "timeout": self.timeout, "structured_output": STRUCTURED_OUTPUT_LABEL.get(self.backend)}
 
 
 @dataclass
@@ -383,7 +385,7 @@ def ask(judge: JudgeModel, messages: list[dict], parse: Callable[[str], object],
     Local. Nothing the answer holds can raise out of here: it ends as a failed attempt with its text."""
     if chat is None:
         from core.engines import chat_once as chat
-    json_schema, grammar = structured_for(judge.backend, schema, grammar) if grammar is not None else (schema, None)
+    json_schema, grammar = judge_constraint(judge.backend, schema, grammar) if grammar is not None else (schema, None)
     extra = {"grammar": grammar} if grammar is not None else {}
     convo = list(messages)
     raws: list[str] = []

@@ -6,9 +6,10 @@ from core.quality.outputs import run_labels
 
 
 def run_choices() -> list[dict]:
-    from core.store import quality as store
+    """Every run, newest first; a run whose process is gone reads "interrupted" (the one list of runs)."""
+    from core.store import bench
 
-    return store.list_runs()
+    return bench.list_runs()
 
 
 def judge_runs(run_id: str) -> list[dict]:
@@ -158,7 +159,7 @@ def rubric_from_edit(base: dict, name: str, description: str, criteria_rows: lis
     return doc
 
 
-# ------------------------------------------------------------------ honest defaults and marks (issue 11)
+# ------------------------------------------------------------------ honest defaults and marks: the page never guesses
 
 def default_rubric(run: dict | None, names: list[str]) -> tuple[str | None, str | None]:
     """(the rubric made for the run's prompt set, i.e. data/rubrics/<prompt set name>.json, or None;

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.output import redact
-from core.store.db import connect, fetch_dicts, retrying, to_json
+from core.store.db import connect, fetch_dicts, retrying, to_json, utc_now
 
 REQUEST_COLUMNS = (
     "request_id", "run_id", "model", "backend", "concurrency", "prompt_id", "round", "warmup", "ok",
@@ -54,8 +54,8 @@ def create_run(run_id: str, *, prompt_set: str, prompt_set_hash: str, settings: 
         con.execute(
             "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment, note, "
             "device, runner_pid, runner_host, runner_started, specs, resumed) "
-            "VALUES (?, current_timestamp, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            [run_id, prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
+            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [run_id, utc_now(), prompt_set, prompt_set_hash, to_json(settings), to_json(redact(environment)), redact(note),
              device or (environment or {}).get("device"), me["runner_pid"], me["runner_host"],
              me["runner_started"], to_json(specs)])
         con.executemany(
@@ -103,7 +103,7 @@ def _put_requests(con, requests: list[dict]) -> None:
     try:
         con.execute("DELETE FROM requests WHERE request_id IN (SELECT request_id FROM new_requests)")
         con.execute(f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}, created_at) "
-                    f"SELECT {', '.join(REQUEST_COLUMNS)}, current_timestamp FROM new_requests")
+                    f"SELECT {', '.join(REQUEST_COLUMNS)}, ? FROM new_requests", [utc_now()])
     finally:
         con.unregister("new_requests")
 
@@ -179,8 +179,8 @@ def remove_journal(run_id: str) -> None:
 @retrying
 def finish_run(run_id: str, status: str, note: str | None = None) -> None:
     with connect() as con:
-        con.execute("UPDATE runs SET status = ?, finished_at = current_timestamp, note = coalesce(?, note) "
-                    "WHERE run_id = ?", [status, redact(note), run_id])
+        con.execute("UPDATE runs SET status = ?, finished_at = ?, note = coalesce(?, note) "
+                    "WHERE run_id = ?", [status, utc_now(), redact(note), run_id])
 
 
 @retrying
@@ -241,8 +241,8 @@ def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
     with connect() as con:
         running = con.execute(
             "SELECT run_id, runner_pid, runner_host, runner_started, "
-            " created_at < current_timestamp - to_seconds(?) AS old FROM runs WHERE status = 'running'",
-            [float(older_than_s)]).fetchall()
+            " created_at < ? - to_seconds(?) AS old FROM runs WHERE status = 'running'",
+            [utc_now(), float(older_than_s)]).fetchall()
         stale = [run_id for run_id, pid, host, started, old in running
                  if (alive := _runner_alive(pid, host, started, this_host)) is False or (alive is None and old)]
         for run_id in stale:
@@ -266,8 +266,56 @@ def list_runs() -> list[dict]:
             " (SELECT string_agg(DISTINCT m.label || ' [' || m.backend || ']', ', ') FROM run_models m "
             "   WHERE m.run_id = r.run_id) AS models, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup) AS requests, "
-            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup AND NOT q.ok) AS failed "
+            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND NOT q.warmup AND NOT q.ok) AS failed, "
+            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests, "
+            " (SELECT count(DISTINCT m.model || '|' || m.backend) FROM run_models m WHERE m.run_id = r.run_id) "
+            "   AS candidates, r.note "
             "FROM runs r ORDER BY r.created_at DESC, r.run_id DESC"))
+
+
+_RUNS_BY_ID = ("SELECT run_id, created_at, finished_at, status, prompt_set, prompt_set_hash, settings, environment, "
+               "       note, coalesce(device, 'unknown') AS device "
+               "FROM runs WHERE list_contains(?, run_id) ORDER BY created_at, run_id")
+
+
+def runs_by_id(run_ids: list[str]) -> list[dict]:
+    """The run rows of these ids, oldest first, with their device label ('unknown' before devices existed)."""
+    with connect() as con:
+        return _dicts(con.execute(_RUNS_BY_ID, [list(run_ids)]))
+
+
+def candidate_inputs(run_ids: list[str]) -> dict:
+    """What the decision's candidate builder reads, in one transaction: {"runs", "models", "requests", "scored"}.
+
+    runs: as ``runs_by_id``; models: run_models rows at each model's lowest concurrency level, ordered by
+    (run_id, model, backend); requests: the measured (non-warm-up) requests of those levels as numeric numpy
+    columns only (``level``: the index of their row in ``models``; ok, e2e_ms, ttft_ms, tpot_ms), sorted by
+    level -- a million rows without a Python object per row; scored: the runs with any quality data
+    (scores by people, a judge run, check results, pairwise verdicts): the others need no quality report.
+    """
+    ids = list(run_ids)
+    mark_stale_runs()
+    with connect() as con:
+        runs = _dicts(con.execute(_RUNS_BY_ID, [ids]))
+        models = _dicts(con.execute(
+            "SELECT run_id, model, backend, label, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
+            "       throughput_tok_s, environment, notes FROM run_models WHERE list_contains(?, run_id) "
+            "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
+            "ORDER BY run_id, model, backend", [ids]))
+        reqs = con.execute(
+            "WITH lvl AS (SELECT run_id, model, backend, min(concurrency) AS concurrency FROM run_models "
+            "             WHERE list_contains(?, run_id) GROUP BY ALL), "
+            "     num AS (SELECT *, (row_number() OVER (ORDER BY run_id, model, backend) - 1)::INTEGER AS level "
+            "             FROM lvl) "
+            "SELECT num.level, q.ok, q.e2e_ms, q.ttft_ms, q.tpot_ms "
+            "FROM requests q JOIN num USING (run_id, model, backend, concurrency) "
+            "WHERE NOT q.warmup ORDER BY num.level, q.prompt_id, q.round, q.request_id", [ids]).fetchnumpy()
+        scored = {r[0] for r in con.execute(
+            "SELECT run_id FROM human_scores WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM judge_runs WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM check_results WHERE list_contains($ids, run_id) "
+            "UNION SELECT run_id FROM pairwise_verdicts WHERE list_contains($ids, run_id)", {"ids": ids}).fetchall()}
+    return {"runs": runs, "models": models, "requests": reqs, "scored": scored}
 
 
 def get_run(run_id: str) -> dict | None:

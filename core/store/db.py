@@ -9,6 +9,8 @@ relies on them. Local files keep their constraints as a safety net.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import functools
 import importlib.util
 import json
@@ -330,8 +332,8 @@ def migrate(con: duckdb.DuckDBPyConnection, *, lake: bool = False) -> list[str]:
             con.begin()
             try:
                 con.execute(lake_dialect(sql) if lake else sql)
-                con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, current_timestamp)",
-                            [num, name])
+                con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                            [num, name, utc_now()])
                 con.commit()
                 applied.append(name)
                 break
@@ -355,6 +357,14 @@ def applied_migrations(path: str | Path | None = None) -> list[tuple[int, str]]:
 
 
 # -- helpers shared by the feature modules of this package -------------------------------------
+def utc_now() -> datetime:
+    """The store's one clock: now in UTC, as the naive TIMESTAMP every time column holds.
+
+    Every write passes it as a parameter instead of SQL's current_timestamp, which DuckDB turns into the
+    session's time zone on a TIMESTAMP column (so two machines, or a user's TZ, would store different clocks)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def to_json(value: Any) -> str | None:
     """A Python value as JSON text for a JSON column (None stays NULL)."""
     return None if value is None else json.dumps(value, default=str)

@@ -1,7 +1,7 @@
 """SQL for the OpenAI-compatible endpoints the user added (the key's env var NAME only)."""
 from __future__ import annotations
 
-from core.store.db import connect, retrying
+from core.store.db import connect, retrying, utc_now
 
 
 @retrying
@@ -11,8 +11,8 @@ def add_endpoint(name: str, base_url: str, api_key_env: str | None) -> None:
             "MERGE INTO endpoints USING (SELECT ? AS name, ? AS base_url, ? AS api_key_env) s ON endpoints.name = s.name "
             "WHEN MATCHED THEN UPDATE SET base_url = s.base_url, api_key_env = s.api_key_env "
             "WHEN NOT MATCHED THEN INSERT (name, base_url, api_key_env, added_at) "
-            "VALUES (s.name, s.base_url, s.api_key_env, current_timestamp)",
-            [name, base_url, api_key_env],
+            "VALUES (s.name, s.base_url, s.api_key_env, ?)",
+            [name, base_url, api_key_env, utc_now()],
         )
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Iterable
 
 from core.output import redact
-from core.store.db import connect, fetch_dicts, from_json, retrying, to_json
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json, utc_now
 
 
 # ------------------------------------------------------------------ rubrics
@@ -39,10 +39,6 @@ def delete_rubric(name: str) -> bool:
         found = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
         _delete_rubric(con, name)
         return found
-
-
-def _now():
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def rubric_hash(doc: dict) -> str:
@@ -78,11 +74,11 @@ def save_rubric(rubric) -> tuple[int, bool]:
             return latest[0], False
         version = (latest[0] + 1) if latest else 1
         con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) VALUES (?, ?, ?, ?, ?)",
-                    [rubric.name, version, digest, to_json(doc), _now()])
+                    [rubric.name, version, digest, to_json(doc), utc_now()])
         rubric.version = version
         _delete_rubric(con, rubric.name)
-        con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, current_timestamp)",
-                    [rubric.name, rubric.description, rubric.prompt_set])
+        con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, ?)",
+                    [rubric.name, rubric.description, rubric.prompt_set, utc_now()])
         con.executemany(
             "INSERT INTO rubric_criteria (rubric, name, position, description, scale_min, scale_max, weight) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -133,15 +129,6 @@ def load_rubric(name: str) -> dict | None:
 
 # ------------------------------------------------------------------ runs and their outputs
 
-def list_runs() -> list[dict]:
-    with connect() as con:
-        cur = con.execute(
-            "SELECT r.run_id, r.created_at, r.status, r.prompt_set, "
-            " (SELECT count(*) FROM requests q WHERE q.run_id = r.run_id AND q.ok AND NOT q.warmup) AS ok_requests "
-            "FROM runs r ORDER BY r.created_at DESC, r.run_id")
-        return fetch_dicts(cur)
-
-
 def run_exists(run_id: str) -> bool:
     with connect() as con:
         return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
@@ -174,14 +161,15 @@ def run_prompts(run_id: str) -> list[dict]:
 
 @retrying
 def replace_check_results(run_id: str, rubric: str, results: list[dict]) -> None:
+    now = utc_now()
     with connect() as con:
         con.execute("DELETE FROM check_results WHERE run_id = ? AND rubric = ?", [run_id, rubric])
         if results:
             con.executemany(
                 "INSERT INTO check_results (run_id, request_id, rubric, check_key, kind, spec, passed, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[r["run_id"], r["request_id"], r["rubric"], r["check_key"], r["kind"], to_json(r["spec"]),
-                  r["passed"], r["detail"]] for r in results])
+                  r["passed"], r["detail"], now] for r in results])
 
 
 def check_results(run_id: str, rubric: str | None = None) -> list[dict]:
@@ -211,7 +199,7 @@ def save_human_scores(entries: Iterable[dict], *, rubric_version: int | None = N
     entries = list(entries)
     if not entries:
         return 0
-    now = _now()
+    now = utc_now()
     score_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], c, float(v), rubric_version, now]
                   for e in entries for c, v in e["scores"].items()]
     comment_rows = [[e["run_id"], e["request_id"], e["rubric"], e["rater"], e["comment"], now]
@@ -279,8 +267,8 @@ def ensure_template(version: str, kind: str, text: str) -> None:
     with connect() as con:
         row = con.execute("SELECT text FROM judge_templates WHERE version = ?", [version]).fetchone()
         if row is None:
-            con.execute("INSERT INTO judge_templates (version, kind, text, created_at) VALUES (?, ?, ?, current_timestamp)",
-                        [version, kind, text])
+            con.execute("INSERT INTO judge_templates (version, kind, text, created_at) VALUES (?, ?, ?, ?)",
+                        [version, kind, text, utc_now()])
         elif row[0] != text:
             raise RuntimeError(f"judge template {version} changed without a new version number")
 
@@ -313,7 +301,7 @@ def create_judge_run(*, run_id: str, rubric: str, judge_model: str, judge_backen
             "template_version, settings, warnings, status, rubric_version, created_at, runner_pid, runner_host, "
             "runner_started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             [judge_run_id, run_id, rubric, judge_model, judge_backend, redact(judge_endpoint), mode, template_version,
-             to_json(settings), to_json(warnings), rubric_version, _now(), me["runner_pid"], me["runner_host"],
+             to_json(settings), to_json(warnings), rubric_version, utc_now(), me["runner_pid"], me["runner_host"],
              me["runner_started"]])
     return judge_run_id
 
@@ -331,7 +319,7 @@ def finish_judge_run(judge_run_id: str, status: str, note: str | None = None) ->
 def _finish_judge_run(judge_run_id: str, status: str, note: str | None) -> None:
     with connect() as con:
         con.execute("UPDATE judge_runs SET status = ?, note = ?, finished_at = ? WHERE judge_run_id = ?",
-                    [status, redact(note), _now(), judge_run_id])
+                    [status, redact(note), utc_now(), judge_run_id])
 
 
 def _judge_runner_alive(judge_run_id: str, pid, host, started, this_host: str) -> bool | None:
@@ -359,7 +347,7 @@ def mark_stale_judge_runs(older_than_s: float = 24 * 3600) -> int:
         running = con.execute(
             "SELECT judge_run_id, runner_pid, runner_host, runner_started, created_at < ? AS old "
             "FROM judge_runs WHERE status = 'running'",
-            [_now() - timedelta(seconds=float(older_than_s))]).fetchall()
+            [utc_now() - timedelta(seconds=float(older_than_s))]).fetchall()
         stale = [jid for jid, pid, host, started, old in running
                  if (alive := _judge_runner_alive(jid, pid, host, started, this_host)) is False
                  or (alive is None and old)]
@@ -381,7 +369,7 @@ def save_judgement(*, judge_run_id: str, run_id: str, request_id: str, rubric: s
             "rationale, raw, raw_attempts, attempts, error, messages, constrained, rubric_version, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [judgement_id, judge_run_id, run_id, request_id, rubric, template_version, status, rationale, raw,
-             to_json(raw_attempts), attempts, redact(error), to_json(messages), constrained, rubric_version, _now()])
+             to_json(raw_attempts), attempts, redact(error), to_json(messages), constrained, rubric_version, utc_now()])
         if scores:
             con.executemany("INSERT INTO judge_scores (judgement_id, criterion, score) VALUES (?, ?, ?)",
                             [[judgement_id, c, float(v)] for c, v in scores.items()])
@@ -395,8 +383,8 @@ def save_pairwise(row: dict) -> None:
             "raw_ba", "error")
     with connect() as con:
         con.execute(f"INSERT INTO pairwise_verdicts ({', '.join(cols)}, created_at) "
-                    f"VALUES ({', '.join('?' for _ in cols)}, current_timestamp)",
-                    [row.get(c) for c in cols])
+                    f"VALUES ({', '.join('?' for _ in cols)}, ?)",
+                    [row.get(c) for c in cols] + [utc_now()])
 
 
 def judge_runs(run_id: str, *, mode: str | None = None, rubric: str | None = None) -> list[dict]:

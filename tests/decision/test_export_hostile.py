@@ -54,7 +54,7 @@ class _Elements(HTMLParser):
 
 
 def test_html_keeps_the_hostile_name_as_text(rec):
-    page = export.html_text(rec)
+    page = export.html_report(rec)
     p = _Elements()
     p.feed(page)
     p.close()
@@ -161,7 +161,7 @@ def test_any_names_stay_text_in_every_export(rec, new_names):
     r = _rename(rec, new_names)
     # HTML: only our own tags, no handler attribute, every name in the text as given
     p = _Elements()
-    p.feed(export.html_text(r))
+    p.feed(export.html_report(r))
     p.close()
     assert {t for t, _ in p.elements} <= HTML_TAGS
     assert not [e for e in p.elements if any(k.startswith("on") for k in e[1])]

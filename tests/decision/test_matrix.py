@@ -157,8 +157,9 @@ def test_speed_criterion_is_decode_speed_never_aggregate_throughput():
     assert m["decode_tokens_per_s"] == pytest.approx(40.0)  # 1 / 25 ms
     assert m["throughput_tok_s"] == pytest.approx(13.0)
     assert m["e2e_p95_ms"] == pytest.approx(1000.0)
-    from core.decision.matrix import CRITERION_KEY, parse_constraints, parse_weights
-    assert CRITERION_KEY["decode_speed"] == "decode_tokens_per_s"
+    from core.decision import criteria
+    from core.decision.matrix import parse_constraints, parse_weights
+    assert criteria.get("decode_speed").key == criteria.get("decode_speed").metric == "decode_tokens_per_s"
     with pytest.raises(UserError, match="decode speed"):
         parse_weights("throughput=1")
     (con,) = parse_constraints(["throughput_tok_s>=20"])

@@ -47,7 +47,7 @@ def test_record_keeps_everything_and_round_trips(db):
     rows = {r["model"]: r for r in back["result"]["candidates"]}
     assert rows["fast-small"]["criteria"]["quality"] == pytest.approx(0.55)
     assert rows["fast-small"]["environment"]["execution_provider"] == "CPU"
-    assert back["result"] == json.loads(json.dumps(result))
+    assert back["result"] == json.loads(json.dumps(result.to_dict()))
     assert "Q4 default model" in record.names()
 
 
@@ -69,8 +69,8 @@ def test_names_notes_and_missing(db):
 def test_exports(db, tmp_path):
     rec = record.build_record("export me", _result(), ["run-a"], notes="line 1\nline | 2")
     md = export.markdown_text(rec)
-    # (Markdown-escaped: a rank of "-" and the underscores render as text)
-    assert ("| \\- | mystery · OpenAI-compatible | not ranked: peak\\_rss\\_mb unknown; license unknown: commercial use "
+    # (Markdown-escaped: the underscores render as text)
+    assert ("| not ranked | mystery · OpenAI-compatible | not ranked: peak\\_rss\\_mb unknown; license unknown: commercial use "
             "not established |") in md
     assert "mystery \\| openai \\| run-a |" in md  # the id in the details column
     assert "Saved " in md and "line 1" in md.split("## Notes")[1]

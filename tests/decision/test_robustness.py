@@ -4,7 +4,8 @@ import pytest
 
 from core.decision import robustness
 from core.decision.engine import decide
-from core.decision.matrix import CRITERIA, Candidate
+from core.decision.criteria import NAMES as CRITERIA
+from core.decision.matrix import Candidate
 
 
 def cand(model, e2e, q, *, sd=0.0, n=30, seed=0, q_ci=0.0, mem=1000.0, lic="mit"):

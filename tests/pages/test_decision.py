@@ -57,7 +57,7 @@ def test_decision_page_with_a_run(run_db):
     assert len(matrix) == 4 and "broken · llama.cpp" in set(matrix["candidate"])
     assert "broken | llamacpp | run-a" in set(matrix["details (id)"])  # ids in the details column
     broken = matrix[matrix["candidate"] == "broken · llama.cpp"].iloc[0]
-    assert broken["rank"] == "-" and "benchmark failed" in broken["why not ranked"]
+    assert broken["rank"] == "not ranked" and "benchmark failed" in broken["why not ranked"]
     assert any("rescaled between the worst and the best" in c.value for c in at.caption)
     # a constraint greys a candidate out with its reason
     at.number_input(key="decision_max_mem").set_value(2000).run()
@@ -87,8 +87,9 @@ def test_present_page_shows_saved_decision(run_db):
     assert any(h.value.startswith("Recommendation: ") and "·" in h.value for h in at.header)  # a display name
     assert any(t.value.startswith(("Clear winner", "Likely", "Too close to call")) for t in at.text)
     numbers = at.table[0].value
-    assert list(numbers.index)[:5] == [md_text(x) for x in ("Latency (E2E p95, ms)", "Decode speed (tok/s)",
-                                                            "Peak memory (MB)", "Quality (0..1)", "Disk (MB)")]
+    assert list(numbers.index)[:6] == [md_text(x) for x in ("Latency, E2E p95 (ms)", "Decode speed (tok/s per request)",
+                                                            "Peak memory (MB)", "Quality (0..1)", "Disk (MB)",
+                                                            "License")]
     assert numbers.columns[0].startswith("Recommended: ") and numbers.columns[1].startswith("Runner-up: ")
     assert any(t.value == "Notes *not* markdown" for t in at.text)
     assert not at.main.slider and not at.main.number_input and not at.main.button  # no controls on the page (the sidebar has its own)

@@ -67,14 +67,14 @@ def test_fleet_decision_on_the_page(two_devices):
     assert "latency" not in fast.loc["workstation", "decides"]
     matrix = _frame(at, "why not ranked")
     row = matrix[matrix["candidate"] == "fast-small · Foundry Local"].iloc[0]
-    assert row["Peak memory (MB)"] == "2500.0"
+    assert row["Peak memory (MB)"] == "2,500"
 
     # a memory cap that only the laptop breaks: fast-small fails, and the laptop is named
     at.number_input(key="decision_max_mem").set_value(2000).run()
     assert not at.exception, [e.value for e in at.exception]
     matrix = _frame(at, "why not ranked")
     row = matrix[matrix["candidate"] == "fast-small · Foundry Local"].iloc[0]
-    assert not row["passes"] and row["rank"] == "-" and "on device laptop-8gb" in row["why not ranked"]
+    assert not row["passes"] and row["rank"] == "not ranked" and "on device laptop-8gb" in row["why not ranked"]
     per = _frame(at, "device")
     fast = per[per["candidate"] == "fast-small · Foundry Local"].set_index("device")
     assert "peak_rss_mb<=2000: FAILS" in fast.loc["laptop-8gb", "decides constraints"]

@@ -52,7 +52,7 @@ def timed(fn, repeat: int = 15) -> float:
 
 def main() -> None:
     cands = candidates()
-    weights = "latency=0.3,throughput=0.1,memory=0.1,quality=0.4,disk=0.05,license=0.05"
+    weights = "latency=0.3,decode_speed=0.1,memory=0.1,quality=0.4,disk=0.05,license=0.05"
     cons = ["peak_rss_mb<=7000"]
     prep = prepare(cands, constraints=cons)
     slider = timed(lambda: evaluate(prep, weights, n_samples=N_SAMPLES))

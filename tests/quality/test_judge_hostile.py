@@ -5,7 +5,7 @@ import json
 import pytest
 
 from core.cli import main
-from core.engines import structured_form
+from core.engines import engine_constraint
 from core.quality.judge import (JudgeParseError, PAIRWISE_GRAMMAR, parse_pairwise, parse_pointwise,
                                 pointwise_grammar, pointwise_schema)
 from core.quality.rubrics import import_rubric, rubric_from_json
@@ -91,11 +91,11 @@ def test_openai_json_schema_falls_back_on_http_500_and_records_unconstrained(db)
 
 def test_each_engine_gets_its_own_structured_form():
     schema = pointwise_schema(RUBRIC, bounded=True)
-    rf, g = structured_form("llamacpp", schema, "start: x")
+    rf, g = engine_constraint("llamacpp", schema, "start: x")
     assert rf == {"type": "json_object", "schema": schema} and g is None
-    rf, g = structured_form("openai", schema, "start: x")
+    rf, g = engine_constraint("openai", schema, "start: x")
     assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] is schema and g is None
-    assert structured_form("foundry", schema, "start: x") == (None, "start: x")
+    assert engine_constraint("foundry", schema, "start: x") == (None, "start: x")
     assert schema["properties"]["scores"]["properties"]["coverage"]["enum"] == [1, 2, 3, 4, 5]
     assert schema["properties"]["rationale"]["maxLength"] == 400
 
