@@ -111,6 +111,10 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
     max_lat = b.number_input("Max p95 latency (ms), 0 = none", min_value=0, step=100, key=K + "max_lat")
     min_q = c.number_input("Min quality (0..1), 0 = none", min_value=0.0, max_value=1.0, step=0.05, key=K + "min_q")
     max_disk = d.number_input("Max disk (MB), 0 = none", min_value=0, step=100, key=K + "max_disk")
+    a, b, c = st.columns(3)
+    min_ctx = a.number_input("Min context window (tokens), 0 = none", min_value=0, step=1000, key=K + "min_ctx")
+    max_notes = b.number_input("Max time to notes (ms), 0 = none", min_value=0, step=1000, key=K + "max_notes")
+    max_energy = c.number_input("Max energy (J per summary), 0 = none", min_value=0.0, step=10.0, key=K + "max_energy")
     allowed = st.multiselect("Licenses allowed (empty = any)", [k for k in known_licenses() if k != "unknown"],
                              key=K + "licenses")
     cons = []
@@ -122,6 +126,12 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
         cons.append(f"quality>={min_q}")
     if max_disk:
         cons.append(f"disk_mb<={max_disk}")
+    if min_ctx:
+        cons.append(f"context_window>={min_ctx}")
+    if max_notes:
+        cons.append(f"time_to_notes_ms<={max_notes}")
+    if max_energy:
+        cons.append(f"energy_j<={max_energy}")
     if allowed:
         cons.append("license in " + ",".join(allowed))
     return latency_metric, method, cons, require_commercial

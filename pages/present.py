@@ -58,9 +58,17 @@ def render(rec: dict) -> None:
     if res.get("winner"):
         st.header("Recommendation: " + md_text(res.get("winner_label") or res["winner"]))
     st.text(report.verdict(res))
+    for line in res.get("findings") or []:   # paired speed comparisons, measured round by round
+        st.text(line)
     st.table(md_frame(view.deciding_numbers(res)))   # st.table renders cells and headers as Markdown
     top = next((r for r in res["candidates"] if r["candidate"] == res.get("winner")), None)
     if top is not None:
+        wait = report.wait_sentence(top)
+        if wait:
+            st.subheader(wait)
+        for note in top.get("flags") or []:
+            if note.startswith(("noisy:", "energy is an estimate", "time to notes:")):
+                st.text(note)
         lic = top.get("license_info") or {}
         st.text(f"License: {lic.get('name') or lic.get('id') or UNKNOWN}"
                 + {True: " (commercial use allowed)", "conditional": " (commercial use with conditions)"}

@@ -32,8 +32,8 @@ def energy_lines(results: list[dict], esc: Callable[[str], str]) -> list[str]:
         if e.get("joules") is None:
             out.append(head + f"no energy figure ({e.get('reason')})")
             continue
-        per_req = "–" if e.get("j_per_request") is None else f"{e['j_per_request']:.3g} J per request"
-        per_tok = "–" if e.get("j_per_token") is None else f"{e['j_per_token']:.3g} J per output token"
+        per_req = "unknown J per request" if e.get("j_per_request") is None else f"{e['j_per_request']:.3g} J per request"
+        per_tok = "unknown J per output token" if e.get("j_per_token") is None else f"{e['j_per_token']:.3g} J per output token"
         why = f"; {e['reason']}" if e.get("reason") else ""
         out.append(head + f"{per_req}, {per_tok} — {e.get('source')}{why}")
     return out
@@ -42,7 +42,7 @@ def energy_lines(results: list[dict], esc: Callable[[str], str]) -> list[str]:
 def pair_lines(pairs: list[dict], esc: Callable[[str], str]) -> list[str]:
     """The decode-speed sentence of each pair, and its TTFT and E2E ratios (A over B) with intervals."""
     def ci(m):
-        return "n/a" if m["ci_low"] is None else f"{m['ci_low']:.2f}-{m['ci_high']:.2f}"
+        return "no interval" if m["ci_low"] is None else f"{m['ci_low']:.2f}-{m['ci_high']:.2f}"
 
     out = []
     for p in pairs:

@@ -133,6 +133,11 @@ def build_candidates(inputs: dict, *, prefer: str = "human", gate=None, every_ru
             notes.append(f"quality unavailable: {q_problem}")
         if q is not None and q.get("verified") is False:
             notes.append(f"quality unverified: {q.get('reason') or 'judge below the trust gate'}")
+        if r.get("noisy"):
+            notes.append("noisy: " + str((r.get("noise") or {}).get("reason") or "other programs used the machine"))
+        energy = r.get("energy") or {}
+        if r.get("energy_j_per_request") is not None and energy.get("estimate"):
+            notes.append(f"energy is an estimate: {energy.get('source')}")
         dev = run.get("device")
         out.append(Candidate(
             run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
@@ -142,9 +147,33 @@ def build_candidates(inputs: dict, *, prefer: str = "human", gate=None, every_ru
             e2e_ms=col["e2e_ms"][s:e][ok] if n else [], ttft_ms=col["ttft_ms"][s:e][ok] if n else [],
             tpot_ms=col["tpot_ms"][s:e][ok] if n else [], requests_failed=int((~ok).sum()), quality=q, notes=notes,
             label=presentable_name(r["model"], r["backend"], label=r.get("label"), names=names),
-            device=dev if dev and dev != "unknown" else device_of(run["environment"]) or dev))
+            device=dev if dev and dev != "unknown" else device_of(run["environment"]) or dev,
+            extra_metrics={"energy_j": r.get("energy_j_per_request")}))
+    _add_length_figures(out, run_of)
     out.sort(key=lambda c: (order[c.run_id], c.model, c.backend))
     return out
+
+
+def _add_length_figures(cands: list[Candidate], run_of: dict) -> None:
+    """Time to notes and the context window of each candidate, from the newest length sweep of its model and
+    engine on its device (core.store.lengths.newest_figures), with a note naming that sweep."""
+    from core.store.lengths import newest_figures
+
+    def key(c):
+        return c.model, c.backend, run_of[c.run_id].get("device") or "unknown"
+    figures = newest_figures(list({key(c) for c in cands}))
+    for c in cands:
+        f = figures.get(key(c))
+        if f is None:
+            continue
+        c.extra_metrics.update(time_to_notes_ms=f["time_to_notes_ms"], context_window=f["context_window"],
+                               ttft_at_target_ms=f["ttft_at_target_ms"],
+                               target_prompt_tokens=f["target_prompt_tokens"])
+        if f["time_to_notes_ms"] is not None:
+            c.notes.append(f"time to notes: {f['target_prompt_tokens']:,}-token meeting, {f['target_output_tokens']} "
+                           f"output tokens, from length sweep {f['run_id']}"
+                           + (" (extrapolated beyond the longest prompt measured, "
+                              f"{f['max_measured_tokens']:,} tokens)" if f["extrapolated"] else ""))
 
 
 def newest(cands: list[Candidate], key) -> tuple[list[Candidate], dict]:
@@ -161,7 +190,7 @@ def newest(cands: list[Candidate], key) -> tuple[list[Candidate], dict]:
 
 
 def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: bool = False,
-                    warnings: list[str] | None = None) -> list[Candidate]:
+                    warnings: list[str] | None = None, findings: list[str] | None = None) -> list[Candidate]:
     """One Candidate per model x engine (x device), at the lowest concurrency level.
 
     When several chosen runs measured the same model on the same engine and device, the newest run is used
@@ -176,7 +205,7 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: b
     missing = [r for r in ids if r not in known]
     if missing:
         raise UserError(f"unknown run id {', '.join(missing)}")
-    found = _comparable(inputs["runs"], allow_mixed)
+    found = _comparable(inputs["runs"], allow_mixed) + _power_mismatch(inputs["runs"], allow_mixed)
     order = {r["run_id"]: i for i, r in enumerate(inputs["runs"])}
     all_cands = build_candidates(inputs, prefer=prefer, gate=gate, every_run=True)   # a few runs: ask about each
     out, older = newest(all_cands, lambda c: (c.model, c.backend, c.device))
@@ -196,6 +225,37 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: b
             c.label = f"{c.label} ({c.device or c.run_id})"
     if warnings is not None:
         warnings.extend(found)
+    if findings is not None:
+        findings.extend(speed_pairs(out))
+    return out
+
+
+def _power_mismatch(runs: list[dict], allow_mixed: bool) -> list[str]:
+    """AC and battery runs are not compared unless mixing is allowed (core.bench.environment.power_mismatch)."""
+    from core.bench.environment import power_mismatch
+    line = power_mismatch([r.get("environment") or {} for r in runs])
+    if not line:
+        return []
+    if not allow_mixed:
+        raise UserError(line + ": their numbers are not comparable; choose comparable runs or allow mixing "
+                               "(--allow-mixed)")
+    return [line + ": mixed on purpose"]
+
+
+def speed_pairs(cands: list[Candidate]) -> list[str]:
+    """The paired comparison of every two candidates measured in one run (core.bench.paired.run_pairs, round
+    by round): "A decodes 1.32x faster than B (1.25-1.40)", or "too close to call on speed"."""
+    from core.bench.paired import run_pairs
+    by_run: dict[str, set] = {}
+    for c in cands:
+        by_run.setdefault(c.run_id, set()).add((c.model, c.backend, c.concurrency))
+    out = []
+    for run_id, keys in by_run.items():
+        if len(keys) < 2:
+            continue
+        for p in run_pairs(run_id):
+            if {(p["a_model"], p["a_backend"], p["concurrency"]), (p["b_model"], p["b_backend"], p["concurrency"])} <= keys:
+                out.append(p["sentence"])
     return out
 
 

@@ -45,6 +45,7 @@ class Prepared:
     flags: list[list[str]]
     boot_norm: np.ndarray | None  # B x C x K
     warnings: list[str]       # what the user must know about the selection (mixed runs, newest run used)
+    findings: list[str] = field(default_factory=list)   # paired speed comparisons measured round by round
 
     @property
     def ids(self) -> list[str]:
@@ -66,6 +67,7 @@ def prepare(
     n_boot: int = robustness.DEFAULT_BOOT,
     seed: int = 0,
     warnings: list[str] | tuple = (),
+    findings: list[str] | tuple = (),
 ) -> Prepared:
     if latency_metric not in LATENCY_METRICS:
         raise UserError(f"unknown latency metric '{latency_metric}': expected one of {', '.join(LATENCY_METRICS)}")
@@ -117,7 +119,7 @@ def prepare(
     boot = _bootstrap(candidates, raw_arr, latency_metric, n_boot, seed) if n_boot > 1 and candidates else None
     boot_norm = normalize(boot, passes, method) if boot is not None else None
     return Prepared(candidates, latency_metric, method, cons, require_commercial, metrics, lics, raw_arr, norm,
-                    passes, failed, flags, boot_norm, list(warnings))
+                    passes, failed, flags, boot_norm, list(warnings), list(findings))
 
 
 def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, seed: int) -> np.ndarray:
@@ -230,6 +232,7 @@ class Decision(Mapping):
     robustness: Robustness
     devices: list[str] | None = None    # a fleet decision: its target devices and aggregation
     aggregation: dict | None = None
+    findings: list[str] = field(default_factory=list)   # "A decodes 1.32x faster than B (1.25-1.40)"
 
     @property
     def ranks(self) -> dict[str, int]:
@@ -356,7 +359,7 @@ def evaluate(prep: Prepared, weights, *, n_samples: int = robustness.DEFAULT_SAM
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, -r.score, r.candidate))
     return Decision(
         winner=winner, winner_label=next((r.label for r in rows if r.candidate == winner), None),
-        candidates=rows, warnings=warnings_out,
+        candidates=rows, warnings=warnings_out, findings=list(prep.findings),
         weights={name: float(w[j]) for j, name in enumerate(NAMES)},
         weights_asked={name: float(w_asked[j]) for j, name in enumerate(NAMES)},
         latency_metric=prep.latency_metric, normalization=prep.method,

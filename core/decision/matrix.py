@@ -151,13 +151,18 @@ def _num(v) -> float | None:
 
 # ---------------------------------------------------------------- weights and constraints
 
+def preset(name: str) -> dict[str, float]:
+    """A preset's weights over every criterion (the ones it does not name, time to notes and energy, get 0)."""
+    return {c: 0.0 for c in NAMES} | PRESETS[name]
+
+
 def parse_weights(spec: str | dict | None) -> dict[str, float]:
     """"latency=0.3,quality=0.4" (a subset is fine) -> weights for all criteria, summing to 1."""
     if spec is None or spec == "":
-        return dict(PRESETS["balanced"])
+        return preset("balanced")
     if isinstance(spec, str):
         if spec.strip().lower() in PRESETS:
-            return dict(PRESETS[spec.strip().lower()])
+            return preset(spec.strip().lower())
         raw = {}
         for part in spec.split(","):
             if not part.strip():

@@ -113,6 +113,7 @@ def summary_lines(res, *, with_warnings: bool = True) -> list[str]:
         out.append(f"Not ranked: {name_of(r)}: {'; '.join(r['failed_constraints'])}.")
     if len(failing) > 5:
         out.append(f"{len(failing) - 5} more candidate(s) are not ranked: see the reasons in the table.")
+    out += list(res.get("findings") or [])
     if with_warnings:
         out += [f"Warning: {w}" for w in res.get("warnings", [])]
     return out
@@ -214,3 +215,24 @@ def build(result) -> ReportView:
         winner_label=res.get("winner_label") or res.get("winner"),
         constraints=", ".join(res.get("constraints") or []) or "none", commercial=bool(res.get("require_commercial")),
         explanation=res.get("explanation") or "", warnings=list(res.get("warnings") or []))
+
+
+TOKENS_PER_MINUTE = 170   # a meeting transcript: about 4,000-6,000 tokens for 30 minutes of talk
+
+
+def _seconds(ms: float) -> str:
+    s = ms / 1000
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def wait_sentence(candidate: dict) -> str | None:
+    """How long a user waits for the notes of the target meeting, in words, from the length sweep's fit:
+    "First words after 9 s, whole notes after 21 s for a 6,000-token meeting (about 35 minutes of talk)."
+    None when the candidate has no length sweep."""
+    m = candidate.get("metrics") or {}
+    total, first, n = m.get("time_to_notes_ms"), m.get("ttft_at_target_ms"), m.get("target_prompt_tokens")
+    if total is None or n is None:
+        return None
+    head = f"First words after {_seconds(first)}, whole" if first is not None else "Whole"
+    return (f"{head} notes after {_seconds(total)} for a {int(n):,}-token meeting "
+            f"(about {max(1, round(n / TOKENS_PER_MINUTE))} minutes of talk).")

@@ -77,13 +77,14 @@ class DecisionRequest:
                                        method=self.method, n_boot=self.n_boot, seed=self.seed, prefer=prefer,
                                        gate=gate)
         warnings: list[str] = []
+        findings: list[str] = []
         cands = data.load_candidates(list(self.runs), prefer=prefer, gate=gate, allow_mixed=self.allow_mixed,
-                                     warnings=warnings)
+                                     warnings=warnings, findings=findings)
         if not cands:
             raise UserError(f"no candidates in run(s) {', '.join(self.runs)}")
         return engine.prepare(cands, latency_metric=self.latency_metric, constraints=list(self.constraints),
                               require_commercial=self.require_commercial, method=self.method, n_boot=self.n_boot,
-                              seed=self.seed, warnings=warnings)
+                              seed=self.seed, warnings=warnings, findings=findings)
 
     def evaluate(self, prepared, weights, **kw) -> engine.Decision:
         if isinstance(prepared, fleet.FleetPrepared):

@@ -299,7 +299,8 @@ def candidate_inputs(run_ids: list[str]) -> dict:
         runs = _dicts(con.execute(_RUNS_BY_ID, [ids]))
         models = _dicts(con.execute(
             "SELECT run_id, model, backend, label, concurrency, status, error, license, disk_mb, load_s, peak_rss_mb, "
-            "       throughput_tok_s, environment, notes FROM run_models WHERE list_contains(?, run_id) "
+            "       throughput_tok_s, environment, notes, noisy, noise, energy_j_per_request, energy "
+            "FROM run_models WHERE list_contains(?, run_id) "
             "QUALIFY row_number() OVER (PARTITION BY run_id, model, backend ORDER BY concurrency) = 1 "
             "ORDER BY run_id, model, backend", [ids]))
         reqs = con.execute(

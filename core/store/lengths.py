@@ -6,7 +6,7 @@ query the decision reads (time to notes with its band and extrapolated flag, con
 """
 from __future__ import annotations
 
-from core.store.db import connect, fetch_dicts, retrying, to_json
+from core.store.db import connect, fetch_dicts, retrying, to_json, utc_now
 
 COLUMNS = (
     "run_id", "model", "backend", "lengths", "context_window", "context_window_source", "context_setting",
@@ -32,7 +32,7 @@ def save_sweep(sweep: dict) -> None:
         con.execute("DELETE FROM length_sweeps WHERE run_id = ? AND model = ? AND backend = ?",
                     [sweep["run_id"], sweep["model"], sweep["backend"]])
         con.execute(f"INSERT INTO length_sweeps ({', '.join(COLUMNS)}, created_at) "
-                    f"VALUES ({', '.join('?' for _ in COLUMNS)}, current_timestamp)", values)
+                    f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?)", [*values, utc_now()])
 
 
 def run_sweeps(run_id: str) -> list[dict]:
@@ -62,3 +62,25 @@ def length_figures(run_id: str, model: str | None = None, backend: str | None = 
         params.append(backend)
     with connect() as con:
         return fetch_dicts(con.execute(sql + " ORDER BY model, backend", params))
+
+
+def newest_figures(keys: list[tuple[str, str, str | None]]) -> dict[tuple, dict]:
+    """For each (model, backend, device) the figures of its newest length sweep on that device (any run),
+    with the sweep's ``run_id``; a key without a sweep is absent. The decision reads time to notes and the
+    context window here: a sweep is its own run (concurrency 1, long prompts), so the run being decided on
+    rarely holds one."""
+    if not keys:
+        return {}
+    cols = ", ".join(f"s.{c}" for c in FIGURES)
+    with connect() as con:
+        rows = fetch_dicts(con.execute(
+            f"SELECT {cols}, coalesce(r.device, 'unknown') AS device FROM length_sweeps s "
+            "JOIN runs r USING (run_id) WHERE s.time_to_notes_ms IS NOT NULL OR s.context_window IS NOT NULL "
+            "ORDER BY s.created_at DESC, s.run_id DESC"))
+    wanted = {(m, b, d or "unknown") for m, b, d in keys}
+    out: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["model"], row["backend"], row.pop("device"))
+        if key in wanted and key not in out:
+            out[key] = row
+    return out
