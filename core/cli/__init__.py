@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "core.cli.quality",
     "core.cli.decide",
     "core.cli.store",
+    "core.cli.campaign",
 ]
 
 

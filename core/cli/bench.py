@@ -220,9 +220,6 @@ def print_pairs(pairs: list[dict], stream=None) -> None:
 
 def run(args) -> int:
     from core.bench.inputs import Settings, load_models_config, load_prompts
-    from core.bench.runner import run_benchmark
-    from core.output import write_json
-    from core.store import bench as db
 
     if args.server_pid is not None:
         from core.engines.base import process_stats
@@ -249,6 +246,15 @@ def run(args) -> int:
                             timeout_s=args.timeout, stream=stream, order=args.order).validate()
         endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
         specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
+    return execute(specs, prompt_set, settings, extra, args.json)
+
+
+def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> int:
+    """Run a benchmark from the command line (Ctrl-C cancels, progress on stderr), print its results, write
+    --json; the exit code (0, EXIT_CANCELLED, EXIT_INTERRUPTED). ``extra``: the Runner's run_id/resume kwargs."""
+    from core.bench.runner import run_benchmark
+    from core.output import write_json
+    from core.store import bench as db
 
     cancel = threading.Event()
     state = {"sigint": 0}
@@ -273,9 +279,9 @@ def run(args) -> int:
     from core.bench.paired import run_pairs
     pairs = run_pairs(outcome.run_id)
     print_pairs(pairs)
-    if args.json:
+    if json_out:
         schedule = ((db.get_run(outcome.run_id) or {}).get("environment") or {}).get("schedule")
-        write_json(args.json, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs})
+        write_json(json_out, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs})
     if outcome.status == "interrupted":
         kept = sum(r["requests_ok"] + r["requests_failed"] for r in results)
         why = "cancelled" if cancel.is_set() else outcome.reason

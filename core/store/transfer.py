@@ -39,6 +39,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "judge_templates": ("version",), "judge_runs": ("judge_run_id",), "judgements": ("judgement_id",),
     "judge_scores": ("judgement_id", "criterion"), "pairwise_verdicts": ("judge_run_id", "request_a", "request_b"),
     "decisions": ("name",), "length_sweeps": ("run_id", "model", "backend"),
+    "campaigns": ("name", "version"), "campaign_runs": ("run_id",),
 }
 SKIP = {"schema_migrations"}   # each store keeps its own: migrations run by the store's runner
 
@@ -141,7 +142,7 @@ def _copy_file(src: Path, to: str) -> dict[str, int]:
 # are never read from a bundle. Sizes are checked from the zip's directory before anything is unpacked.
 
 RUN_TABLES = ("runs", "run_prompts", "run_models", "requests", "check_results", "human_scores", "human_comments",
-              "judge_runs", "judgements", "judge_scores", "pairwise_verdicts")
+              "judge_runs", "judgements", "judge_scores", "pairwise_verdicts", "campaign_runs")
 RUBRIC_TABLES = ("rubrics", "rubric_criteria", "rubric_prompts", "rubric_checks")
 ADDED_TABLES = RUBRIC_TABLES + ("rubric_versions", "judge_templates")
 BUNDLE_TABLES = RUN_TABLES + ADDED_TABLES
