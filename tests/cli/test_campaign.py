@@ -187,3 +187,31 @@ def test_an_offline_devices_bundle_counts_in_the_team_store(server, env, capsys)
     assert by["air-gapped"]["requests"] == by["air-gapped"]["planned"] == 2 * len(PROMPTS)
     assert status["missing"] == ["dev-a"]
     assert store.campaign_decision_inputs("bundled") == ({"air-gapped": [run_id]}, ["dev-a"])
+
+
+def test_lengths_and_order_are_stored_and_bad_input_is_one_line(server, env, capsys):
+    from dataclasses import fields
+
+    from core.bench.campaign import plan_settings
+    from core.bench.inputs import Settings
+    out = env["tmp"] / "c.json"
+    assert main(create_args("sweep", env, server, [FAST], "--lengths", "64,16", "--order", "shuffled",
+                            "--json", str(out))) == 0
+    plan = json.loads(out.read_text())["plan"]
+    assert plan["settings"]["lengths"] == [16, 64] and plan["settings"]["order"] == "shuffled"
+    settings, ignored = plan_settings(store.get_campaign("sweep")["plan"])
+    known = {f.name for f in fields(Settings)}
+    assert ignored == [k for k in ("lengths", "order") if k not in known]      # applied once Settings has them
+    assert all(getattr(settings, k) == plan["settings"][k] for k in ("lengths", "order") if k in known)
+    if ignored:
+        assert "not apply them yet" in capsys.readouterr().err
+    # another length list is another plan
+    capsys.readouterr()
+    assert main(create_args("sweep", env, server, [FAST], "--lengths", "16", "--order", "shuffled")) == 2
+    assert "another plan" in one_error_line(capsys)
+    for bad, words in ((["--prompts", str(env["tmp"] / "none.json")], "none.json"),
+                       (["--devices", " , "], "--devices"), (["--rounds", "0"], "rounds")):
+        args = create_args("bad", env, server, [FAST]) + bad
+        assert main(args) == 2
+        assert words in one_error_line(capsys)
+    assert [r["name"] for r in store.list_campaigns()] == ["sweep"]
