@@ -9,31 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from core.cli import main
 from core.store import campaigns, db
-from tests.support import postgres
+from tests.store.test_team_store import _fresh_connections, pg  # noqa: F401  (the same fixtures: a real PostgreSQL)
 from tests.support.openai_server import OpenAITestServer
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = ["Say hi", "Name three colours"]
 ROUNDS = 2
-
-
-@pytest.fixture(autouse=True)
-def _fresh_connections():
-    db.close_lakes()
-    yield
-    db.close_lakes()
-
-
-@pytest.fixture(scope="module")
-def pg():
-    if not postgres.available():
-        pytest.skip("PostgreSQL 15 is not installed (make test / .ci/run install it)")
-    with postgres.PostgresServer() as server:
-        yield server
 
 
 def _env(store: str, device: str, data: Path) -> dict:
