@@ -144,6 +144,8 @@ def test_a_killed_campaign_run_resumes_with_the_same_totals(server, env, capsys)
         time.sleep(0.02)
         answered = len([e for e in server.log[before:] if e.last_write])
     assert answered >= 4, proc.stderr.read() if proc.poll() is not None else "no request answered"
+    (live,) = store.campaign_status("kill")["devices"]          # another process reads it mid-run
+    assert live["state"] == "running"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
