@@ -45,9 +45,9 @@ def register(subparsers) -> None:
     c.add_argument("--max-tokens", type=int, default=256, metavar="N", help="max output tokens (default 256)")
     c.add_argument("--concurrency", type=_int_list, default=[1], metavar="N[,N...]", help="levels (default 1)")
     c.add_argument("--lengths", type=_int_list, default=None, metavar="N[,N...]",
-                   help="prompt lengths of a length sweep (stored; applied where the benchmark supports it)")
+                   help="prompt lengths of a length sweep (stored with the plan; `campaign run` does not run sweeps yet)")
     c.add_argument("--order", default=None, metavar="TEXT",
-                   help="request order (stored; applied where the benchmark supports it)")
+                   help="request order, as `bench --order` (interleaved | blocked; default: the benchmark's)")
     c.add_argument("--devices", default="any", metavar="a,b|any",
                    help="target device labels, or 'any' (every device that joins; default)")
     c.add_argument("--new-version", action="store_true", help="the plan differs: store it as the next version")
@@ -96,12 +96,12 @@ def create(args) -> int:
     plan = make_plan(_names(args.models), prompt_set=prompt_set, settings=settings,
                      devices=parse_devices(args.devices), endpoint=args.endpoint, api_key_env=args.api_key_env,
                      config=config, lengths=args.lengths, order=args.order)
+    _, ignored = plan_settings(plan)          # the benchmark accepts the plan before it is stored
     out = store.create_campaign(args.name, plan, prompt_set.prompts, prompt_set.name, new_version=args.new_version)
     shown = store.display_name(out["name"], out["version"])
     print(f"campaign {shown} {'created' if out['created'] else 'unchanged (same plan)'}: "
           f"{len(plan['models'])} model(s), {len(prompt_set.prompts)} prompt(s), devices: "
           f"{', '.join(plan['devices']) if plan['devices'] != 'any' else 'any'}")
-    _, ignored = plan_settings(plan)
     if ignored:
         print(f"note: {', '.join(ignored)} stored with the plan; this benchmark does not apply them yet",
               file=sys.stderr)

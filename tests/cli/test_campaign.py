@@ -197,10 +197,10 @@ def test_lengths_and_order_are_stored_and_bad_input_is_one_line(server, env, cap
     from core.bench.campaign import plan_settings
     from core.bench.inputs import Settings
     out = env["tmp"] / "c.json"
-    assert main(create_args("sweep", env, server, [FAST], "--lengths", "64,16", "--order", "shuffled",
+    assert main(create_args("sweep", env, server, [FAST], "--lengths", "64,16", "--order", "blocked",
                             "--json", str(out))) == 0
     plan = json.loads(out.read_text())["plan"]
-    assert plan["settings"]["lengths"] == [16, 64] and plan["settings"]["order"] == "shuffled"
+    assert plan["settings"]["lengths"] == [16, 64] and plan["settings"]["order"] == "blocked"
     settings, ignored = plan_settings(store.get_campaign("sweep")["plan"])
     known = {f.name for f in fields(Settings)}
     assert ignored == [k for k in ("lengths", "order") if k not in known]      # applied once Settings has them
@@ -209,10 +209,11 @@ def test_lengths_and_order_are_stored_and_bad_input_is_one_line(server, env, cap
         assert "not apply them yet" in capsys.readouterr().err
     # another length list is another plan
     capsys.readouterr()
-    assert main(create_args("sweep", env, server, [FAST], "--lengths", "16", "--order", "shuffled")) == 2
+    assert main(create_args("sweep", env, server, [FAST], "--lengths", "16", "--order", "blocked")) == 2
     assert "another plan" in one_error_line(capsys)
     for bad, words in ((["--prompts", str(env["tmp"] / "none.json")], "none.json"),
-                       (["--devices", " , "], "--devices"), (["--rounds", "0"], "rounds")):
+                       (["--devices", " , "], "--devices"), (["--rounds", "0"], "rounds"),
+                       (["--order", "sideways"], "sideways")):
         args = create_args("bad", env, server, [FAST]) + bad
         assert main(args) == 2
         assert words in one_error_line(capsys)
