@@ -79,3 +79,69 @@ def memory_reason(size_mb: float | None, available_mb: float | None = None) -> s
     if float(size_mb) > available_mb:
         return f"does not fit in memory: the model is {float(size_mb):,.0f} MB, {available_mb:,.0f} MB available"
     return None
+
+
+PLAN_FORMAT = "slm-selector-campaign-plan"
+ENGINES = ("openai", "local")
+
+
+def plan_file(campaign: dict) -> dict:
+    """A campaign version as a file another store can be given (`campaign export` / `campaign create --from`)."""
+    return {"format": PLAN_FORMAT, "name": campaign["name"], "version": campaign["version"],
+            "prompt_set": campaign.get("prompt_set"), "prompts": campaign["prompts"], "plan": campaign["plan"]}
+
+
+def read_plan_file(path) -> tuple[dict, PromptSet]:
+    """(plan, prompt set) from a plan file, every field checked (it comes from another machine): UserError in one
+    line naming the file and the field. The plan is rebuilt from the checked fields, so it hashes as it did there."""
+    from pathlib import Path
+
+    from core.bench.inputs import parse_prompts
+    from core.output import load_json
+    p = Path(path)
+    bad = f"campaign plan {p.name}"
+    data = load_json(p, what="campaign plan")
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT or not isinstance(data.get("plan"), dict):
+        raise UserError(f"{bad} is not a campaign plan (python -m core campaign export NAME --out FILE makes one)")
+    plan = data["plan"]
+    prompt_set = parse_prompts(data.get("prompts"), name=str(data.get("prompt_set") or p.name)[:200])
+    models = plan.get("models")
+    if not isinstance(models, list) or not models:
+        raise UserError(f"{bad}: plan.models must be a non-empty list")
+    checked = []
+    for i, m in enumerate(models, 1):
+        if not isinstance(m, dict) or not isinstance(m.get("model"), str) or not m["model"].strip() \
+                or len(m["model"]) > 200 or m.get("engine") not in ENGINES:
+            raise UserError(f"{bad}: plan.models[{i}] needs a model id (text) and an engine ({' | '.join(ENGINES)})")
+        for key in ("endpoint", "api_key_env"):
+            if m.get(key) is not None and (not isinstance(m[key], str) or len(m[key]) > 2000):
+                raise UserError(f"{bad}: plan.models[{i}].{key} must be text")
+        size = m.get("size_mb")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0):
+            raise UserError(f"{bad}: plan.models[{i}].size_mb must be a number of megabytes")
+        checked.append({"model": m["model"], "engine": m["engine"], "endpoint": m.get("endpoint"),
+                        "api_key_env": m.get("api_key_env"), "size_mb": size})
+    s = plan.get("settings")
+    if not isinstance(s, dict):
+        raise UserError(f"{bad}: plan.settings must be an object")
+    for key in ("rounds", "warmup", "max_tokens"):
+        if isinstance(s.get(key), bool) or not isinstance(s.get(key), int):
+            raise UserError(f"{bad}: plan.settings.{key} must be a whole number")
+    conc, lengths = s.get("concurrency"), s.get("lengths")
+    if not isinstance(conc, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in conc):
+        raise UserError(f"{bad}: plan.settings.concurrency must be a list of whole numbers")
+    if lengths is not None and (not isinstance(lengths, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths)):
+        raise UserError(f"{bad}: plan.settings.lengths must be a list of whole numbers")
+    if s.get("order") is not None and not isinstance(s["order"], str):
+        raise UserError(f"{bad}: plan.settings.order must be text")
+    devices = plan.get("devices")
+    if devices != "any" and not (isinstance(devices, list) and devices and all(
+            isinstance(d, str) and d.strip() and len(d) <= 80 for d in devices)):
+        raise UserError(f"{bad}: plan.devices must be 'any' or a list of device labels")
+    if plan.get("prompt_set_hash") != prompt_set.hash:
+        raise UserError(f"{bad}: its prompts do not match its prompt_set_hash (the file was changed)")
+    rebuilt = {"models": checked, "settings": {k: s.get(k) for k in PLAN_SETTINGS + OPTIONAL_SETTINGS},
+               "prompt_set_hash": prompt_set.hash, "devices": devices}
+    plan_settings(rebuilt)          # the benchmark's own checks
+    return rebuilt, prompt_set

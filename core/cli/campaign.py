@@ -3,6 +3,8 @@
     python -m core campaign create NAME --models ID[,ID...] --prompts FILE [--endpoint URL] [--api-key-env VAR]
         [--config models.json] [--rounds N] [--warmup N] [--max-tokens N] [--concurrency N[,N...]]
         [--lengths N[,N...]] [--order TEXT] [--devices a,b|any] [--new-version] [--db] [--json OUT]
+    python -m core campaign create NAME --from plan.json [--new-version] [--db]
+    python -m core campaign export NAME [--version N] --out plan.json [--db]
     python -m core campaign list [--db] [--json OUT]
     python -m core campaign show NAME [--version N] [--db] [--json OUT]
     python -m core campaign run NAME [--db] [--json OUT]      (this device: SLM_DEVICE / its saved label)
@@ -32,10 +34,13 @@ def register(subparsers) -> None:
                        description="Store a campaign. The same plan again changes nothing; another plan under an "
                                    "existing name is refused unless --new-version (NAME v2, v3...).")
     c.add_argument("name", metavar="NAME")
-    c.add_argument("--models", "--model", dest="models", action="append", required=True, metavar="ID[,ID...]",
+    c.add_argument("--from", dest="plan_file", metavar="FILE",
+                   help="the plan from `campaign export` (another store's campaign: the same plan, the same hash); "
+                        "instead of --models/--prompts/settings")
+    c.add_argument("--models", "--model", dest="models", action="append", metavar="ID[,ID...]",
                    help="candidate models (repeat or comma-separate): ids at --endpoint, else local models "
                         "(Foundry Local / llama.cpp) resolved on each device")
-    c.add_argument("--prompts", required=True, metavar="FILE", help="JSON prompt set (stored by content and sha256)")
+    c.add_argument("--prompts", metavar="FILE", help="JSON prompt set (stored by content and sha256)")
     c.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible endpoint serving the models")
     c.add_argument("--api-key-env", metavar="VAR", help="NAME of the environment variable holding the API key")
     c.add_argument("--config", metavar="models.json",
@@ -54,6 +59,16 @@ def register(subparsers) -> None:
     c.add_argument("--db", metavar="PATH", help=DB_HELP)
     c.add_argument("--json", metavar="OUT", help="write the stored campaign {name, version, created, ...} to OUT")
     c.set_defaults(func=create)
+
+    e = sub.add_parser("export", help="write a campaign's plan to a file (for a store it cannot reach)",
+                       description="Write a campaign version's plan (models, prompts, settings, devices) to a file; "
+                                   "`campaign create NAME --from FILE` stores the same plan in another store, so runs "
+                                   "bundled from there count here.")
+    e.add_argument("name", metavar="NAME")
+    e.add_argument("--version", type=int, default=None, metavar="N", help="a version (default the latest)")
+    e.add_argument("--out", required=True, metavar="FILE", help="the plan file to write")
+    e.add_argument("--db", metavar="PATH", help=DB_HELP)
+    e.set_defaults(func=export)
 
     ls = sub.add_parser("list", help="every campaign version", description="List every campaign version.")
     ls.add_argument("--db", metavar="PATH", help=DB_HELP)
@@ -84,18 +99,25 @@ def _names(items: list[str]) -> list[str]:
 
 
 def create(args) -> int:
-    from core.bench.campaign import make_plan, parse_devices, plan_settings
+    from core.bench.campaign import make_plan, parse_devices, plan_settings, read_plan_file
     from core.bench.inputs import Settings, load_models_config, load_prompts
     from core.output import write_json
     from core.store import campaigns as store
 
-    prompt_set = load_prompts(args.prompts)
-    config = load_models_config(args.config) if args.config else None
-    settings = Settings(rounds=args.rounds, warmup=args.warmup, max_tokens=args.max_tokens,
-                        concurrency=args.concurrency)
-    plan = make_plan(_names(args.models), prompt_set=prompt_set, settings=settings,
-                     devices=parse_devices(args.devices), endpoint=args.endpoint, api_key_env=args.api_key_env,
-                     config=config, lengths=args.lengths, order=args.order)
+    if args.plan_file:
+        if args.models or args.prompts:
+            raise UserError("--from FILE holds the whole plan: leave out --models and --prompts")
+        plan, prompt_set = read_plan_file(args.plan_file)
+    else:
+        if not args.models or not args.prompts:
+            raise UserError("a campaign needs --models and --prompts (or --from FILE)")
+        prompt_set = load_prompts(args.prompts)
+        config = load_models_config(args.config) if args.config else None
+        settings = Settings(rounds=args.rounds, warmup=args.warmup, max_tokens=args.max_tokens,
+                            concurrency=args.concurrency)
+        plan = make_plan(_names(args.models), prompt_set=prompt_set, settings=settings,
+                         devices=parse_devices(args.devices), endpoint=args.endpoint, api_key_env=args.api_key_env,
+                         config=config, lengths=args.lengths, order=args.order)
     _, ignored = plan_settings(plan)          # the benchmark accepts the plan before it is stored
     out = store.create_campaign(args.name, plan, prompt_set.prompts, prompt_set.name, new_version=args.new_version)
     shown = store.display_name(out["name"], out["version"])
@@ -107,6 +129,16 @@ def create(args) -> int:
               file=sys.stderr)
     if args.json:
         write_json(args.json, {**out, "display": shown, "plan": plan})
+    return 0
+
+
+def export(args) -> int:
+    from core.bench.campaign import plan_file
+    from core.output import write_json
+    from core.store import campaigns as store
+    c = store.get_campaign(args.name, args.version)
+    write_json(args.out, plan_file(c))
+    print(f"campaign {store.display_name(c['name'], c['version'])}: plan written to {args.out}")
     return 0
 
 

@@ -172,8 +172,21 @@ def test_a_killed_campaign_run_resumes_with_the_same_totals(server, env, capsys)
 def test_an_offline_devices_bundle_counts_in_the_team_store(server, env, capsys):
     offline, team = env["tmp"] / "offline.duckdb", env["tmp"] / "team.duckdb"
     targets = ["--devices", "air-gapped,dev-a"]
-    for db_file in (offline, team):                 # the same plan in both stores (the same sha256)
-        assert main(create_args("bundled", env, server, [FAST], *targets, "--db", str(db_file))) == 0
+    assert main(create_args("bundled", env, server, [FAST], *targets, "--db", str(team), "--json",
+                            str(env["tmp"] / "team.json"))) == 0
+    plan = env["tmp"] / "plan.json"                 # the plan travels to the offline device as a file
+    assert main(["campaign", "export", "bundled", "--out", str(plan), "--db", str(team)]) == 0
+    tampered = env["tmp"] / "tampered.json"
+    data = json.loads(plan.read_text())
+    data["prompts"][0]["text"] = "Say something else"
+    tampered.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["campaign", "create", "bundled", "--from", str(tampered), "--db", str(offline)]) == 2
+    assert "prompt_set_hash" in one_error_line(capsys)
+    assert main(["campaign", "create", "bundled", "--from", str(plan), "--db", str(offline), "--json",
+                 str(env["tmp"] / "made.json")]) == 0
+    made = json.loads((env["tmp"] / "made.json").read_text())
+    assert made["created"] and made["plan_sha256"] == json.loads((env["tmp"] / "team.json").read_text())["plan_sha256"]
     os.environ["SLM_DEVICE"] = "air-gapped"
     assert main(["campaign", "run", "bundled", "--db", str(offline), "--json", str(env["tmp"] / "r.json")]) == 0
     run_id = json.loads((env["tmp"] / "r.json").read_text())["run_id"]
