@@ -215,10 +215,9 @@ def run(args) -> int:
         print(f"note: the plan's {', '.join(ignored)} are not applied by this benchmark", file=sys.stderr)
     link = store.device_link(c, device)
     state = store.device_state(link)
-    if state in ("done", "skipped"):
-        print(f"campaign {shown} is already {state} on {device}"
-              + (f" (run {link['run_id']})" if state == "done" else "") + ": nothing to run")
-        if args.json and state == "done":
+    if state == "done":
+        print(f"campaign {shown} is already done on {device} (run {link['run_id']}): nothing to run")
+        if args.json:
             from core.store import bench as db
             write_json(args.json, {"run_id": link["run_id"], "results": db.run_summary(link["run_id"])})
         return 0
@@ -233,8 +232,9 @@ def run(args) -> int:
     specs, skipped = resolve_plan_models(c["plan"])
     for s in skipped:
         print(f"skipped {term_text(s['model'])} [{s['engine']}]: {term_text(s['reason'])}", file=sys.stderr)
-    if not specs:
-        store.link_run(f"{store.SKIPPED_PREFIX}{uuid.uuid4().hex[:12]}", c, device, skipped)
+    if not specs:        # recorded once; a later `campaign run` looks again (an endpoint back up, a model installed)
+        if state != "skipped" or link["skipped"] != skipped:
+            store.link_run(f"{store.SKIPPED_PREFIX}{uuid.uuid4().hex[:12]}", c, device, skipped)
         print(f"campaign {shown}: {device} can run none of its models (recorded as skipped)")
         return 0
     run_id = new_run_id()

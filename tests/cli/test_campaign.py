@@ -231,3 +231,31 @@ def test_lengths_and_order_are_stored_and_bad_input_is_one_line(server, env, cap
         assert main(args) == 2
         assert words in one_error_line(capsys)
     assert [r["name"] for r in store.list_campaigns()] == ["sweep"]
+
+
+def test_a_device_that_can_run_nothing_is_skipped_until_it_can(env, capsys):
+    with OpenAITestServer(models=[FAST], n=4) as later:
+        url = later.base_url
+        assert main(["campaign", "create", "later", "--models", FAST, "--prompts", str(env["prompts"]),
+                     "--endpoint", url, "--rounds", "1", "--max-tokens", "8", "--devices", "dev-a"]) == 0
+    # the endpoint is down: every model skipped, with the reason; run again: nothing new is recorded
+    assert main(["campaign", "run", "later"]) == 0
+    (dev,) = store.campaign_status("later")["devices"]
+    assert dev["state"] == "skipped" and "cannot run here" in dev["skipped"][0]["reason"]
+    assert store.campaign_decision_inputs("later") == ({"dev-a": []}, [])
+    assert main(["campaign", "run", "later"]) == 0
+    from core.store.db import connect
+    with connect() as con:
+        assert con.execute("SELECT count(*) FROM campaign_runs WHERE campaign = 'later'").fetchone()[0] == 1
+    # the endpoint is back (same port): the next `campaign run` runs the plan
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        server = OpenAITestServer(models=[FAST], n=4, port=port).__enter__()
+    except OSError:
+        pytest.skip("the port was taken again before the server came back")
+    try:
+        assert main(["campaign", "run", "later"]) == 0
+    finally:
+        server.__exit__(None, None, None)
+    (dev,) = store.campaign_status("later")["devices"]
+    assert dev["state"] == "done" and dev["requests"] == dev["planned"] == len(PROMPTS)
