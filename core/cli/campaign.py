@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     c.add_argument("--max-tokens", type=int, default=256, metavar="N", help="max output tokens (default 256)")
     c.add_argument("--concurrency", type=_int_list, default=[1], metavar="N[,N...]", help="levels (default 1)")
     c.add_argument("--lengths", type=_int_list, default=None, metavar="N[,N...]",
-                   help="prompt lengths of a length sweep (stored with the plan; `campaign run` does not run sweeps yet)")
+                   help="prompt lengths of a length sweep (stored with the plan; `campaign run` runs no sweep yet)")
     c.add_argument("--order", default=None, metavar="TEXT",
                    help="request order, as `bench --order` (interleaved | blocked; default: the benchmark's)")
     c.add_argument("--devices", default="any", metavar="a,b|any",

@@ -14,7 +14,7 @@ import hashlib
 import json
 
 from core.errors import UserError
-from core.store.db import connect, fetch_dicts, retrying, to_json
+from core.store.db import connect, fetch_dicts, retrying, to_json, utc_now
 
 ANY = "any"
 JSON_COLUMNS = {"plan", "prompts", "devices", "skipped"}
@@ -61,9 +61,9 @@ def create_campaign(name: str, plan: dict, prompts: list[dict], prompt_set: str 
                                 "use --new-version to make the next version, or another name")
         version = (versions[-1]["version"] + 1) if versions else 1
         con.execute("INSERT INTO campaigns (name, version, created_at, plan, plan_sha256, prompt_set, prompt_set_hash, "
-                    "prompts, devices) VALUES (?, ?, current_timestamp, ?, ?, ?, ?, ?, ?)",
-                    [name, version, to_json(plan), sha, prompt_set, plan["prompt_set_hash"], to_json(prompts),
-                     to_json(plan["devices"])])
+                    "prompts, devices) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [name, version, utc_now(), to_json(plan), sha, prompt_set, plan["prompt_set_hash"],
+                     to_json(prompts), to_json(plan["devices"])])
     return {"name": name, "version": version, "created": True, "plan_sha256": sha}
 
 
@@ -78,7 +78,8 @@ def get_campaign(name: str, version: int | None = None) -> dict:
     for v in versions:
         if v["version"] == version:
             return v
-    raise UserError(f"campaign {name!r} has no version {version} (it has {', '.join(str(v['version']) for v in versions)})")
+    have = ", ".join(str(v["version"]) for v in versions)
+    raise UserError(f"campaign {name!r} has no version {version} (it has {have})")
 
 
 def list_campaigns() -> list[dict]:
@@ -101,8 +102,9 @@ def link_run(run_id: str, campaign: dict, device: str, skipped: list[dict]) -> N
     with connect() as con:
         con.execute("DELETE FROM campaign_runs WHERE run_id = ?", [run_id])
         con.execute("INSERT INTO campaign_runs (run_id, campaign, version, plan_sha256, device, skipped, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                    [run_id, campaign["name"], campaign["version"], campaign["plan_sha256"], device, to_json(skipped)])
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, campaign["name"], campaign["version"], campaign["plan_sha256"], device, to_json(skipped),
+                     utc_now()])
 
 
 def _links(campaign: dict) -> list[dict]:
