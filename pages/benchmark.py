@@ -103,12 +103,13 @@ def render_conditions(report) -> None:
     """Noisy levels (a warning), then the order, energy and paired comparisons (core.bench.conditions)."""
     from core.bench.conditions import energy_lines, noisy_lines, order_line, pair_lines
     from core.bench.paired import run_pairs
-    for line in noisy_lines(report.results, md_text):
-        st.warning("Noisy: " + line)
+    for line in noisy_lines(report.results, str):
+        st.warning(md_text("Noisy: " + line))
     with st.expander("Order, energy and paired comparisons"):
         lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
-        lines += energy_lines(report.results, md_text) + pair_lines(run_pairs(report.run_id), md_text)
-        st.markdown("\n".join(f"- {x}" for x in lines if x) or "Nothing recorded (a run stored before these were).")
+        lines += energy_lines(report.results, str) + pair_lines(run_pairs(report.run_id), str)
+        for line in [x for x in lines if x] or ["Nothing recorded (a run stored before these were)."]:
+            st.markdown("- " + md_text(line))
 
 
 def render_lengths_setup() -> dict | None:

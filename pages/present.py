@@ -65,7 +65,7 @@ def render(rec: dict) -> None:
     if top is not None:
         wait = report.wait_sentence(top)
         if wait:
-            st.subheader(wait)
+            st.subheader(md_text(wait))
         for note in top.get("flags") or []:
             if note.startswith(("noisy:", "energy is an estimate", "time to notes:")):
                 st.text(note)

@@ -92,13 +92,13 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("memory", "peak_rss_mb", "peak_rss_mb", False, "MB", "Peak memory", help="peak resident memory"),
     Criterion("quality", "quality", "quality", True, "0..1", "Quality", help="mean quality score", decimals="two"),
     Criterion("disk", "disk_mb", "disk_mb", False, "MB", "Disk", help="model size on disk"),
+    Criterion("license", "license", "license_score", True, "", "License",
+              help="1 commercial use, 0.5 with conditions, 0 none or unknown", aggregate=False, fixed_scale=True,
+              shown="license"),
     Criterion("time_to_notes", "time_to_notes_ms", "time_to_notes_ms", False, "ms", "Time to notes",
               help="TTFT + (out - 1) x TPOT at the target meeting length, from the length sweep's fitted curves"),
     Criterion("energy", "energy_j", "energy_j", False, "J per summary", "Energy",
               help="joules per request (RAPL, or an estimate from CPU time, labelled)"),
-    Criterion("license", "license", "license_score", True, "", "License",
-              help="1 commercial use, 0.5 with conditions, 0 none or unknown", aggregate=False, fixed_scale=True,
-              shown="license"),
 )
 NAMES: tuple[str, ...] = tuple(c.name for c in CRITERIA)
 BY_NAME: dict[str, Criterion] = {c.name: c for c in CRITERIA}

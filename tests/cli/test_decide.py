@@ -13,7 +13,8 @@ from core.config import REPO_ROOT
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
                   "win_probability", "passes", "failed_constraints"}
-CRITERIA_KEYS = {"latency_ms", "decode_tokens_per_s", "peak_rss_mb", "quality", "disk_mb", "license"}
+CRITERIA_KEYS = {"latency_ms", "decode_tokens_per_s", "peak_rss_mb", "quality", "disk_mb", "license", "time_to_notes_ms",
+                 "energy_j"}
 
 
 RUBRIC = {"name": "notes", "description": "decide tests",
@@ -79,7 +80,8 @@ def test_json_contract_and_ranking(db, tmp_path, capsys):
     assert rc == 0
     doc = json.loads(out.read_text())
     assert {"winner", "candidates", "flip_points"} <= set(doc)
-    assert set(doc["flip_points"]) == {"latency", "decode_speed", "memory", "quality", "disk", "license"}
+    assert set(doc["flip_points"]) == {"latency", "decode_speed", "memory", "quality", "disk", "license",
+                                       "time_to_notes", "energy"}
     assert len(doc["candidates"]) == 5  # 4 in run-a (the failed one included) + 1 in run-b
     for c in doc["candidates"]:
         assert CANDIDATE_KEYS <= set(c)

@@ -9,9 +9,9 @@ import pytest
 from core.cli import main
 from tests.support.openai_server import OpenAITestServer
 
-# prefill 0.01 ms/token on a long window, against 0.05 ms/token on a window shorter than the target meeting
+# prefill 0.01 ms/token on a long window, against 0.2 ms/token on a window shorter than the target meeting
 QUICK = "quick;ttft=0.002;pt=0.00001;tok=0.001;n=4;window=8192"
-SLOW = "slow;ttft=0.002;pt=0.00005;tok=0.002;n=4;window=4096"
+SLOW = "slow;ttft=0.002;pt=0.0002;tok=0.003;n=4;window=4096"
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,7 @@ def test_unknown_is_one_word(record):
     assert md.replace("\\", "").count(f"{UNKNOWN} (") >= len(CRITERIA)
 
 
-NEW_RECORD = '''    Criterion("energy", "energy_j", "energy_j", False, "J", "Energy", help="joules per summary"),
+NEW_RECORD = '''    Criterion("warmth", "warmth_c", "warmth_c", False, "C", "Warmth", help="laptop surface temperature"),
 '''
 
 
@@ -157,19 +157,19 @@ def test_a_new_criterion_is_one_record(tmp_path):
             return Candidate(run_id="r", model=name, backend="openai", e2e_ms=np.full(5, 900.0),
                              tpot_ms=np.full(5, 20.0), peak_rss_mb=800.0, disk_mb=300.0, license="mit",
                              extra_metrics=extra)
-        res = engine.decide([cand("frugal", energy_j=2.0), cand("hungry", energy_j=9.0), cand("unmeasured")],
-                            "energy=1", constraints=["energy_j<=5"], n_boot=0, n_samples=50)
+        res = engine.decide([cand("frugal", warmth_c=2.0), cand("hungry", warmth_c=9.0), cand("unmeasured")],
+                            "warmth=1", constraints=["warmth_c<=5"], n_boot=0, n_samples=50)
         rec = {"name": "e", "run_ids": ["r"], "result": res.to_dict(), "context": {"runs": {}}}
         rows = {r.model: r for r in res.candidates}
         print(json.dumps({
             "winner": res.winner, "weights": list(res.weights),
-            "energy": {m: r.criteria.get("energy_j") for m, r in rows.items()},
+            "warmth": {m: r.criteria.get("warmth_c") for m, r in rows.items()},
             "failed": {m: r.failed_constraints for m, r in rows.items()},
-            "cell": report.build(res).row(rows["unmeasured"].candidate).cell("energy").value,
-            "md": "Energy (J)" in export.markdown_text(rec), "html": "<th>Energy (J)</th>" in export.html_report(rec),
-            "csv": "energy_j" in export.csv_text(rec).splitlines()[0],
-            "table": "Energy (J)" in view.matrix_frame(res).columns,
-            "present": "Energy (J)" in list(view.deciding_numbers(res).index),
+            "cell": report.build(res).row(rows["unmeasured"].candidate).cell("warmth").value,
+            "md": "Warmth (C)" in export.markdown_text(rec), "html": "<th>Warmth (C)</th>" in export.html_report(rec),
+            "csv": "warmth_c" in export.csv_text(rec).splitlines()[0],
+            "table": "Warmth (C)" in view.matrix_frame(res).columns,
+            "present": "Warmth (C)" in list(view.deciding_numbers(res).index),
         }))
     ''')
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLM_DB": str(tmp_path / "x.duckdb")}
@@ -177,10 +177,10 @@ def test_a_new_criterion_is_one_record(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["winner"].startswith("frugal") and got["weights"][-1] == "energy"
-    assert got["energy"] == {"frugal": 2.0, "hungry": 9.0, "unmeasured": None}
-    assert any("energy_j 9 violates energy_j<=5" in f for f in got["failed"]["hungry"])
-    assert "energy_j unknown" in got["failed"]["unmeasured"]
+    assert got["winner"].startswith("frugal") and got["weights"][-1] == "warmth"
+    assert got["warmth"] == {"frugal": 2.0, "hungry": 9.0, "unmeasured": None}
+    assert any("warmth_c 9 violates warmth_c<=5" in f for f in got["failed"]["hungry"])
+    assert "warmth_c unknown" in got["failed"]["unmeasured"]
     assert got["cell"] == UNKNOWN
     assert got["md"] and got["html"] and got["csv"] and got["table"] and got["present"]
-    assert criteria.NAMES[-1] != "energy"       # the copy, not this tree, was changed
+    assert criteria.NAMES[-1] != "warmth"       # the copy, not this tree, was changed

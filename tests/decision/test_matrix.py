@@ -26,7 +26,8 @@ def test_minmax_normalisation_and_scores_hand_computed():
           cand("c", e2e=300, tpot=80, mem=1500, q=0.9)]
     res = by_model(decide(cs, "latency=0.4,decode_speed=0.2,memory=0.2,quality=0.2", n_boot=0))
     assert res["a"]["normalized"] == pytest.approx({"latency_ms": 1, "decode_tokens_per_s": 1, "peak_rss_mb": 1,
-                                                    "quality": 0, "disk_mb": 1, "license": 1})
+                                                    "quality": 0, "disk_mb": 1, "license": 1,
+                                                    "time_to_notes_ms": 0, "energy_j": 0})  # not measured: 0
     assert res["b"]["normalized"]["latency_ms"] == pytest.approx(0.5)
     assert res["b"]["normalized"]["decode_tokens_per_s"] == pytest.approx(1 / 3)
     assert res["c"]["normalized"]["peak_rss_mb"] == pytest.approx(0.5)
@@ -45,7 +46,8 @@ def test_ranking_follows_weights():
 
 
 def test_rank_normalisation_with_ties():
-    raw = np.array([[100.0, 10, 1, 0.5, 10, 1], [200.0, 10, 2, 0.7, 20, 1], [200.0, 30, 3, np.nan, 30, 0.5]])
+    raw = np.array([[100.0, 10, 1, 0.5, 10, 1, np.nan, np.nan], [200.0, 10, 2, 0.7, 20, 1, np.nan, np.nan],
+                    [200.0, 30, 3, np.nan, 30, 0.5, np.nan, np.nan]])
     out = normalize(raw, np.array([True, True, True]), "rank")
     # latency: 100 best (1); the two 200s share the mean of ranks 0 and .5 -> .25
     assert out[:, 0] == pytest.approx([1.0, 0.25, 0.25])
@@ -70,13 +72,14 @@ def test_all_equal_criterion_gives_one():
 
 def test_weights_subset_normalised_and_bad_weights_refused():
     w = parse_weights("latency=3,quality=1")
-    assert w == pytest.approx({"latency": 0.75, "decode_speed": 0, "memory": 0, "quality": 0.25, "disk": 0, "license": 0})
+    assert w == pytest.approx({"latency": 0.75, "decode_speed": 0, "memory": 0, "quality": 0.25, "disk": 0, "license": 0,
+                               "time_to_notes": 0, "energy": 0})
     assert sum(parse_weights("balanced").values()) == pytest.approx(1.0)
     for bad, msg in [("speed=1", "unknown weight 'speed'"), ("latency=-1", ">= 0"), ("latency=0", "sum to 0"),
                      ("latency=abc", "not a number"), ("latency", "NAME=NUMBER")]:
         with pytest.raises(UserError, match=msg):
             parse_weights(bad)
-    assert weight_vector(np.array([1.0, 1, 0, 0, 0, 2])) == pytest.approx([0.25, 0.25, 0, 0, 0, 0.5])
+    assert weight_vector(np.array([1.0, 1, 0, 0, 0, 2, 0, 0])) == pytest.approx([0.25, 0.25, 0, 0, 0, 0.5, 0, 0])
 
 
 def test_constraint_parsing():
