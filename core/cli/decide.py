@@ -19,6 +19,9 @@ def register(subparsers) -> None:
                                                           "those devices)")
     p.add_argument("--devices", metavar="NAME[,NAME...]",
                    help="fleet decision: target devices; every constraint must hold on every one of them")
+    p.add_argument("--campaign", metavar="NAME",
+                   help="decide over a campaign: each device's campaign run (one plan, comparable by construction); "
+                        "target devices that have not finished it are named and fail the constraints they would decide")
     p.add_argument("--aggregate", default="worst", metavar="worst|mean|CRITERION=worst|mean,...",
                    help="with --devices: how each criterion is taken across devices (default: the worst device); "
                         f"criteria: {', '.join(c.name for c in AGGREGATED)}")
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = engine.weight_vector(args.weights)  # bad weights fail before any database work
     req = DecisionRequest.make(
-        runs=args.runs, devices=args.devices, aggregation=args.aggregate if args.devices else None,
+        runs=args.runs, devices=args.devices, campaign=args.campaign,
+        aggregation=args.aggregate if args.devices or args.campaign else None,
         constraints=args.constraint, gate_min_kappa=args.judge_min_kappa, gate_min_outputs=args.judge_min_outputs,
         latency_metric=args.latency_metric, method=args.normalization, require_commercial=args.require_commercial,
         allow_mixed=args.allow_mixed)

@@ -31,14 +31,35 @@ class DecisionRequest:
     aggregation: tuple[tuple[str, str], ...] | str | None = None
     n_boot: int = robustness.DEFAULT_BOOT
     seed: int = 0
+    campaign: str | None = None                # a fleet decision over a campaign's runs (see make)
+    campaign_missing: tuple[str, ...] = ()     # its target devices without a done run
 
     @classmethod
-    def make(cls, *, runs=None, devices=None, aggregation=None, constraints=(), **kw) -> "DecisionRequest":
-        """From user input: run ids or devices as "A,B" or a list; aggregation as text or a dict."""
+    def make(cls, *, runs=None, devices=None, aggregation=None, constraints=(), campaign=None,
+             **kw) -> "DecisionRequest":
+        """From user input: run ids or devices as "A,B" or a list; aggregation as text or a dict.
+
+        ``campaign``: its devices' campaign runs, compared by construction (one plan); its target devices
+        that have not finished yet are target devices all the same, so every constraint they would decide
+        fails, and the decision says which are missing."""
+        missing: tuple[str, ...] = ()
+        if campaign:
+            if runs or devices:
+                raise UserError("--campaign decides over the campaign's own runs and devices: drop --runs/--devices")
+            from core.store.campaigns import campaign_decision_inputs
+            by_device, missing_list = campaign_decision_inputs(campaign)
+            missing = tuple(missing_list)
+            runs = [r for ids in by_device.values() for r in ids]
+            devices = list(dict.fromkeys([*by_device, *missing]))
+            if not runs:
+                raise UserError(f"no device has finished campaign {campaign!r} yet"
+                                + (f" (missing: {', '.join(missing)})" if missing else ""))
         devs = tuple(fleet.parse_devices(devices)) if devices else ()
         ids = tuple(data.parse_run_ids(runs)) if runs else ()
         if not devs and not ids:
             raise UserError("no run id given: use --runs ID[,ID...] (or --devices NAME[,NAME...])")
+        if campaign:
+            kw.update(campaign=campaign, campaign_missing=missing)
         agg = tuple(fleet.parse_aggregation(aggregation).items()) if devs else None
         return cls(runs=ids, devices=devs, aggregation=agg, constraints=tuple(constraints or ()), **kw)
 
@@ -71,11 +92,16 @@ class DecisionRequest:
         """engine.Prepared (runs) or fleet.FleetPrepared (devices)."""
         gate, prefer = self.gate(), self.preference()
         if self.is_fleet:
-            return fleet.prepare_fleet(list(self.devices), run_ids=list(self.runs) or None,
-                                       aggregation=dict(self.aggregation or ()), latency_metric=self.latency_metric,
-                                       constraints=list(self.constraints), require_commercial=self.require_commercial,
-                                       method=self.method, n_boot=self.n_boot, seed=self.seed, prefer=prefer,
-                                       gate=gate)
+            prepared = fleet.prepare_fleet(list(self.devices), run_ids=list(self.runs) or None,
+                                           aggregation=dict(self.aggregation or ()),
+                                           latency_metric=self.latency_metric, constraints=list(self.constraints),
+                                           require_commercial=self.require_commercial, method=self.method,
+                                           n_boot=self.n_boot, seed=self.seed, prefer=prefer, gate=gate)
+            if self.campaign_missing:
+                prepared.prep.warnings.append(
+                    f"campaign {self.campaign}: target device(s) {', '.join(self.campaign_missing)} have not "
+                    "finished it yet: every constraint they would decide fails until they do")
+            return prepared
         warnings: list[str] = []
         findings: list[str] = []
         cands = data.load_candidates(list(self.runs), prefer=prefer, gate=gate, allow_mixed=self.allow_mixed,

@@ -67,3 +67,18 @@ def test_two_devices_run_one_campaign_at_once_into_postgres(tmp_path, pg, monkey
     assert len(set(sum(runs.values(), []))) == 2
     from core.store import devices
     assert devices.run_devices(sum(runs.values(), [])) == {r[0]: d for d, r in runs.items()}
+    # decide --campaign: ranks across both devices; the third target is named missing and fails what it decides
+    doc_path = tmp_path / "decision.json"
+    capsys.readouterr()
+    assert main(["decide", "--campaign", "fleet", "--weights", "latency=1", "--constraint", "e2e_p95_ms<=60000",
+                 "--json", str(doc_path)]) == 0
+    doc = json.loads(doc_path.read_text())
+    assert doc["devices"] == ["laptop-8gb", "workstation", "laptop-16gb"]
+    assert any("laptop-16gb" in w and "not finished" in w for w in doc["warnings"]), doc["warnings"]
+    for c in doc["candidates"]:
+        assert set(c["devices"]) == {"laptop-8gb", "workstation", "laptop-16gb"}
+        assert any("laptop-16gb" in f for f in c["failed_constraints"]), c["failed_constraints"]
+    # without the missing device's constraint the two done devices rank the candidates
+    assert main(["decide", "--runs", ",".join(sum(runs.values(), [])), "--devices", "laptop-8gb,workstation",
+                 "--weights", "latency=1", "--json", str(doc_path)]) == 0
+    assert json.loads(doc_path.read_text())["winner"]
