@@ -58,6 +58,21 @@ def render_runs() -> list[str]:
     return chosen
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _campaigns(db: str) -> list[str]:
+    from core.store.campaigns import list_campaigns
+    return list(dict.fromkeys(c["name"] for c in list_campaigns()))
+
+
+def render_campaign() -> str | None:
+    """A campaign to decide over (its latest version); None: choose devices or runs below."""
+    names = _campaigns(str(db_path()))
+    if not names:
+        return None
+    return st.selectbox("Campaign (fleet decision over its devices' runs)", [None, *names], key=K + "campaign",
+                        format_func=lambda n: "none: choose devices or runs below" if n is None else md_text(n))
+
+
 def render_devices() -> list[str]:
     """Target devices (the labels runs were recorded under); none chosen: decide over the runs chosen below."""
     names = _devices(str(db_path()))
@@ -225,16 +240,18 @@ def render_exports(name: str | None) -> None:
 def main() -> None:
     st.title("Decision")
     try:
-        devices = render_devices()
-        agg = render_aggregation() if devices else None
-        run_ids = [] if devices else render_runs()
-        if not devices and not run_ids:
+        campaign = render_campaign()
+        devices = [] if campaign else render_devices()
+        agg = render_aggregation() if devices or campaign else None
+        run_ids = [] if devices or campaign else render_runs()
+        if not campaign and not devices and not run_ids:
             return
         weights = render_weights()
         latency_metric, method, cons, require_commercial = render_constraints()
         if weights is None:
             return
-        req = DecisionRequest.make(runs=run_ids or None, devices=devices or None, aggregation=agg, constraints=cons,
+        req = DecisionRequest.make(runs=run_ids or None, devices=devices or None, campaign=campaign,
+                                   aggregation=agg, constraints=cons,
                                    latency_metric=latency_metric, method=method,
                                    require_commercial=require_commercial,
                                    allow_mixed=bool(st.session_state.get(K + "allow_mixed")))
@@ -247,7 +264,7 @@ def main() -> None:
             return
         render_verdict(result)
         render_matrix(result)
-        if devices:
+        if req.is_fleet:
             render_fleet(result)
         render_charts(result)
         render_save(result, req.run_ids(result))
