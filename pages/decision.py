@@ -113,6 +113,18 @@ def render_weights() -> dict | None:
     return weights
 
 
+# The limits a user types (0 = none): widget key, label, the constraint it makes, the input's options.
+LIMITS = (
+    ("max_mem", "Max peak memory (MB), 0 = none", "peak_rss_mb<=", dict(min_value=0, step=100)),
+    ("max_lat", "Max p95 latency (ms), 0 = none", "latency_ms<=", dict(min_value=0, step=100)),
+    ("min_q", "Min quality (0..1), 0 = none", "quality>=", dict(min_value=0.0, max_value=1.0, step=0.05)),
+    ("max_disk", "Max disk (MB), 0 = none", "disk_mb<=", dict(min_value=0, step=100)),
+    ("min_ctx", "Min context window (tokens), 0 = none", "context_window>=", dict(min_value=0, step=1000)),
+    ("max_notes", "Max time to notes (ms), 0 = none", "time_to_notes_ms<=", dict(min_value=0, step=1000)),
+    ("max_energy", "Max energy (J per summary), 0 = none", "energy_j<=", dict(min_value=0.0, step=10.0)),
+)
+
+
 def render_constraints() -> tuple[str, str, list[str], bool]:
     st.subheader("Constraints and options")
     a, b, c = st.columns(3)
@@ -121,32 +133,13 @@ def render_constraints() -> tuple[str, str, list[str], bool]:
     method = b.radio("Normalisation", ["minmax", "rank"], horizontal=True, key=K + "method",
                      format_func={"minmax": "min-max", "rank": "rank"}.get)
     require_commercial = c.checkbox("Commercial use required", key=K + "commercial")
-    a, b, c, d = st.columns(4)
-    max_mem = a.number_input("Max peak memory (MB), 0 = none", min_value=0, step=100, key=K + "max_mem")
-    max_lat = b.number_input("Max p95 latency (ms), 0 = none", min_value=0, step=100, key=K + "max_lat")
-    min_q = c.number_input("Min quality (0..1), 0 = none", min_value=0.0, max_value=1.0, step=0.05, key=K + "min_q")
-    max_disk = d.number_input("Max disk (MB), 0 = none", min_value=0, step=100, key=K + "max_disk")
-    a, b, c = st.columns(3)
-    min_ctx = a.number_input("Min context window (tokens), 0 = none", min_value=0, step=1000, key=K + "min_ctx")
-    max_notes = b.number_input("Max time to notes (ms), 0 = none", min_value=0, step=1000, key=K + "max_notes")
-    max_energy = c.number_input("Max energy (J per summary), 0 = none", min_value=0.0, step=10.0, key=K + "max_energy")
+    cons = []
+    for col, (key, label, cmp, opts) in zip(st.columns(4) + st.columns(4), LIMITS):
+        value = col.number_input(label, key=K + key, **opts)
+        if value:
+            cons.append(f"{cmp}{value}")
     allowed = st.multiselect("Licenses allowed (empty = any)", [k for k in known_licenses() if k != "unknown"],
                              key=K + "licenses")
-    cons = []
-    if max_mem:
-        cons.append(f"peak_rss_mb<={max_mem}")
-    if max_lat:
-        cons.append(f"latency_ms<={max_lat}")
-    if min_q:
-        cons.append(f"quality>={min_q}")
-    if max_disk:
-        cons.append(f"disk_mb<={max_disk}")
-    if min_ctx:
-        cons.append(f"context_window>={min_ctx}")
-    if max_notes:
-        cons.append(f"time_to_notes_ms<={max_notes}")
-    if max_energy:
-        cons.append(f"energy_j<={max_energy}")
     if allowed:
         cons.append("license in " + ",".join(allowed))
     return latency_metric, method, cons, require_commercial
