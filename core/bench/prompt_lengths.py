@@ -41,7 +41,7 @@ class ModelTokens:
 
 
 def gguf_tokens(path: str) -> ModelTokens:
-    from core.catalog.gguf import GgufTokenizer
+    from core.catalog.gguf_file import GgufTokenizer
     tok = GgufTokenizer(path)
     llm = tok._llm
     return ModelTokens(count=tok, source="gguf", window=tok.context_length,

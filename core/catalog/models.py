@@ -105,7 +105,7 @@ def presentable_name(model_id: str, backend: str, *, label: str | None = None,
 
 @functools.lru_cache(maxsize=32)
 def _gguf_window_cached(path: str, mtime: float) -> int | None:
-    from core.catalog.gguf import gguf_context_length
+    from core.catalog.gguf_file import gguf_context_length
     return gguf_context_length(path)
 
 

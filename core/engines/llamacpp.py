@@ -19,7 +19,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from core.catalog.gguf import GgufTokenizer, gguf_context_length
+from core.catalog.gguf_file import GgufTokenizer, gguf_context_length
 from core.engines.base import EngineDied, LoadInfo
 from core.engines.http import HttpEngine
 from core.errors import UserError

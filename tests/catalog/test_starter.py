@@ -115,3 +115,18 @@ def test_a_failing_model_is_named_and_the_others_still_finish(tmp_path, monkeypa
     assert out.splitlines()[-1].startswith("starter models: 3 in place, 0 copied from cache, 0 built, 1 failed")
     assert err.startswith("error: slm-test-unbuilt-generic-cpu:1: not enough disk space")
     assert not (MODELS_DIR / "slm-test-unbuilt-generic-cpu:1").exists()
+
+
+def test_no_module_beside_the_build_script_shadows_what_it_imports():
+    """starter_build.py runs as a script in .venv-build: its folder comes first on sys.path, so a module there
+    named like a package it imports (gguf, transformers, ...) would be imported instead (a fresh machine's
+    set-up failed that way: core/catalog/gguf.py hid the gguf package)."""
+    import ast
+
+    from core.catalog import starter
+    tree = ast.parse(starter.BUILD_SCRIPT.read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    beside = {p.stem for p in starter.BUILD_SCRIPT.parent.glob("*.py")} | {
+        p.name for p in starter.BUILD_SCRIPT.parent.iterdir() if p.is_dir()}
+    assert "gguf" in imported and not imported & beside, imported & beside
