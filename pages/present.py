@@ -67,7 +67,7 @@ def render(rec: dict) -> None:
         if wait:
             st.subheader(md_text(wait))
         for note in top.get("flags") or []:
-            if note.startswith(("noisy:", "energy is an estimate", "time to notes:")):
+            if note.startswith(("noisy:", "energy:", "time to notes:")):
                 st.text(note)
         lic = top.get("license_info") or {}
         st.text(f"License: {lic.get('name') or lic.get('id') or UNKNOWN}"

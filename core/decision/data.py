@@ -137,7 +137,7 @@ def build_candidates(inputs: dict, *, prefer: str = "human", gate=None, every_ru
             notes.append("noisy: " + str((r.get("noise") or {}).get("reason") or "other programs used the machine"))
         energy = r.get("energy") or {}
         if r.get("energy_j_per_request") is not None and energy.get("estimate"):
-            notes.append(f"energy is an estimate: {energy.get('source')}")
+            notes.append(f"energy: {energy.get('source')}")   # the source says "estimate: ..." and from what
         dev = run.get("device")
         out.append(Candidate(
             run_id=r["run_id"], model=r["model"], backend=r["backend"], concurrency=r["concurrency"],
