@@ -8,17 +8,11 @@ import pytest
 
 from core.stats import bootstrap_ci
 from core.quality.calibration import Gate, judge_calibration, kappa_interval, krippendorff_alpha
-from core.quality.judge import JudgeModel, run_judge
 from core.quality.rubrics import import_rubric
-from core.store import quality as qstore
+from core.quality.judge import JudgeModel, run_judge
+from tests.support.gated_store import RUBRIC, judge_and_people
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import make_run
-
-RUBRIC = {"name": "one", "description": "one criterion",
-          "criteria": [{"name": "good", "description": "is it good", "scale": [1, 3], "weight": 1}]}
-JUDGE = [1, 2, 3, 2]
-ANA = [1, 2, 3, 3]
-BEN = [1, 2, 2, 3]
 
 
 @pytest.fixture
@@ -27,18 +21,7 @@ def scored(tmp_path, monkeypatch):
     import_rubric(dict(RUBRIC))
     ids = make_run("rc", {f"p{i}": f"task {i}" for i in range(4)},
                    {("m-a", f"p{i}"): f"output {i}" for i in range(4)}, extra_requests=False)
-
-    def script(body):
-        i = int(body["messages"][1]["content"].split("<<<CANDIDATE_OUTPUT ")[1].split(">>>\n", 1)[1].split("\n")[0][-1])
-        return json.dumps({"rationale": "r", "scores": {"good": JUDGE[i]}})
-
-    with JudgeServer(script) as srv:
-        doc = run_judge("rc", "one", JudgeModel("big-judge", "openai", srv.base_url, timeout=10))
-    assert doc["failed"] == 0
-    qstore.save_human_scores(
-        [{"run_id": "rc", "request_id": ids[("m-a", f"p{i}")], "rubric": "one", "rater": who, "scores": {"good": v[i]},
-          "comment": None} for who, v in (("ana", ANA), ("ben", BEN)) for i in range(4)])
-    return doc["judge_run_id"]
+    return judge_and_people("rc", ids)
 
 
 def test_kappa_interval_and_alpha_against_hand_computed_values(scored):

@@ -55,13 +55,20 @@ def build() -> None:
     make_run("rb", {f"p{i}": f"task {i}" for i in range(4)}, outputs, extra_requests=False)
     _models("rb", "dev-b", 1200.0)
 
+    judge_and_people("rc", ids)
+
+
+def judge_and_people(run_id: str, ids: dict) -> str:
+    """The judge (a local HTTP judge answering JUDGE) on every output of ``run_id``, and ana's and ben's scores
+    on m-a's outputs (``ids``: (model, prompt id) -> request id, from make_run); the judge run's id."""
     def script(body):
         i = int(body["messages"][1]["content"].split("<<<CANDIDATE_OUTPUT ")[1].split(">>>\n", 1)[1].split("\n")[0][-1])
         return json.dumps({"rationale": "r", "scores": {"good": JUDGE[i]}})
 
     with JudgeServer(script) as srv:
-        doc = run_judge("rc", "one", JudgeModel("big-judge", "openai", srv.base_url, timeout=10))
+        doc = run_judge(run_id, "one", JudgeModel("big-judge", "openai", srv.base_url, timeout=10))
     assert doc["failed"] == 0
     qstore.save_human_scores(
-        [{"run_id": "rc", "request_id": ids[("m-a", f"p{i}")], "rubric": "one", "rater": who, "scores": {"good": v[i]},
-          "comment": None} for who, v in (("ana", ANA), ("ben", BEN)) for i in range(4)])
+        [{"run_id": run_id, "request_id": ids[("m-a", f"p{i}")], "rubric": "one", "rater": who,
+          "scores": {"good": v[i]}, "comment": None} for who, v in (("ana", ANA), ("ben", BEN)) for i in range(4)])
+    return doc["judge_run_id"]
