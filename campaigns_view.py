@@ -1,4 +1,4 @@
-"""The Campaigns section of the Benchmark page (issue 21): every campaign version and, for the one picked, the
+"""The Campaigns section of the Benchmark page: every campaign version and, for the one picked, the
 state of each device. Reads core.store.campaigns only; campaigns are made and run from the command line."""
 import streamlit as st
 

@@ -342,5 +342,5 @@ else:
     render_results(all_runs)
     render_compare(all_runs)
     render_past(all_runs)
-from campaigns_view import render_campaigns  # noqa: E402  (issue 21: the Campaigns section)
+from campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
 render_campaigns()

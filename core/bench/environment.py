@@ -117,7 +117,7 @@ def model_environment(env: dict, spec, info, prompt_set_hash: str) -> dict:
             "runtime": info.runtime if info else {}, "prompt_set_hash": prompt_set_hash}
 
 
-# -- power and thermal state (issue 20): readers take the sysfs root so tests can lay one out ----------
+# -- power and thermal state: readers take the sysfs root so tests can lay one out ----------
 def _text(path: Path) -> str | None:
     try:
         return path.read_text().strip()

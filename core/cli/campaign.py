@@ -1,4 +1,4 @@
-"""`python -m core campaign ...`: fleet campaigns, one plan that every target device runs (issue 21).
+"""`python -m core campaign ...`: fleet campaigns, one plan that every target device runs.
 
     python -m core campaign create NAME --models ID[,ID...] --prompts FILE [--endpoint URL] [--api-key-env VAR]
         [--config models.json] [--rounds N] [--warmup N] [--max-tokens N] [--concurrency N[,N...]]
