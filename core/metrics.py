@@ -228,13 +228,45 @@ def window_s(rows: list[dict]) -> float | None:
     return total if any_window else None
 
 
-def aggregate_throughput_tok_s(rows: list[dict]) -> float | None:
-    """Output tokens of successful requests / the measured window (``window_s``) over all measured requests."""
-    window = window_s(rows)
-    tokens = sum(r["completion_tokens"] or 0 for r in rows if r["ok"])
-    if window is None or window <= 0 or not any(r["ok"] for r in rows):
+def _steady_part(rows: list[dict]) -> tuple[float, float] | None:
+    """(output tokens, seconds) of one turn's steady part, or None when it has none to speak of.
+
+    At concurrency N the steady part runs from the start of the N-th request (every slot busy) to the start
+    of the last one (from there slots fall idle: the drain); the requests that end inside it, over its
+    length, are the level's rate with every slot busy (guidellm's warm-up / cool-down, by request counts).
+    It needs at least N requests ending inside it (one full turn of the slots); else None."""
+    n = rows[0].get("concurrency") if rows else None
+    starts = sorted(r["start_offset_s"] for r in rows if r.get("start_offset_s") is not None)
+    if not n or len(starts) <= n:
         return None
-    return tokens / window
+    lo, hi = starts[int(n) - 1], starts[-1]
+    inside = [r for r in rows if r.get("end_offset_s") is not None and lo < r["end_offset_s"] <= hi]
+    if hi <= lo or len(inside) < n:
+        return None
+    return float(sum(r["completion_tokens"] or 0 for r in inside if r["ok"])), hi - lo
+
+
+def aggregate_throughput_tok_s(rows: list[dict]) -> float | None:
+    """Output tokens per second of successful requests over the measured window: per turn (and sitting), its
+    steady part when it has one (``_steady_part``: ramp-up and drain excluded, so that a level cut into
+    interleaved turns reads the same as one blocked turn), else the whole turn (``window_s``)."""
+    if not any(r["ok"] for r in rows):
+        return None
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r.get("segment") or 0, r.get("turn")), []).append(r)
+    tokens = seconds = 0.0
+    for group in groups.values():
+        part = _steady_part(group)
+        if part is None:
+            w = window_s(group)
+            if w is None:
+                continue
+            part = (float(sum(r["completion_tokens"] or 0 for r in group if r["ok"])), w)
+        tokens, seconds = tokens + part[0], seconds + part[1]
+    if seconds <= 0:
+        return None
+    return tokens / seconds
 
 
 def infer_engine_wait(rows: list[dict]) -> None:

@@ -7,8 +7,10 @@ from router_guard import use_router
 from core.bench import charts
 from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
 from core.bench.job import BenchJob
-from core.bench.lengths import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
+from core.bench.lengths import (DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, default_lengths, parse_lengths, sweep_job,
+                                sweep_lines)
 from core.bench.lengths_charts import fit_chart, memory_chart
+from core.bench.timeline import timeline_chart
 from core.config import db_path
 from core.errors import UserError
 from core.output import md_text
@@ -116,8 +118,9 @@ def render_lengths_setup() -> dict | None:
     """Lengths mode: prompt lengths to build (or the prompt set below as your own long prompts), the target."""
     own = st.checkbox("Use the prompt set below as my own long prompts", key="bench_len_own")
     c = st.columns(4)
-    text = c[0].text_input("Prompt lengths (tokens)", "512,2048,4096,8192", key="bench_len_lengths", disabled=own)
     target_prompt = c[1].number_input("Target prompt tokens", 1, 1_000_000, DEFAULT_TARGET_PROMPT, key="bench_len_tp")
+    text = c[0].text_input("Prompt lengths (tokens)", ",".join(map(str, default_lengths(DEFAULT_TARGET_PROMPT))),
+                           key="bench_len_lengths", disabled=own)
     target_output = c[2].number_input("Target output tokens", 1, 100_000, DEFAULT_TARGET_OUTPUT, key="bench_len_to")
     context = c[3].number_input("Context (0 = what the longest prompt needs)", 0, 1_000_000, 0, key="bench_len_ctx")
     st.caption("One request at a time (concurrency 1); each model gets transcripts of exactly these lengths with "
@@ -253,7 +256,8 @@ def render_results(runs: list[dict]) -> None:
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests
     if report.sweeps:
         render_lengths(report.sweeps)
-    tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests"])
+    tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests",
+                    "Timeline"])
     with tabs[0]:
         for chart in (charts.latency_boxes(measured, "ttft_ms", "TTFT (ms)"), charts.latency_ecdf(measured, "e2e_ms")):
             if chart is not None:
@@ -269,6 +273,10 @@ def render_results(runs: list[dict]) -> None:
                "Memory by part needs the model's process before and after load (unknown for this run).")
     with tabs[4]:
         render_requests(measured)
+    with tabs[5]:
+        _chart(timeline_chart(report.requests), "No request of this run has times on the run's clock.")
+        st.caption("Every request from its start to its end on the run's one clock, coloured by turn: the "
+                   "interleaving, stalls and noisy stretches.")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Summary CSV", to_csv(report), f"benchmark_{run_id}.csv", "text/csv", key="bench_dl_csv")
     c2.download_button("Requests CSV", requests_csv(report), f"benchmark_requests_{run_id}.csv", "text/csv",

@@ -58,8 +58,8 @@ def choose_order(specs: list, requested: str, available_mb: float | None = None)
            "memory_available_mb": round(available_mb, 1)}
     if requested == "blocked":
         return dict(out, order="blocked", keep_loaded=False, reason="blocked order asked for")
-    if len(specs) < 2:
-        return dict(out, order="interleaved", keep_loaded=True, reason="one model")
+    if len(specs) < 2:   # nothing to interleave: one turn per level, its concurrency held throughout
+        return dict(out, order="blocked", keep_loaded=False, reason="one model: nothing to interleave")
     if needed > available_mb * MEMORY_HEADROOM:
         return dict(out, order="blocked", keep_loaded=False,
                     reason=f"the models need about {needed / 1e3:.1f} GB together, more than "

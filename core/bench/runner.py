@@ -10,7 +10,9 @@ requests a stored run is missing, as a new sitting (``segment``) of the same run
 
 Candidates run interleaved by default (``core.bench.order``): every model is loaded first and kept loaded,
 then each level runs round by round, the models in rotating order (round 1: A B C, round 2: B C A), each
-model's turn being its requests of that round (its warm-up before its first turn of the level). Each
+model's turn being its requests of that round (its warm-up before its first turn of the level); at
+concurrency N > 1 a turn takes as many consecutive rounds as hold ``MIN_TURN_WAVES`` x N requests
+(``turn_rounds``), so that its N slots run together, not only ramp up and drain. Each
 request row keeps its ``turn`` and ``turn_position``. Blocked (``Settings.order``, or models that do not
 fit in memory together): one model at a time, one turn per level. Around each turn's measured window the
 noise meter (``core.bench.noise``) and the energy meter (``core.bench.energy``) read their counters; a
@@ -104,6 +106,7 @@ class Runner:
         self.schedule = choose_order(models, self.settings.order, available_mb)
         self._turn_seq = 0
         self._pids: list[int] = []
+        self.clock0 = _perf()    # the run's (this sitting's) one clock: every request's run_start_s counts from here
         state = RunProgress(self.run_id, [
             ModelProgress(m.model, m.backend, m.name,
                           total=sum(self.settings.warmup + len(self._todo(m, level))
@@ -130,7 +133,10 @@ class Runner:
     # public ------------------------------------------------------------------------------
     def run(self) -> RunOutcome:
         from core.bench.resume import spec_record
+        from core.bench.timeline import clock_record
         env = dict(capture_environment(self.sys_root), schedule=self.schedule)
+        self.clock0 = _perf()
+        env["clock"] = clock_record(self.segment)
         self.recorder.start_run(self.run_id, prompt_set=self.prompt_set, settings=asdict(self.settings),
                                 environment=env, specs=[spec_record(m) for m in self.models],
                                 resume=self.resume is not None)
@@ -252,12 +258,13 @@ class Runner:
                 if not levels:
                     continue
                 idle_w = self.energy.baseline(self.cancel)
-                for rnd in sorted({it.round for lv in levels.values() for it in lv.todo}):
-                    for turn_position, i in enumerate(rotation([i for i in levels if i in alive], rnd)):
+                for k, group in enumerate(turn_rounds(sorted({it.round for lv in levels.values() for it in lv.todo}),
+                                                      level, max(len(lv.todo) for lv in levels.values()))):
+                    for turn_position, i in enumerate(rotation([i for i in levels if i in alive], k + 1)):
                         if self.cancel.is_set():
                             break
                         lv = levels[i]
-                        items = [it for it in lv.todo if it.round == rnd]
+                        items = [it for it in lv.todo if it.round in group]
                         if not items:
                             continue
                         lv.idle_w = idle_w
@@ -342,6 +349,9 @@ class Runner:
         row.update(request_id=request_id, run_id=self.run_id, model=lv.spec.model, backend=lv.spec.backend,
                    concurrency=lv.level, prompt_id=item.prompt["id"], round=item.round, warmup=item.warmup,
                    outlier=False, segment=self.segment, turn=turn, turn_position=turn_position)
+        shift = turn_start - self.clock0    # the turn's clock -> the run's clock (one time axis for the run)
+        row["run_start_s"] = None if row["start_offset_s"] is None else row["start_offset_s"] + shift
+        row["run_end_s"] = None if row["end_offset_s"] is None else row["end_offset_s"] + shift
         return row
 
     def _finish_level(self, engine: Engine, lv: _Level) -> None:
@@ -426,6 +436,20 @@ class Runner:
             error=run_model.get("error"), load=run_model))
         self._result_keys.append((run_model["position"], run_model["model"], run_model["backend"],
                                   run_model["concurrency"]))
+
+
+MIN_TURN_WAVES = 4   # at concurrency N > 1 an interleaved turn holds at least this many times N requests
+
+
+def turn_rounds(rounds: list[int], concurrency: int, requests: int) -> list[list[int]]:
+    """The rounds of a level grouped into interleaved turns. At concurrency 1 each round is a turn. At N > 1 a
+    turn holds consecutive rounds enough for ``MIN_TURN_WAVES`` x N requests (``requests``: a model's requests
+    of the level, over ``rounds``), so its slots run together in a steady part, not just a ramp-up and a drain."""
+    if not rounds:
+        return []
+    per_round = max(1, requests // len(rounds))
+    k = 1 if concurrency <= 1 else max(1, -(-MIN_TURN_WAVES * concurrency // per_round))
+    return [rounds[i:i + k] for i in range(0, len(rounds), k)]
 
 
 def _delta(a: dict | None, b: dict | None) -> float | None:

@@ -129,6 +129,9 @@ def run_level(engine: Engine, warm: list[Item], measured: list[Item], concurrenc
             if out.died or cancel.is_set():
                 return
             on_phase("running")
+            warm_connections = getattr(engine, "awarm_connections", None)
+            if warm_connections is not None:   # outside the window: its first requests need not connect
+                await warm_connections(concurrency)
             if on_window is not None:
                 on_window(True)
             out.stats_before = engine.process_stats()

@@ -87,7 +87,8 @@ def register(subparsers) -> None:
                         "when they do not fit in memory together); blocked: all of one model, then the next")
     p.add_argument("--lengths", nargs="?", const="prompts", default=None, metavar="N[,N...]",
                    help="length sweep: meeting transcripts of exactly these prompt token counts (each model's own "
-                        "tokenizer), e.g. 512,2048,4096,8192; alone with --prompts FILE: your own long prompts. "
+                        "tokenizer), e.g. 512,2048,4096,8192; alone: 512,2048,4096,8192 and the target; alone with --prompts FILE: "
+                        "your own long prompts. "
                         "Fits TTFT/TPOT against prompt length and gives the time to notes")
     p.add_argument("--target-prompt", type=int, default=6000, metavar="N",
                    help="with --lengths: prompt tokens of the meeting to predict the time to notes for (default 6000)")
@@ -97,7 +98,7 @@ def register(subparsers) -> None:
                    help="with --lengths: the context to load each model with (Foundry max_length, llama.cpp n_ctx; "
                         "default: what the longest prompt that fits needs, capped at the model's window)")
     p.add_argument("--db", metavar="PATH", help="store: DuckDB file or DuckLake URL (default data/slm_selector.duckdb, or SLM_DB)")
-    p.add_argument("--json", metavar="OUT", help='write {"run_id", "schedule", "results": [...], "paired": [...]} to OUT '
+    p.add_argument("--json", metavar="OUT", help='write {"run_id", "schedule", "results": [...], "paired": [...], "timeline": {...}} to OUT '
                                                  '(with --lengths: and "lengths": one sweep per model)')
     p.set_defaults(func=run)
 
@@ -281,7 +282,9 @@ def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> i
     print_pairs(pairs)
     if json_out:
         schedule = ((db.get_run(outcome.run_id) or {}).get("environment") or {}).get("schedule")
-        write_json(json_out, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs})
+        from core.bench.timeline import run_timeline
+        write_json(json_out, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs,
+                              "timeline": run_timeline(outcome.run_id)})
     if outcome.status == "interrupted":
         kept = sum(r["requests_ok"] + r["requests_failed"] for r in results)
         why = "cancelled" if cancel.is_set() else outcome.reason
@@ -298,8 +301,9 @@ def _run_lengths(args) -> int:
     from core.output import write_json
     from core.store import bench as db
 
-    if args.lengths == "prompts" and not args.prompts:
-        raise UserError("--lengths needs lengths (e.g. 512,2048,4096,8192) or --prompts FILE with your long prompts")
+    if args.lengths == "prompts" and not args.prompts:   # no lengths, no prompts: the defaults, the target among them
+        from core.bench.lengths import default_lengths
+        args.lengths = ",".join(map(str, default_lengths(args.target_prompt)))
     lengths = None if args.lengths == "prompts" else parse_lengths(args.lengths)
     prompts = load_prompts(args.prompts) if args.prompts and lengths is None else None
     if args.prompts and lengths is not None:

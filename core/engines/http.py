@@ -355,24 +355,54 @@ class _Protocol(asyncio.Protocol):
 
 
 class _Pool:
-    """Keep-alive connections to one host, bound to one event loop."""
+    """Keep-alive connections to one host, bound to one event loop. ``warm`` opens a turn's connections
+    before its measured window, at most ``CONNECTING`` at once: 32 workers starting together would otherwise
+    send 32 SYNs in one burst, and a server whose accept queue overflows drops some, which the kernel retries
+    only after a second. A request that needs a connection inside the window (a server that closes them)
+    opens it at once: its connects come staggered, as its requests end."""
+
+    CONNECTING = 4
 
     def __init__(self, host: str, port: int, use_ssl: bool):
         self.host, self.port = host, port
         self.ssl = ssl.create_default_context() if use_ssl else None
         self.idle: list[_Protocol] = []
         self.loop = asyncio.get_running_loop()
+        self.connecting = asyncio.Semaphore(self.CONNECTING)
 
-    async def get(self) -> tuple[_Protocol, float | None]:
-        """An open connection, and the seconds it took to open it (None when one was reused)."""
+    def _reuse(self) -> _Protocol | None:
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed and not conn.transport.is_closing():
-                return conn, None
+                return conn
             conn.close()
+        return None
+
+    async def _connect(self) -> tuple[_Protocol, float]:
         t0 = _perf()
         _, conn = await self.loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
         return conn, _perf() - t0
+
+    async def _connect_bounded(self) -> tuple[_Protocol, float]:
+        async with self.connecting:
+            return await self._connect()
+
+    async def get(self) -> tuple[_Protocol, float | None]:
+        """An open connection, and the seconds it took to open it (None when one was reused)."""
+        conn = self._reuse()
+        if conn is not None:
+            return conn, None
+        return await self._connect()
+
+    async def warm(self, n: int) -> None:
+        """Open connections until ``n`` are idle (errors left to the requests, which report them)."""
+        live = [c for c in self.idle if not c.closed and not c.transport.is_closing()]
+        self.idle = live
+        missing = n - len(live)
+        if missing <= 0:
+            return
+        opened = await asyncio.gather(*(self._connect_bounded() for _ in range(missing)), return_exceptions=True)
+        self.idle += [conn for conn, _ in (o for o in opened if not isinstance(o, BaseException))]
 
     def put(self, conn: _Protocol) -> None:
         conn.response = None
@@ -455,6 +485,14 @@ class HttpEngine(Engine):
 
     def pid(self) -> int | None:
         return self.server_pid
+
+    async def awarm_connections(self, n: int) -> None:
+        """Open ``n`` connections before a measured window (at the bounded rate), so the window's first
+        requests do not all connect at once; the scheduler calls it before every turn."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool.loop is not loop:
+            self._pool = _Pool(self._host, self._port, self._ssl)
+        await self._pool.warm(n)
 
     # -- one request ------------------------------------------------------------------------
     def _payload(self, messages: list[dict], opts: RequestOptions) -> bytes:

@@ -18,7 +18,7 @@ REQUEST_COLUMNS = (
     "start_offset_s", "end_offset_s", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "completion_tokens",
     "prompt_tokens", "token_count_source", "chunk_gaps_ms", "chunk_count", "finish_reason", "output_text",
     "error", "outlier", "segment", "connect_ms", "engine_wait_ms", "engine_wait_source",
-    "turn", "turn_position",
+    "turn", "turn_position", "run_start_s", "run_end_s",
 )
 RUN_MODEL_COLUMNS = (
     "run_id", "model", "backend", "concurrency", "status", "error", "endpoint", "model_version",
@@ -88,7 +88,7 @@ def _request_frame(requests: list[dict]) -> pd.DataFrame:
               "turn_position"):
         df[c] = df[c].astype("Int64")
     for c in ("connect_ms", "engine_wait_ms", "queue_ms", "ttft_ms", "e2e_ms", "tpot_ms", "start_offset_s",
-              "end_offset_s"):
+              "end_offset_s", "run_start_s", "run_end_s"):
         df[c] = df[c].astype("float64")
     df["error"] = [redact(e) for e in df["error"]]
     df["warmup"] = df["warmup"].fillna(False).astype(bool)

@@ -2,11 +2,19 @@
 timed server (its own process) give the same TTFT, decode speed and E2E medians, within 1 %.
 
     .venv/bin/python -m tests.perf.bench_interleave [--rounds 8] [--prompts 3]
+    .venv/bin/python -m tests.perf.bench_interleave --throughput [--requests 1000] [--levels 1,4,32]
 
 The server's delays are known (TTFT 100 / 150 ms, 20 / 30 ms per token), so both orders should read the
 same; the ratio interleaved / blocked of each median is printed per model (target: within 0.99-1.01), with
 the paired ratios of the two models (expected A over B: TTFT 1.50, decode speed 0.667). Nothing is
 stored (the rows are kept in memory), no energy baseline.
+
+``--throughput``: two models on a zero-delay server (40 tokens out, 64-word prompts), once on a server
+that closes each connection after its response and once on one that keeps them alive, at concurrency
+1, 4 and 32 (its accept queue ``--backlog``, 16 by default); per model and level the ratio interleaved / blocked of the requests/s the run reports
+(its aggregate throughput / 40 tokens) and of the wall rate (requests / the model's turns end to end,
+edges included), medians over ``--repeat`` runs of each order, alternating (this machine drifts). Target:
+the reported ratio >= 0.95 at every level.
 """
 from __future__ import annotations
 
@@ -54,6 +62,41 @@ def measure(url: str, order: str, rounds: int, n_prompts: int) -> list[dict]:
     return [r for r in rec.rows.values() if not r["warmup"] and r["ok"]]
 
 
+def throughput(levels: list[int], requests: int, backlog: int, repeat: int) -> None:
+    """Interleaved / blocked requests/s per model at each level, on a closing and a keep-alive server."""
+    tokens, prompts_n = 40, 50
+    rounds = max(1, requests // prompts_n)
+    prompts = parse_prompts([" ".join(f"w{i}x{j}" for j in range(64)) for i in range(prompts_n)])
+    worst = None
+    for close in (1, 0):
+        models = [f"m{k};n={tokens};close={close}" for k in (1, 2)]
+        with server_process("--backlog", str(backlog)) as url:
+            for level in levels:
+                got = {}
+                for rep, order in enumerate(["interleaved", "blocked"] * repeat):
+                    rec = Keep()
+                    specs = [ModelSpec(model=m, backend="openai", endpoint=url) for m in models]
+                    out = Runner(specs, prompts, Settings(rounds=rounds, warmup=level, max_tokens=tokens,
+                                                          order=order, concurrency=[level]),
+                                 recorder=rec, energy_baseline_s=0).run()
+                    for res in out.results:
+                        rows = [r for r in rec.rows.values() if r["model"] == res["model"] and not r["warmup"]]
+                        wall = sum(max(r["end_offset_s"] for r in rows if r["turn"] == t)
+                                   - min(r["start_offset_s"] for r in rows if r["turn"] == t)
+                                   for t in {r["turn"] for r in rows})
+                        got.setdefault((order, res["model"]), []).append(
+                            ((res["throughput_tok_s"] or 0) / tokens, res["requests_ok"] / wall))
+                for m in models:
+                    (ri, wi), (rb, wb) = (tuple(statistics.median(v[i] for v in got[(o, m)]) for i in (0, 1))
+                                          for o in ("interleaved", "blocked"))
+                    ratio = ri / rb if rb else float("nan")
+                    worst = ratio if worst is None else min(worst, ratio)
+                    print(f"{'close' if close else 'keep-alive':10} c={level:<3} {m.split(';')[0]}: reported req/s "
+                          f"interleaved {ri:7.1f} blocked {rb:7.1f} ratio {ratio:.3f} | wall req/s "
+                          f"{wi:7.1f} / {wb:7.1f} ratio {wi / wb:.3f}", flush=True)
+    print(f"lowest reported ratio interleaved / blocked: {worst:.3f} (target: >= 0.95)")
+
+
 def medians(rows: list[dict], model: str) -> dict:
     mine = [r for r in rows if r["model"] == model]
     return {"ttft_ms": statistics.median(r["ttft_ms"] for r in mine),
@@ -65,7 +108,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=3)
+    ap.add_argument("--throughput", action="store_true", help="interleaved / blocked requests/s at each level")
+    ap.add_argument("--requests", type=int, default=1000, help="measured requests per model and level")
+    ap.add_argument("--levels", default="1,4,32")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each order, alternating (medians compared)")
+    ap.add_argument("--backlog", type=int, default=16,
+                    help="the server's accept queue (small, as many servers' defaults: a burst of connects overflows it)")
     a = ap.parse_args()
+    if a.throughput:
+        throughput([int(v) for v in a.levels.split(",")], a.requests, a.backlog, a.repeat)
+        return
     with server_process() as url:
         inter = measure(url, "interleaved", a.rounds, a.prompts)
         block = measure(url, "blocked", a.rounds, a.prompts)

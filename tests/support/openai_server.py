@@ -17,6 +17,8 @@ Behaviour is chosen per request by the *model name*: ``"name;key=value;key=value
 - ``every``: the fault hits only every Nth request of that model name (1 = all).
 - ``pt`` seconds per prompt token added to ``ttft`` (TTFT = ttft + pt x prompt tokens: a prefill that grows
   with the prompt); prompt tokens are the words of the messages' contents.
+- ``close=1``: every chat response carries ``Connection: close`` and the server closes the connection after
+  it (as some servers do), so each request opens a new connection.
 - ``window`` the context window listed in ``/v1/models`` as ``max_model_len``; ``truncate`` the most prompt
   tokens the server keeps (and reports in usage): a server that truncates long prompts silently.
 
@@ -50,6 +52,7 @@ class Behaviour:
     pt: float = 0.0
     window: int = 0
     truncate: int = 0
+    close: int = 0
 
     @classmethod
     def parse(cls, model: str, defaults: "Behaviour") -> "Behaviour":
@@ -60,7 +63,7 @@ class Behaviour:
             k, v = part.split("=", 1)
             if k in ("ttft", "tok", "stall", "pt"):
                 setattr(b, k, float(v))
-            elif k in ("n", "tpc", "every", "window", "truncate"):
+            elif k in ("n", "tpc", "every", "window", "truncate", "close"):
                 setattr(b, k, int(v))
             elif k == "fault":
                 b.fault = v or None
@@ -197,10 +200,10 @@ class _Handler:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)},
                              "finish_reason": finish}],
                 "usage": usage})
-            return True
+            return not b.close
 
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+                     + (b"Connection: close\r\n" if b.close else b"") + b"Transfer-Encoding: chunked\r\n\r\n")
         writer.write(_chunk(_event(model, {"role": "assistant", "content": ""})))
         chunks = ["".join(words[i:i + b.tpc]) for i in range(0, n, max(b.tpc, 1))]
         loop = asyncio.get_running_loop()
@@ -241,7 +244,7 @@ class _Handler:
         writer.write(_chunk(b"[DONE]"))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
-        return True
+        return not b.close
 
 
 class OpenAITestServer:
@@ -299,9 +302,9 @@ class OpenAITestServer:
         self.stop()
 
 
-async def serve(port: int, models: list[str], defaults: Behaviour, keep_log: bool) -> None:
+async def serve(port: int, models: list[str], defaults: Behaviour, keep_log: bool, backlog: int = 1024) -> None:
     state = ServerState(defaults=defaults, models=models, keep_log=keep_log)
-    server = await asyncio.start_server(_Handler(state), "127.0.0.1", port, backlog=1024)
+    server = await asyncio.start_server(_Handler(state), "127.0.0.1", port, backlog=backlog)
     print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", flush=True)
     async with server:
         await server.serve_forever()
@@ -315,9 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tok", type=float, default=0.0)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--log", action="store_true", help="keep the request log (memory grows)")
+    ap.add_argument("--backlog", type=int, default=1024, help="the listening socket's accept queue")
     a = ap.parse_args(argv)
     try:
-        asyncio.run(serve(a.port, a.model or ["tiny"], Behaviour(ttft=a.ttft, tok=a.tok, n=a.n), a.log))
+        asyncio.run(serve(a.port, a.model or ["tiny"], Behaviour(ttft=a.ttft, tok=a.tok, n=a.n), a.log, a.backlog))
     except KeyboardInterrupt:
         pass
 
