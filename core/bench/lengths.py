@@ -36,6 +36,12 @@ from core.bench.runner import Runner, default_engine
 from core.errors import UserError
 
 DEFAULT_LENGTHS = (512, 2048, 4096, 8192)
+
+
+def default_lengths(target_prompt: int = 6000) -> list[int]:
+    """The sweep's default lengths: 512 to 8,192 tokens and the target itself, so the time to notes is measured
+    where it is asked (a length that does not fit the model's window is not sent) and the fit interpolates."""
+    return sorted({*DEFAULT_LENGTHS, int(target_prompt)})
 DEFAULT_TARGET_PROMPT = 6000
 DEFAULT_TARGET_OUTPUT = 300
 MAX_LENGTH = 1_000_000
@@ -293,7 +299,7 @@ class LengthSweep(Runner):
             "kv_bytes_per_token": plan.tokens.kv_bytes_per_token, "kv_cache_mb": plan.kv_cache_mb,
             "tokenizer_source": plan.tokens.source, "cache_bust": CACHE_BUST,
             "truncating": any(p["truncated"] for p in points), "points": points,
-            "fit": {k: fit[k] for k in ("ttft_ms", "tpot_ms", "curve")},
+            "fit": {k: fit[k] for k in ("ttft_ms", "tpot_ms", "curve", "withheld")}, "withheld": fit["withheld"],
             "prefill_tokens_per_s": float(np.median(prefill)) if prefill else None,
             "build_s": plan.build_s, "build_cpu_s": plan.build_cpu_s,
             **{k: fit[k] for k in ("target_prompt_tokens", "target_output_tokens", "ttft_at_target_ms",
@@ -319,6 +325,11 @@ def _s(ms: float | None) -> str:
     return "–" if ms is None else f"{ms / 1000:,.1f} s"
 
 
+def withheld(sweep: dict) -> str | None:
+    """Why the sweep gives no time to notes at its target (a stored sweep keeps it in its fit), or None."""
+    return sweep.get("withheld") or (sweep.get("fit") or {}).get("withheld")
+
+
 def sweep_lines(sweep: dict) -> list[str]:
     """Plain-language lines about one model's sweep (callers escape them for their medium)."""
     out = []
@@ -342,6 +353,8 @@ def sweep_lines(sweep: dict) -> list[str]:
                    f"{_s(ttn)}{band}" + (f"; extrapolated beyond the longest prompt measured "
                                          f"({sweep.get('max_measured_tokens') or 0:,} tokens)"
                                          if sweep.get("extrapolated") else ""))
+    elif withheld(sweep):
+        out.append(f"time to notes withheld: {withheld(sweep)}")
     else:
         out.append("time to notes: not enough successful lengths to fit the curves")
     if sweep.get("prefill_tokens_per_s") is not None:

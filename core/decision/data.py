@@ -167,6 +167,8 @@ def _add_length_figures(cands: list[Candidate], run_of: dict) -> None:
         if f is None:
             continue
         c.extra_metrics.update(time_to_notes_ms=f["time_to_notes_ms"], context_window=f["context_window"],
+                               time_to_notes_low_ms=f["time_to_notes_low_ms"],
+                               time_to_notes_high_ms=f["time_to_notes_high_ms"],
                                ttft_at_target_ms=f["ttft_at_target_ms"],
                                target_prompt_tokens=f["target_prompt_tokens"])
         if f["time_to_notes_ms"] is not None:

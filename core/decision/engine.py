@@ -126,11 +126,12 @@ def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, se
     """B x C x K raw values on resampled requests (latency, decode speed) and scores (quality).
 
     Memory, disk and license are single measurements: they do not vary. Quality varies as a normal draw
-    with the spread of its own bootstrap 95% interval (the quality helper's), clipped to 0..1.
+    with the spread of its own bootstrap 95% interval (the quality helper's), clipped to 0..1; time to notes
+    likewise with its length sweep's band.
     """
     rng = np.random.default_rng(seed)
     out = np.broadcast_to(raw, (n_boot,) + raw.shape).copy()
-    li, ti, qi = INDEX["latency"], INDEX["decode_speed"], INDEX["quality"]
+    li, ti, qi, ni = INDEX["latency"], INDEX["decode_speed"], INDEX["quality"], INDEX["time_to_notes"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for j, c in enumerate(candidates):
@@ -147,6 +148,10 @@ def _bootstrap(candidates, raw: np.ndarray, latency_metric: str, n_boot: int, se
                 sd = max(float(q["ci_high"]) - float(q["ci_low"]), 0.0) / 3.92
                 if sd > 0:
                     out[:, j, qi] = np.clip(raw[j, qi] + rng.normal(0.0, sd, n_boot), 0.0, 1.0)
+            # time to notes: drawn from its own 95% band (the length sweep's), so overlapping bands tie
+            lo, hi = (c.extra_metrics.get(k) for k in ("time_to_notes_low_ms", "time_to_notes_high_ms"))
+            if np.isfinite(raw[j, ni]) and lo is not None and hi is not None and hi > lo:
+                out[:, j, ni] = np.maximum(raw[j, ni] + rng.normal(0.0, (float(hi) - float(lo)) / 3.92, n_boot), 0.0)
     return out
 
 

@@ -150,10 +150,67 @@ def test_fit_recovers_a_known_quadratic_with_a_band():
 def test_time_to_notes_beyond_the_longest_length_is_extrapolated():
     rng = np.random.default_rng(1)
     pts = _points(rng, lambda n: 100 + n, [512, 1024, 2048])
-    fit = F.fit_sweep(pts, 6000, 300)
-    assert fit["extrapolated"] is True and fit["max_measured_tokens"] == 2048
-    exact = F.fit_sweep([dict(p, ttft_ms=100 + p["prompt_tokens"]) for p in pts[::3]], 6000, 300)
+    fit = F.fit_sweep(pts, 3000, 300)
+    assert fit["extrapolated"] is True and fit["max_measured_tokens"] == 2048 and fit["withheld"] is None
+    exact = F.fit_sweep([dict(p, ttft_ms=100 + p["prompt_tokens"]) for p in pts[::3]], 3000, 300)
     assert exact["time_to_notes_low_ms"] is None    # 3 requests, 3 parameters: no band, never a zero-width one
+
+
+def test_beyond_one_and_a_half_times_the_longest_length_the_figure_is_withheld():
+    rng = np.random.default_rng(2)
+    pts = _points(rng, lambda n: 2 + 0.01 * n, [300, 600, 911])
+    fit = F.fit_sweep(pts, 6000, 300)
+    assert fit["withheld"] == "measure at 6,000 tokens: the longest measured prompt is 911"
+    assert fit["time_to_notes_ms"] is None and fit["ttft_at_target_ms"] is None
+    assert fit["time_to_notes_low_ms"] is None and fit["ttft_ms"] is not None   # the curve itself stays
+    assert max(row["n"] for row in fit["curve"]) == round(1.5 * 911)
+    assert L.sweep_lines({**fit, "context_window": None})[1] == (
+        "time to notes withheld: measure at 6,000 tokens: the longest measured prompt is 911")
+
+
+def _noisy_linear(rng, lengths, rounds=8):
+    """TTFT 2 ms + 0.01 ms per token (the truth) with what two CPU hogs add: mostly small, sometimes 20-60 ms."""
+    pts = []
+    for n in lengths:
+        for _ in range(rounds):
+            hog = rng.exponential(2.0) + (rng.uniform(20, 60) if rng.random() < 0.15 else 0.0)
+            pts.append({"fitted": True, "prompt_tokens": n, "ttft_ms": 2 + 0.01 * n + hog,
+                        "tpot_ms": 5 + rng.normal(0, 0.3)})
+    return pts
+
+
+def test_a_line_under_noise_keeps_its_degree_and_its_band_holds_the_truth():
+    held = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        fit = F.fit_sweep(_noisy_linear(rng, [1000, 2000, 4000]), 6000, 300, n_boot=300)
+        truth_ttft = 2 + 0.01 * 6000
+        if fit["ttft_ms"]["degree"] == 2:   # only on evidence: its n^2 term's interval excludes 0
+            assert "excludes 0" in fit["ttft_ms"]["degree_reason"] or "held-out" in fit["ttft_ms"]["degree_reason"]
+        assert abs(fit["ttft_at_target_ms"] / truth_ttft - 1) < 0.5
+        # the hogs only add time (8 ms on average, to every length): the band should hold the truth so shifted
+        held += fit["time_to_notes_low_ms"] <= 2 + 0.01 * 6000 + 8 + 299 * 5 <= fit["time_to_notes_high_ms"]
+    assert held >= 5    # a 95% band: at most one miss in six fixed draws
+
+
+def test_the_quadratic_term_is_kept_only_on_evidence():
+    rng = np.random.default_rng(5)
+    lengths = [512, 1024, 2048, 4096]
+    line = F.fit_sweep(_points(rng, lambda n: 40 + 0.8 * n, lengths), 6000, 300, n_boot=400)
+    assert line["ttft_ms"]["degree"] == 1 and "do not support" in line["ttft_ms"]["degree_reason"]
+    curved = F.fit_sweep(_points(rng, lambda n: 40 + 0.8 * n + 3e-4 * n * n, lengths), 6000, 300, n_boot=400)
+    assert curved["ttft_ms"]["degree"] == 2
+    # an unsettled degree: the band spans both curves' resamples, so it is no narrower than the line's alone
+    one = F._bands(F._bootstrap(_points(rng, lambda n: 40 + 0.8 * n, lengths), 6000, 300, 400, 0),
+                   np.array([6000]), 6000, 300, {"degree": 1, "settled": True}, {"degree": 1, "settled": True})
+    both = F._bands(F._bootstrap(_points(rng, lambda n: 40 + 0.8 * n, lengths), 6000, 300, 400, 0),
+                    np.array([6000]), 6000, 300, {"degree": 1, "settled": False}, {"degree": 1, "settled": True})
+    assert both["notes"][0] <= one["notes"][0] + 1e-6 and both["notes"][1] >= one["notes"][1] - 1e-6
+
+
+def test_default_lengths_reach_the_target():
+    assert L.default_lengths(6000) == [512, 2048, 4096, 6000, 8192]
+    assert L.default_lengths(12000)[-1] == 12000
 
 
 # -- store, report, CLI ---------------------------------------------------------------------------------------------
@@ -185,7 +242,9 @@ def test_cli_lengths_json_has_curves_and_time_to_notes(db, tmp_path):
     assert code == 0
     data = json.loads(out.read_text())
     (sw,) = data["lengths"]
-    assert sw["fit"]["ttft_ms"]["degree"] == 2 and sw["time_to_notes_ms"] > 0 and sw["extrapolated"] is True
+    # three requests, three lengths: no evidence for an n^2 term; 6,000 tokens is far beyond 900: withheld
+    assert sw["fit"]["ttft_ms"]["degree"] == 1 and sw["time_to_notes_ms"] is None and sw["extrapolated"] is True
+    assert sw["withheld"].startswith("measure at 6,000 tokens: the longest measured prompt is ")
     assert [p["length"] for p in sw["points"]] == [300, 600, 900]
 
 
@@ -209,3 +268,23 @@ def test_a_sweep_records_its_settings_and_is_not_resumed_as_a_plain_run(db):
     assert settings["sweep"]["lengths"] == [100, 200] and settings["sweep"]["target_prompt_tokens"] == 900
     with pytest.raises(UserError, match="length sweep"):
         plan_resume(outcome.run_id)
+
+
+def test_decide_on_time_to_notes_ranks_the_20x_faster_prefill_first_or_calls_it_close(db, tmp_path):
+    from core.cli import main
+    fast, slow = "fast;ttft=0.002;pt=0.00001;tok=0.001;n=6", "slow;ttft=0.002;pt=0.0002;tok=0.001;n=6"
+    settings = Settings(rounds=3, warmup=0, max_tokens=6)
+    with OpenAITestServer(models=[fast, slow]) as server:
+        specs = [ModelSpec(model=m, backend="openai", endpoint=server.base_url) for m in (slow, fast)]
+        plans = {(s.model, s.backend): L.plan_model(s, [100, 200, 400], settings, tokens=words()) for s in specs}
+        outcome, sweeps = L.run_sweep(specs, [100, 200, 400], settings, plans=plans, target_prompt=600,
+                                      target_output=50)
+    by = {sw["model"]: sw for sw in sweeps}
+    # the truth at 600 prompt tokens: TTFT 2 + 0.01 x 600 = 8 ms (fast), 2 + 0.2 x 600 = 122 ms (slow)
+    assert abs(by[fast]["ttft_at_target_ms"] / 8 - 1) < 0.5 and abs(by[slow]["ttft_at_target_ms"] / 122 - 1) < 0.5
+    assert by[slow]["time_to_notes_low_ms"] <= by[slow]["time_to_notes_ms"] <= by[slow]["time_to_notes_high_ms"]
+    out = tmp_path / "d.json"
+    assert main(["decide", "--runs", outcome.run_id, "--weights", "time_to_notes=1", "--json", str(out)]) == 0
+    rows = {c["model"]: c for c in json.loads(out.read_text())["candidates"]}
+    assert rows[fast]["rank"] == 1 or rows[fast]["candidate"] in rows[slow]["tie_with"]
+    assert rows[fast]["rank"] == 1   # 57 ms against 171 ms: far apart, the bands do not overlap
