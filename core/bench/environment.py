@@ -125,12 +125,39 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def power_state(sys_root: str = "/sys") -> dict:
-    """{"source": "ac" | "battery" | "unknown", "battery_percent", "governor", "thermal_c"}.
+def _battery() -> tuple[str, int | None] | None:
+    """(source, percent) from psutil (Linux, Windows, macOS), or None when the OS reports no battery."""
+    try:
+        import psutil
+        b = psutil.sensors_battery()
+    except Exception:
+        return None
+    if b is None:
+        return None
+    plugged = b.power_plugged
+    source = "ac" if plugged else ("battery" if plugged is False else "unknown")
+    return source, (None if b.percent is None else int(round(b.percent)))
 
-    ``source``: "ac" when a mains supply is online, "battery" when a battery discharges and no mains is
-    online, "unknown" when the kernel lists no supply (a desktop or a VM, usually) or they disagree.
-    ``thermal_c``: each thermal zone's temperature (its type -> degrees C)."""
+
+def power_state(sys_root: str = "/sys") -> dict:
+    """{"source": "ac" | "battery" | "unknown", "battery_percent", "governor", "thermal_c", "sources"}.
+
+    ``source`` and ``battery_percent``: psutil's battery on the real machine (Linux, Windows, macOS); where it
+    reports none (a desktop or a VM, usually), or under a directory laid out like sysfs (tests), the kernel's
+    power supplies: "ac" when a mains supply is online, "battery" when a battery discharges and no mains is
+    online, "unknown" when the kernel lists no supply or they disagree. ``governor`` and ``thermal_c`` (each
+    thermal zone's temperature, its type -> degrees C) are Linux only, from sysfs; elsewhere None and {}.
+    ``sources`` says where each figure came from."""
+    out = _sysfs_power(sys_root)
+    battery = _battery() if os.path.normpath(sys_root) == "/sys" else None
+    if battery is not None:
+        out["source"], out["battery_percent"] = battery
+    out["sources"] = {"power": "psutil" if battery is not None else "sysfs (Linux only)",
+                      "governor": "sysfs (Linux only)", "thermal_c": "sysfs (Linux only)"}
+    return out
+
+
+def _sysfs_power(sys_root: str) -> dict:
     root = Path(sys_root)
     mains_online, discharging, percent = None, False, None
     for sup in sorted((root / "class" / "power_supply").glob("*")):

@@ -1,14 +1,15 @@
 """The noise meter: what else used the machine while a level was measured.
 
 Over each measured window (a turn: one model's requests of one round, or of the whole level when blocked)
-it reads, at the window's start and end only:
-- ``/proc/stat``: the CPU time every program used (user + nice + system + irq + softirq) and the steal
-  time (a VM's CPU taken by the hypervisor);
-- ``/proc/PID/stat`` of the processes that are the measurement itself (the model's process(es) and the
-  app's own): their CPU is subtracted, the rest is **other programs**;
-- ``/proc/loadavg`` (1-minute load average) at the end;
-and, at a low rate from one sleeping thread (``SAMPLE_S``), the CPU frequency: the median over CPUs of
-``scaling_cur_freq``. No cpufreq files (many VMs): the frequency is unknown, never a guess.
+it reads, at the window's start and end only, through psutil (Linux, Windows, macOS):
+- the machine's CPU times: what every program used (user + nice + system + irq + softirq, those the OS has)
+  and the steal time (a VM's CPU taken by the hypervisor: Linux only, else unknown);
+- the CPU times of the processes that are the measurement itself (the model's process(es) and the app's
+  own): their CPU is subtracted, the rest is **other programs**;
+- the 1-minute load average at the end;
+and, at a low rate from one sleeping thread (``SAMPLE_S``), the CPU frequency. None given (many VMs): the
+frequency is unknown, never a guess. Each window records its figures' ``source``; given a directory laid out
+like /proc or /sys (tests), the meter reads the Linux files there instead.
 
 A level is **noisy** when other programs used more than ``NOISY_SHARE`` of the machine, or when the CPU
 frequency's median over the level fell more than ``FREQ_DROP`` below its value at the level's start.
@@ -30,8 +31,27 @@ _perf = time.perf_counter
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _from_files(root: str, real: str) -> bool:
+    """Read the Linux files under ``root`` (a test's directory laid out like them), or ask psutil (the real
+    machine, any OS)? The files when ``root`` is not the real one."""
+    return os.path.normpath(root) != real
+
+
 def read_cpu_times(proc_root: str = "/proc") -> dict | None:
-    """{"busy_s", "steal_s", "cpus"} from /proc/stat, or None when unreadable (not Linux)."""
+    """{"busy_s", "steal_s", "cpus", "source"}: the CPU time every program used (user + nice + system + irq +
+    softirq, those the OS has) and the steal time (a VM's CPU taken by its hypervisor: Linux only, else None).
+    From psutil on the real machine; from ``proc_root``/stat when given a directory laid out like /proc."""
+    if not _from_files(proc_root, "/proc"):
+        try:
+            import psutil
+            t = psutil.cpu_times()
+        except Exception:
+            return None
+        busy = sum(getattr(t, k, 0.0) or 0.0 for k in ("user", "nice", "system", "irq", "softirq", "interrupt",
+                                                     "dpc"))
+        steal = getattr(t, "steal", None)
+        return {"busy_s": busy, "steal_s": steal, "cpus": psutil.cpu_count() or os.cpu_count() or 1,
+                "source": "psutil"}
     try:
         with open(f"{proc_root}/stat") as f:
             text = f.read()
@@ -49,11 +69,14 @@ def read_cpu_times(proc_root: str = "/proc") -> dict | None:
             cpus += 1
     if busy is None:
         return None
-    return {"busy_s": busy, "steal_s": steal, "cpus": cpus or (os.cpu_count() or 1)}
+    return {"busy_s": busy, "steal_s": steal, "cpus": cpus or (os.cpu_count() or 1), "source": "/proc/stat"}
 
 
 def read_process_cpu_s(pid: int, proc_root: str = "/proc") -> float | None:
     """user + system CPU seconds of one process (all its threads), None when it is gone."""
+    if not _from_files(proc_root, "/proc"):
+        from core.engines.proc import cpu_s
+        return cpu_s(pid)
     try:
         with open(f"{proc_root}/{pid}/stat") as f:
             rest = f.read().rsplit(")", 1)[1].split()
@@ -63,7 +86,15 @@ def read_process_cpu_s(pid: int, proc_root: str = "/proc") -> float | None:
 
 
 def read_freq_mhz(sys_root: str = "/sys") -> float | None:
-    """Median over CPUs of scaling_cur_freq (MHz), None when the kernel exposes no cpufreq."""
+    """The CPU frequency now (MHz): psutil's on the real machine (Linux, Windows, macOS; None where the OS or
+    a VM gives none), the median over CPUs of ``scaling_cur_freq`` under a directory laid out like /sys."""
+    if not _from_files(sys_root, "/sys"):
+        try:
+            import psutil
+            f = psutil.cpu_freq()
+        except Exception:
+            return None
+        return float(f.current) if f is not None and f.current else None
     values = []
     for path in glob.glob(f"{sys_root}/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"):
         try:
@@ -75,6 +106,14 @@ def read_freq_mhz(sys_root: str = "/sys") -> float | None:
 
 
 def read_load_1m(proc_root: str = "/proc") -> float | None:
+    """The 1-minute load average: psutil's (emulated on Windows) on the real machine, ``proc_root``/loadavg
+    under a directory laid out like /proc."""
+    if not _from_files(proc_root, "/proc"):
+        try:
+            import psutil
+            return float(psutil.getloadavg()[0])
+        except Exception:
+            return None
     try:
         with open(f"{proc_root}/loadavg") as f:
             return float(f.read().split()[0])
@@ -142,12 +181,17 @@ class NoiseMeter:
             f = read_freq_mhz(self.sys_root)
             if f is not None:
                 w.freqs.append(f)
+        real = not _from_files(self.proc_root, "/proc")
         out = {"wall_s": t1 - w.t0, "own_cpu_s": own, "others_cpu_s": None, "steal_s": None,
                "cpus": (cpu1 or {}).get("cpus") or os.cpu_count() or 1, "freq_start_mhz": w.freq_start,
-               "freq_mhz": list(w.freqs), "load_avg_1m": read_load_1m(self.proc_root)}
+               "freq_mhz": list(w.freqs), "load_avg_1m": read_load_1m(self.proc_root),
+               "source": {"cpu_times": (cpu1 or {}).get("source"),
+                          "freq": "psutil" if not _from_files(self.sys_root, "/sys") else "scaling_cur_freq",
+                          "load": "psutil" if real else "loadavg"}}
         if w.cpu0 is not None and cpu1 is not None:
             out["others_cpu_s"] = max(0.0, cpu1["busy_s"] - w.cpu0["busy_s"] - own)
-            out["steal_s"] = max(0.0, cpu1["steal_s"] - w.cpu0["steal_s"])
+            if cpu1["steal_s"] is not None and w.cpu0["steal_s"] is not None:   # Linux only
+                out["steal_s"] = max(0.0, cpu1["steal_s"] - w.cpu0["steal_s"])
         return out
 
 
@@ -164,7 +208,8 @@ def level_noise(windows: list[dict], model_process_known: bool = True) -> dict:
     others_cores = (sum(w["others_cpu_s"] for w in known) / wall) if known and wall > 0 else None
     if others_cores is not None:   # /proc/stat counts in ticks (10 ms): a short window can read over 100%
         others_cores = min(others_cores, float(cpus))
-    steal_cores = (sum(w["steal_s"] for w in known) / wall) if known and wall > 0 else None
+    with_steal = [w for w in known if w.get("steal_s") is not None]   # steal: Linux only
+    steal_cores = (sum(w["steal_s"] for w in with_steal) / wall) if with_steal and wall > 0 else None
     freqs = [f for w in windows for f in w.get("freq_mhz") or []]
     f0 = next((w["freq_start_mhz"] for w in windows if w.get("freq_start_mhz") is not None), None)
     f_med = statistics.median(freqs) if freqs else None
@@ -187,4 +232,5 @@ def level_noise(windows: list[dict], model_process_known: bool = True) -> dict:
     out["noisy"] = None if others_cores is None and drop is None else bool(reasons)
     out["reason"] = "; ".join(reasons) or None
     out["model_process_known"] = model_process_known
+    out["source"] = next((w["source"] for w in windows if w.get("source")), None)
     return out

@@ -1,60 +1,88 @@
-"""A process on this machine, read from /proc: memory, CPU time, liveness. The one place that parses it.
+"""A process on this machine: memory, CPU time, liveness, through psutil (Linux, Windows, macOS). The one place
+that reads them.
 
 The engines measure the process that runs the model (a Foundry worker, a llama.cpp server, an endpoint's
 server found by its port) and this process (the observer); every reading goes through here. Only the
 engines need it (the catalog does not read processes), so it lives in core/engines.
+
+Peak resident memory is the one figure psutil does not give everywhere: Windows has it (``peak_wset``, the
+peak working set), Linux keeps it in ``/proc/PID/status`` (``VmHWM``), macOS gives it for no other process
+(unknown, never a guess). Each reading says where its figures came from (``source``).
 """
 from __future__ import annotations
 
-import os
+import psutil
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+MB = 1024.0 * 1024.0
 
 
-def _read(pid: int, name: str) -> str | None:
+def _vmhwm_mb(pid: int, proc_root: str = "/proc") -> float | None:
+    """Linux only: the peak resident set (VmHWM) from /proc/PID/status, None elsewhere or when unreadable."""
     try:
-        with open(f"/proc/{pid}/{name}", encoding="ascii", errors="replace") as handle:
-            return handle.read()
-    except OSError:
+        with open(f"{proc_root}/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split(":", 1)[1].split()[0]) / 1024.0   # kB -> MB
+    except (OSError, ValueError, IndexError):
         return None
+    return None
+
+
+def peak_mb(mem, pid: int, proc_root: str = "/proc") -> tuple[float | None, str | None]:
+    """(peak resident MB, its source) from psutil's ``memory_info()`` of ``pid``: Windows' ``peak_wset``, else
+    Linux's VmHWM, else (None, None)."""
+    wset = getattr(mem, "peak_wset", None)
+    if wset is not None:
+        return wset / MB, "peak_wset"
+    hwm = _vmhwm_mb(pid, proc_root)
+    if hwm is not None:
+        return hwm, "VmHWM"
+    return None, None
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    """{"VmRSS": MB, "VmHWM": MB (peak)} of a process, from /proc/PID/status; {} when it is gone."""
-    out: dict[str, float] = {}
-    for line in (_read(pid, "status") or "").splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":", 1)
-            out[key] = int(value.split()[0]) / 1024.0  # kB -> MB
+    """{"VmRSS": MB, "VmHWM": MB (peak, when known)} of a process; {} when it is gone (the keys keep their
+    Linux names: the peak is the peak working set on Windows)."""
+    try:
+        mem = psutil.Process(pid).memory_info()
+    except (psutil.Error, OSError):
+        return {}
+    out = {"VmRSS": mem.rss / MB}
+    peak, _ = peak_mb(mem, pid)
+    if peak is not None:
+        out["VmHWM"] = peak
     return out
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    text = _read(pid, "stat")
-    if not text or ")" not in text:
-        return None
-    return text.rsplit(")", 1)[1].split()     # after the command name, which may hold spaces and brackets
-
-
 def cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (utime + stime in /proc/PID/stat); None when it is gone."""
-    fields = _stat_fields(pid)
+    """User + system CPU seconds of a process (children excluded); None when it is gone."""
     try:
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK if fields else None
-    except (IndexError, ValueError):
+        t = psutil.Process(pid).cpu_times()
+    except (psutil.Error, OSError):
         return None
+    return t.user + t.system
 
 
 def alive(pid: int | None) -> bool:
     """The process exists and is neither a zombie nor dead (an exited child not yet reaped is a zombie)."""
-    fields = _stat_fields(pid) if pid else None
-    return bool(fields) and fields[0] not in ("Z", "X")
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (psutil.Error, OSError):
+        return False
 
 
 def process_stats(pid: int) -> dict | None:
-    """{"rss_mb", "peak_rss_mb" (VmHWM), "cpu_s" (user+system)} of a process; None if it is gone."""
-    mem = memory_mb(pid)
-    cpu = cpu_s(pid)
-    if not mem and cpu is None:
+    """{"rss_mb", "peak_rss_mb", "cpu_s" (user+system), "source": {figure: where from}} of a process; None if
+    it is gone."""
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            mem = p.memory_info()
+            t = p.cpu_times()
+    except (psutil.Error, OSError):
         return None
-    return {"rss_mb": mem.get("VmRSS"), "peak_rss_mb": mem.get("VmHWM"), "cpu_s": cpu}
+    peak, peak_source = peak_mb(mem, pid)
+    return {"rss_mb": mem.rss / MB, "peak_rss_mb": peak, "cpu_s": t.user + t.system,
+            "source": {"rss_mb": "psutil", "cpu_s": "psutil", "peak_rss_mb": peak_source}}

@@ -33,15 +33,36 @@ def sysfs(root, *, mains=None, battery=None, capacity=None, governor="powersave"
     return str(root)
 
 
+SYSFS = {"power": "sysfs (Linux only)", "governor": "sysfs (Linux only)", "thermal_c": "sysfs (Linux only)"}
+
+
 def test_power_state_reads_ac_battery_governor_and_thermal_zones(tmp_path):
     ac = power_state(sysfs(tmp_path / "a", mains=True, battery="Charging", capacity=80))
-    assert ac == {"source": "ac", "battery_percent": 80, "governor": "powersave", "thermal_c": {"x86_pkg_temp": 51.0}}
+    assert ac == {"source": "ac", "battery_percent": 80, "governor": "powersave", "thermal_c": {"x86_pkg_temp": 51.0},
+                  "sources": SYSFS}
     bat = power_state(sysfs(tmp_path / "b", mains=False, battery="Discharging", capacity=42, governor="performance",
                             temps=(("acpitz", 40500), ("acpitz", 45000))))
     assert bat["source"] == "battery" and bat["battery_percent"] == 42 and bat["governor"] == "performance"
     assert bat["thermal_c"] == {"acpitz": 40.5, "acpitz (thermal_zone1)": 45.0}
     bare = power_state(str(tmp_path / "none"))     # a VM or a desktop listing no supply
-    assert bare == {"source": "unknown", "battery_percent": None, "governor": None, "thermal_c": {}}
+    assert bare == {"source": "unknown", "battery_percent": None, "governor": None, "thermal_c": {}, "sources": SYSFS}
+
+
+def test_on_the_real_machine_ac_and_battery_come_from_psutil_on_every_os(monkeypatch):
+    """psutil's battery (the branch Windows and macOS take): a laptop's battery cannot be plugged into this
+    machine, so psutil's answer is replaced by the values it gives on one."""
+    import collections
+
+    import psutil
+    sbattery = collections.namedtuple("sbattery", "percent secsleft power_plugged")
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: sbattery(37.6, 5000, False))
+    state = power_state("/sys")
+    assert state["source"] == "battery" and state["battery_percent"] == 38 and state["sources"]["power"] == "psutil"
+    assert state["sources"]["thermal_c"] == "sysfs (Linux only)"
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: sbattery(100.0, -2, True))
+    assert power_state("/sys")["source"] == "ac"
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: None)   # a desktop or a VM: the kernel's supplies
+    assert power_state("/sys")["sources"]["power"] == "sysfs (Linux only)"
 
 
 def test_power_mismatch_refuses_to_mix_ac_and_battery():
@@ -77,5 +98,5 @@ def test_a_run_records_power_and_thermal_state_at_start_and_end(tmp_path):
                             progress=Warms(tmp_path / "sys/class/thermal/thermal_zone0/temp"))
     run = db.get_run(out.run_id)
     assert run["environment"]["power"] == {"source": "battery", "battery_percent": 55, "governor": "powersave",
-                                           "thermal_c": {"x86_pkg_temp": 51.0}}
+                                           "thermal_c": {"x86_pkg_temp": 51.0}, "sources": SYSFS}
     assert run["environment_end"]["thermal_c"] == {"x86_pkg_temp": 63.0}
