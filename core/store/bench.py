@@ -185,7 +185,7 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 
 @retrying
 def set_environment_end(run_id: str, environment_end: dict) -> None:
-    """The power and thermal state at the run's end (core.bench.environment.power_state)."""
+    """The power and thermal state at the run's end (core.bench.conditions.environment.power_state)."""
     with connect() as con:
         con.execute("UPDATE runs SET environment_end = ? WHERE run_id = ?", [to_json(environment_end), run_id])
 

@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.metrics import RESULT_KEYS
 from core.store import bench as db
@@ -62,7 +62,7 @@ class KillWorker(Progress):
 
 
 def test_load_failure_and_killed_worker(database):
-    from core.bench.runner import default_engine
+    from core.bench.run.runner import default_engine
     engines = {}
 
     def factory(spec):

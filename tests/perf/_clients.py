@@ -2,8 +2,8 @@
 HTTP/1.1 client) and the same engine on aiohttp (``tests/perf/_aiohttp_http.py``, reference only)."""
 from __future__ import annotations
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.runner import Runner, default_engine
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.runner import Runner, default_engine
 
 OURS, AIOHTTP = "ours", "aiohttp"
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from core.bench.inputs import ModelSpec, PromptSet, Settings
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.errors import UserError
 
 _SPEC_FIELDS = {f.name for f in fields(ModelSpec)}
