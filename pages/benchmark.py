@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.bench import charts
 from core.bench.run.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
@@ -15,7 +15,7 @@ from core.output import md_text
 from core.bench.report import BenchReport, build_report, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 JOB = "bench_job"
 
@@ -342,5 +342,5 @@ else:
     render_results(all_runs)
     render_compare(all_runs)
     render_past(all_runs)
-from campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
+from ui.campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
 render_campaigns()
