@@ -18,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from core.engines.base import LoadInfo, RequestOptions, RequestRecord
-from core.engines import http as _core      # its caps are read at run time (tests patch them)
+from core.engines import http_transport as _core    # its caps are read at run time (tests patch them)
 from core.engines.http import HttpEngine
 from core.engines.http_transport import MAX_ERROR_BODY, ResponseTooLarge, _error_message, _perf, _size
 
