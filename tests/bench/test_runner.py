@@ -132,7 +132,7 @@ def test_cancel_keeps_finished_rows_and_marks_interrupted(server, order):
 
 
 def test_engine_death_interrupts_the_run_and_keeps_rows(server):
-    from core.bench.run.runner import default_engine
+    from core.engines import open_engine
     from core.engines import EngineDied
     from core.engines.http import HttpEngine
 
@@ -146,7 +146,7 @@ def test_engine_death_interrupts_the_run_and_keeps_rows(server):
             await super().arequest(messages, opts, rec)
 
     def factory(s):
-        return Dying(s.model, s.endpoint) if s.model == GOOD else default_engine(s)
+        return Dying(s.model, s.endpoint) if s.model == GOOD else open_engine(s)
 
     out = run_benchmark([spec(server), spec(server, "slow;ttft=0.05;n=2")], prompts(), Settings(rounds=5, warmup=0),
                         engine_factory=factory)

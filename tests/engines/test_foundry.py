@@ -62,11 +62,11 @@ class KillWorker(Progress):
 
 
 def test_load_failure_and_killed_worker(database):
-    from core.bench.run.runner import default_engine
+    from core.engines import open_engine
     engines = {}
 
     def factory(spec):
-        engines[spec.model] = default_engine(spec)
+        engines[spec.model] = open_engine(spec)
         return engines[spec.model]
 
     progress = KillWorker(engines)
@@ -87,7 +87,7 @@ def test_load_failure_and_killed_worker(database):
 
 
 def test_chat_once_through_foundry_keeps_the_worker_open():
-    from core.engines import _open_engines, chat_once, close_engines
+    from core.engines.chat import _open_engines, chat_once, close_engines
     try:
         first = chat_once("foundry", SMALLEST, [{"role": "user", "content": "Say hello."}], max_tokens=6)
         assert first.text and first.token_count_source == "usage" and 1 <= first.completion_tokens <= 6

@@ -39,7 +39,7 @@ from core.bench.run.order import choose_order, rotation
 from core.bench.run.persist import Recorder, StoreRecorder
 from core.bench.run.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
 from core.bench.run.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
-from core.engines import Engine, RequestRecord, make_engine
+from core.engines import Engine, RequestRecord, open_engine
 from core.errors import UserError, one_line
 
 _perf = time.perf_counter
@@ -90,7 +90,7 @@ class Runner:
         self.settings = settings.validate()
         self.cancel = cancel or threading.Event()
         self.run_id = run_id or new_run_id()
-        self.engine_factory = engine_factory or default_engine
+        self.engine_factory = engine_factory or open_engine
         self.recorder = recorder or (StoreRecorder() if store else Recorder())
         self.results: list[dict] = []
         self._result_keys: list[tuple] = []
@@ -442,25 +442,6 @@ def _close(engine: Engine) -> None:
         engine.close()
     except Exception:
         pass
-
-
-def default_engine(spec: ModelSpec) -> Engine:
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import LlamaCppEngine, resolve_gguf
-        return LlamaCppEngine(spec.path or resolve_gguf(spec.model))
-    if spec.backend == "openai":
-        from core.engines.http import HttpEngine
-        if not spec.endpoint:
-            raise UserError(f"model {spec.name!r}: an OpenAI-compatible engine needs an endpoint URL")
-        from core.engines.base import resolve_server_pid
-        from core.engines.http import local_tokenizer
-        pid, source = resolve_server_pid(spec.endpoint, spec.server_pid)
-        engine = HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env, server_pid=pid,
-                            count_tokens=local_tokenizer(spec.model))
-        engine.pid_source = source
-        return engine
-    return make_engine(spec.backend, spec.model, model_row={"version": spec.version,
-                                                           "execution_provider": spec.execution_provider})
 
 
 def run_benchmark(models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **kwargs) -> RunOutcome:

@@ -32,7 +32,8 @@ from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.bench.sweep.fit import fit_sweep
 from core.bench.sweep.tokens import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
     shipped_material
-from core.bench.run.runner import Runner, default_engine
+from core.bench.run.runner import Runner
+from core.engines import open_engine
 from core.errors import UserError
 
 DEFAULT_LENGTHS = (512, 2048, 4096, 8192)
@@ -189,17 +190,7 @@ class SweepEngine:
 
 def sweep_engine(spec: ModelSpec, plan: ModelPlan):
     """The engine for a model at the plan's context setting."""
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import LlamaCppEngine, resolve_gguf
-        inner = LlamaCppEngine(spec.path or resolve_gguf(spec.model), n_ctx=plan.context_setting)
-    elif spec.backend == "foundry":
-        from core.engines.foundry import FoundryEngine
-        inner = FoundryEngine(spec.model, model_row={"version": spec.version, "path": spec.path,
-                                                     "execution_provider": spec.execution_provider},
-                              context_length=plan.context_setting)
-    else:
-        inner = default_engine(spec)
-    return SweepEngine(inner, plan)
+    return SweepEngine(open_engine(spec, plan.context_setting), plan)
 
 
 # -- the sweep: one run --------------------------------------------------------------------------------------------
