@@ -30,6 +30,11 @@ RUN_MODEL_COLUMNS = (
 JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs", "noise", "energy", "environment_end"}
 
 
+def clean_row(row: dict) -> dict:
+    """A stored row with pandas' NaN read back as None."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+
+
 def _dicts(cur) -> list[dict]:
     return fetch_dicts(cur, JSON_COLUMNS)
 

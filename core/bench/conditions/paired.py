@@ -100,13 +100,12 @@ def paired_comparisons(rows: list[dict], labels: dict[tuple, str] | None = None,
 
 def run_pairs(run_id: str) -> list[dict]:
     """The paired comparisons of a stored run (``paired_comparisons`` over its rows), [] when unknown."""
-    from core.bench.run.resume import clean_row
     from core.store import bench as db
     run = db.get_run(run_id)
     if run is None:
         return []
     df = db.run_requests(run_id)
-    rows = [clean_row(r) for r in (df.to_dict("records") if len(df) else [])]
+    rows = [db.clean_row(r) for r in (df.to_dict("records") if len(df) else [])]
     models = sorted(run["models"], key=lambda m: m.get("position") or 0)
     order = list(dict.fromkeys((m["model"], m["backend"]) for m in models))
     labels = {(m["model"], m["backend"]): m.get("label") or m["model"] for m in models}

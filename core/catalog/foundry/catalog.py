@@ -11,7 +11,7 @@ import threading
 import time
 
 from core.config import RUNTIME_DIR
-from core.catalog.loaded import loaded_model_ids
+from core.catalog.foundry.loaded import loaded_model_ids
 from core.errors import UserError, one_line
 from core.catalog.foundry.runtime import CATALOG_HOST, CATALOG_URL, get_manager, quiet_native
 from core.catalog.foundry.models import _row, _variants

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 
-from core.catalog.loaded import loaded_model_ids
+from core.catalog.foundry.loaded import loaded_model_ids
 from core.catalog.foundry.runtime import _local_catalog, quiet_native
 from core.catalog.foundry.folders import _genai_provider, folder_size_mb, genai_context
 

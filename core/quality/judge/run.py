@@ -8,10 +8,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core.catalog.families import same_family_warnings
 from core.errors import UserError
 from core.quality.judge.prompts import (
     PAIRWISE_VERSION, POINTWISE_VERSION, RETRY_MESSAGE, TEMPLATES, pairwise_messages, pointwise_messages,
-    same_family_warnings,
 )
 from core.quality.judge.constraints import (
     PAIRWISE_GRAMMAR, PAIRWISE_SCHEMA, judge_constraint, pointwise_grammar, pointwise_schema,
