@@ -57,7 +57,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from core.store.bundles import export_run
+    from core.store.bundle_export import export_run
     manifest = export_run(args.run, args.out)
     rows = sum(t["rows"] for t in manifest["tables"].values())
     print(f"wrote {args.out}: run {args.run}, {len(manifest['tables'])} tables, {rows} rows")

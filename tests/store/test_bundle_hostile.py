@@ -15,7 +15,8 @@ import pytest
 
 from core.cli import main
 from core.store import connect
-from core.store.bundles import BUNDLE_TABLES, export_run
+from core.store.bundle_export import export_run
+from core.store.bundles import BUNDLE_TABLES
 from tests.support.hostile_server import RecordingServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
 
