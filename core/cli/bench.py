@@ -126,7 +126,7 @@ def _model_names(args, config: dict | None) -> list[str]:
 
 def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | None, config: dict | None,
                   server_pid: int | None = None):
-    from core.bench.inputs import ModelSpec
+    from core.bench.run.inputs import ModelSpec
     config = config or {}
     specs = []
     if endpoint:
@@ -214,13 +214,13 @@ def print_results(results: list[dict], stream=None) -> None:
 
 def print_pairs(pairs: list[dict], stream=None) -> None:
     """One line per pair of candidates: the decode-speed sentence and the TTFT and E2E ratios."""
-    from core.bench.conditions import pair_lines
+    from core.bench.conditions.lines import pair_lines
     for line in pair_lines(pairs, term_text):
         print(line, file=stream or sys.stdout)
 
 
 def run(args) -> int:
-    from core.bench.inputs import Settings, load_models_config, load_prompts
+    from core.bench.run.inputs import Settings, load_models_config, load_prompts
 
     if args.server_pid is not None:
         from core.engines.base import process_stats
@@ -228,7 +228,7 @@ def run(args) -> int:
             raise UserError(f"--server-pid: server process {args.server_pid} not found on this machine")
     extra: dict = {}
     if args.resume:
-        from core.bench.resume import plan_resume, resume_runner_kwargs
+        from core.bench.run.resume import plan_resume, resume_runner_kwargs
         resumed = plan_resume(args.resume, load_prompts(args.prompts) if args.prompts else None)
         specs, prompt_set, settings = resumed.models, resumed.prompt_set, resumed.settings
         extra = resume_runner_kwargs(resumed)
@@ -253,7 +253,7 @@ def run(args) -> int:
 def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> int:
     """Run a benchmark from the command line (Ctrl-C cancels, progress on stderr), print its results, write
     --json; the exit code (0, EXIT_CANCELLED, EXIT_INTERRUPTED). ``extra``: the Runner's run_id/resume kwargs."""
-    from core.bench.runner import run_benchmark
+    from core.bench.run.runner import run_benchmark
     from core.output import write_json
     from core.store import bench as db
 
@@ -277,12 +277,12 @@ def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> i
             signal.signal(signal.SIGINT, previous)
     results = db.run_summary(outcome.run_id)
     print_results(results)
-    from core.bench.paired import run_pairs
+    from core.bench.conditions.paired import run_pairs
     pairs = run_pairs(outcome.run_id)
     print_pairs(pairs)
     if json_out:
         schedule = ((db.get_run(outcome.run_id) or {}).get("environment") or {}).get("schedule")
-        from core.bench.timeline import run_timeline
+        from core.bench.run.timeline import run_timeline
         write_json(json_out, {"run_id": outcome.run_id, "schedule": schedule, "results": results, "paired": pairs,
                               "timeline": run_timeline(outcome.run_id)})
     if outcome.status == "interrupted":
@@ -295,14 +295,14 @@ def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> i
 
 
 def _run_lengths(args) -> int:
-    """`bench --lengths ...`: a length sweep (core.bench.lengths)."""
-    from core.bench.inputs import Settings, load_models_config, load_prompts
-    from core.bench.lengths import parse_lengths, run_sweep, sweep_lines
+    """`bench --lengths ...`: a length sweep (core.bench.sweep.plan)."""
+    from core.bench.run.inputs import Settings, load_models_config, load_prompts
+    from core.bench.sweep.plan import parse_lengths, run_sweep, sweep_lines
     from core.output import write_json
     from core.store import bench as db
 
     if args.lengths == "prompts" and not args.prompts:   # no lengths, no prompts: the defaults, the target among them
-        from core.bench.lengths import default_lengths
+        from core.bench.sweep.plan import default_lengths
         args.lengths = ",".join(map(str, default_lengths(args.target_prompt)))
     lengths = None if args.lengths == "prompts" else parse_lengths(args.lengths)
     prompts = load_prompts(args.prompts) if args.prompts and lengths is None else None

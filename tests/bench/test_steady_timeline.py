@@ -6,10 +6,10 @@ from datetime import datetime
 import pytest
 
 from core import metrics
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.order import choose_order
-from core.bench.runner import run_benchmark
-from core.bench.timeline import run_timeline, timeline_chart
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.order import choose_order
+from core.bench.run.runner import run_benchmark
+from core.bench.run.timeline import run_timeline, timeline_chart
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
 
@@ -55,12 +55,16 @@ def test_throughput_is_the_steady_part_of_each_turn():
 
 
 def test_turns_at_concurrency_hold_enough_rounds_for_a_steady_part():
-    from core.bench.runner import MIN_TURN_WAVES, turn_rounds
+    from core.bench.run.order import MIN_TURN_WAVES, turn_rounds
     assert MIN_TURN_WAVES == 4
-    assert turn_rounds([1, 2, 3], 1, 9) == [[1], [2], [3]]                  # one slot: every round a turn
-    assert turn_rounds([1, 2, 3, 4, 5], 4, 50) == [[1, 2], [3, 4], [5]]     # 10 a round, 16 needed: 2 rounds
-    assert turn_rounds(list(range(1, 21)), 32, 1000) == [list(range(k, k + 3)) for k in range(1, 19, 3)] + [[19, 20]]
-    assert turn_rounds([1, 2], 64, 10) == [[1, 2]] and turn_rounds([], 4, 0) == []
+    from core.bench.run.schedule import Item
+
+    def todo(rounds, per_round):
+        return [Item({"id": str(i)}, r, False) for r in range(1, rounds + 1) for i in range(per_round)]
+    assert turn_rounds([todo(3, 3)], 1) == [[1], [2], [3]]                     # one slot: every round a turn
+    assert turn_rounds([todo(5, 10), todo(5, 10)], 4) == [[1, 2], [3, 4], [5]]   # 10 a round, 16 needed: 2 rounds
+    assert turn_rounds([todo(20, 50)], 32) == [list(range(k, k + 3)) for k in range(1, 19, 3)] + [[19, 20]]
+    assert turn_rounds([todo(2, 5)], 64) == [[1, 2]] and turn_rounds([[]], 4) == []
 
 
 def test_one_candidate_has_nothing_to_interleave():

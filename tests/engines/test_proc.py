@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from core.bench import noise
+from core.bench.conditions import noise
 from core.engines import proc
 
 

@@ -22,6 +22,13 @@ def clock_record(segment: int = 0) -> dict:
             "clock": "perf_counter", "segment": int(segment)}
 
 
+def on_run_clock(row: dict, shift_s: float) -> dict:
+    """The request row with its start and end on the run's clock (``shift_s``: its turn's start on that clock)."""
+    row["run_start_s"] = None if row.get("start_offset_s") is None else row["start_offset_s"] + shift_s
+    row["run_end_s"] = None if row.get("end_offset_s") is None else row["end_offset_s"] + shift_s
+    return row
+
+
 def _plain(v):
     if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
         return None

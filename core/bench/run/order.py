@@ -2,7 +2,7 @@
 
 Interleaved, round r runs the models rotated by r - 1 (round 1: A B C, round 2: B C A, round 3: C A B),
 so whatever drifts during the run (another program, a fan, a clock) falls on every candidate alike, and
-each pair of candidates can be compared round by round (``core.bench.paired``). The models stay loaded
+each pair of candidates can be compared round by round (``core.bench.conditions.paired``). The models stay loaded
 between their turns; ``choose_order`` checks beforehand that they fit in memory together and, when they do
 not, runs them blocked, saying why. The choice is recorded with the run (its environment's ``schedule``).
 """
@@ -67,3 +67,19 @@ def choose_order(specs: list, requested: str, available_mb: float | None = None)
     return dict(out, order="interleaved", keep_loaded=True,
                 reason=f"the models fit in memory together (about {needed / 1e3:.1f} GB of "
                        f"{available_mb / 1e3:.1f} GB available)")
+
+
+MIN_TURN_WAVES = 4   # at concurrency N > 1 an interleaved turn holds at least this many times N requests
+
+
+def turn_rounds(todos: list[list], concurrency: int) -> list[list[int]]:
+    """The rounds of a level (``todos``: each model's items still to run, with their ``round``) grouped into
+    interleaved turns. At concurrency 1 each round is a turn. At N > 1 a turn holds consecutive rounds enough
+    for ``MIN_TURN_WAVES`` x N requests of a model, so its slots run together in a steady part, not just a
+    ramp-up and a drain."""
+    rounds = sorted({it.round for todo in todos for it in todo})
+    if not rounds:
+        return []
+    per_round = max(1, max(len(todo) for todo in todos) // len(rounds))
+    k = 1 if concurrency <= 1 else max(1, -(-MIN_TURN_WAVES * concurrency // per_round))
+    return [rounds[i:i + k] for i in range(0, len(rounds), k)]

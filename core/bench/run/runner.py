@@ -5,17 +5,15 @@ concurrency level. Each request row is stored as it completes (a kill loses only
 flight); a level's run_models row is stored as 'running' when it starts and with its numbers when it
 ends. A model that will not load gets failed rows with its error, and the others go on. Cancelling
 (``cancel.set()``: the page's button, Ctrl-C in the CLI) or a model process that dies keeps every
-finished request and marks the run interrupted. ``resume`` (see ``core.bench.resume``) runs only the
+finished request and marks the run interrupted. ``resume`` (see ``core.bench.run.resume``) runs only the
 requests a stored run is missing, as a new sitting (``segment``) of the same run.
 
-Candidates run interleaved by default (``core.bench.order``): every model is loaded first and kept loaded,
+Candidates run interleaved by default (``core.bench.run.order``): every model is loaded first and kept loaded,
 then each level runs round by round, the models in rotating order (round 1: A B C, round 2: B C A), each
-model's turn being its requests of that round (its warm-up before its first turn of the level); at
-concurrency N > 1 a turn takes as many consecutive rounds as hold ``MIN_TURN_WAVES`` x N requests
-(``turn_rounds``), so that its N slots run together, not only ramp up and drain. Each
+model's turn being its requests of that round (at N > 1 enough rounds for a steady part: ``turn_rounds``). Each
 request row keeps its ``turn`` and ``turn_position``. Blocked (``Settings.order``, or models that do not
 fit in memory together): one model at a time, one turn per level. Around each turn's measured window the
-noise meter (``core.bench.noise``) and the energy meter (``core.bench.energy``) read their counters; a
+noise meter (``core.bench.conditions.noise``) and the energy meter (``core.bench.conditions.energy``) read their counters; a
 level's row carries both (``noisy``, ``noise``, ``energy``).
 
 The runner only orchestrates; each concern is its own small piece:
@@ -33,15 +31,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from core import metrics
-from core.bench.energy import IDLE_BASELINE_S, EnergyMeter
-from core.bench.environment import capture_environment, model_environment, power_state
-from core.bench.inputs import ModelSpec, PromptSet, Settings
-from core.bench.noise import NoiseMeter, level_noise, own_pids
-from core.bench.order import choose_order, rotation
-from core.bench.persist import Recorder, StoreRecorder
-from core.bench.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
-from core.bench.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
-from core.engines import Engine, RequestRecord, make_engine
+from core.bench.conditions.energy import IDLE_BASELINE_S, EnergyMeter
+from core.bench.conditions.environment import capture_environment, model_environment, power_state
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
+from core.bench.conditions.noise import NoiseMeter, level_noise, own_pids
+from core.bench.run.order import choose_order, rotation, turn_rounds
+from core.bench.run.persist import Recorder, StoreRecorder
+from core.bench.run.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
+from core.bench.run.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
+from core.bench.run.timeline import clock_record, on_run_clock
+from core.engines import Engine, RequestRecord, open_engine
 from core.errors import UserError, one_line
 
 _perf = time.perf_counter
@@ -92,7 +91,7 @@ class Runner:
         self.settings = settings.validate()
         self.cancel = cancel or threading.Event()
         self.run_id = run_id or new_run_id()
-        self.engine_factory = engine_factory or default_engine
+        self.engine_factory = engine_factory or open_engine
         self.recorder = recorder or (StoreRecorder() if store else Recorder())
         self.results: list[dict] = []
         self._result_keys: list[tuple] = []
@@ -106,7 +105,6 @@ class Runner:
         self.schedule = choose_order(models, self.settings.order, available_mb)
         self._turn_seq = 0
         self._pids: list[int] = []
-        self.clock0 = _perf()    # the run's (this sitting's) one clock: every request's run_start_s counts from here
         state = RunProgress(self.run_id, [
             ModelProgress(m.model, m.backend, m.name,
                           total=sum(self.settings.warmup + len(self._todo(m, level))
@@ -132,11 +130,9 @@ class Runner:
 
     # public ------------------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        from core.bench.resume import spec_record
-        from core.bench.timeline import clock_record
-        env = dict(capture_environment(self.sys_root), schedule=self.schedule)
-        self.clock0 = _perf()
-        env["clock"] = clock_record(self.segment)
+        from core.bench.run.resume import spec_record
+        env = dict(capture_environment(self.sys_root), schedule=self.schedule, clock=clock_record(self.segment))
+        self.clock0 = _perf()    # the run's one clock (its UTC start is env["clock"]): every run_start_s counts from here
         self.recorder.start_run(self.run_id, prompt_set=self.prompt_set, settings=asdict(self.settings),
                                 environment=env, specs=[spec_record(m) for m in self.models],
                                 resume=self.resume is not None)
@@ -258,8 +254,7 @@ class Runner:
                 if not levels:
                     continue
                 idle_w = self.energy.baseline(self.cancel)
-                for k, group in enumerate(turn_rounds(sorted({it.round for lv in levels.values() for it in lv.todo}),
-                                                      level, max(len(lv.todo) for lv in levels.values()))):
+                for k, group in enumerate(turn_rounds([lv.todo for lv in levels.values()], level)):
                     for turn_position, i in enumerate(rotation([i for i in levels if i in alive], k + 1)):
                         if self.cancel.is_set():
                             break
@@ -349,10 +344,7 @@ class Runner:
         row.update(request_id=request_id, run_id=self.run_id, model=lv.spec.model, backend=lv.spec.backend,
                    concurrency=lv.level, prompt_id=item.prompt["id"], round=item.round, warmup=item.warmup,
                    outlier=False, segment=self.segment, turn=turn, turn_position=turn_position)
-        shift = turn_start - self.clock0    # the turn's clock -> the run's clock (one time axis for the run)
-        row["run_start_s"] = None if row["start_offset_s"] is None else row["start_offset_s"] + shift
-        row["run_end_s"] = None if row["end_offset_s"] is None else row["end_offset_s"] + shift
-        return row
+        return on_run_clock(row, turn_start - self.clock0)   # the turn's clock -> the run's (one axis per run)
 
     def _finish_level(self, engine: Engine, lv: _Level) -> None:
         if lv.loop is not None:
@@ -438,20 +430,6 @@ class Runner:
                                   run_model["concurrency"]))
 
 
-MIN_TURN_WAVES = 4   # at concurrency N > 1 an interleaved turn holds at least this many times N requests
-
-
-def turn_rounds(rounds: list[int], concurrency: int, requests: int) -> list[list[int]]:
-    """The rounds of a level grouped into interleaved turns. At concurrency 1 each round is a turn. At N > 1 a
-    turn holds consecutive rounds enough for ``MIN_TURN_WAVES`` x N requests (``requests``: a model's requests
-    of the level, over ``rounds``), so its slots run together in a steady part, not just a ramp-up and a drain."""
-    if not rounds:
-        return []
-    per_round = max(1, requests // len(rounds))
-    k = 1 if concurrency <= 1 else max(1, -(-MIN_TURN_WAVES * concurrency // per_round))
-    return [rounds[i:i + k] for i in range(0, len(rounds), k)]
-
-
 def _delta(a: dict | None, b: dict | None) -> float | None:
     return (b["cpu_s"] - a["cpu_s"]) if (a and b and a.get("cpu_s") is not None
                                          and b.get("cpu_s") is not None) else None
@@ -466,25 +444,6 @@ def _close(engine: Engine) -> None:
         engine.close()
     except Exception:
         pass
-
-
-def default_engine(spec: ModelSpec) -> Engine:
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import LlamaCppEngine, resolve_gguf
-        return LlamaCppEngine(spec.path or resolve_gguf(spec.model))
-    if spec.backend == "openai":
-        from core.engines.http import HttpEngine
-        if not spec.endpoint:
-            raise UserError(f"model {spec.name!r}: an OpenAI-compatible engine needs an endpoint URL")
-        from core.engines.base import resolve_server_pid
-        from core.engines.http import local_tokenizer
-        pid, source = resolve_server_pid(spec.endpoint, spec.server_pid)
-        engine = HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env, server_pid=pid,
-                            count_tokens=local_tokenizer(spec.model))
-        engine.pid_source = source
-        return engine
-    return make_engine(spec.backend, spec.model, model_row={"version": spec.version,
-                                                           "execution_provider": spec.execution_provider})
 
 
 def run_benchmark(models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **kwargs) -> RunOutcome:
