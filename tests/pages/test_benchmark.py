@@ -63,6 +63,10 @@ def test_run_from_the_page_and_read_results(db):
         from core.store import bench as store
         assert store.get_run(job.outcome.run_id)["environment"]["schedule"]["order"] == "blocked"
         assert any("Order: blocked" in m.value for m in at.markdown)
+        # the Timeline tab draws the run's requests on its one clock (not the empty-state line)
+        captions = [c.value for c in at.caption]
+        assert any("on the run's one clock" in c for c in captions)
+        assert not any("has times on the run's clock" in c for c in captions)
 
 
 def test_cancel_from_the_page_keeps_finished_requests(db):
