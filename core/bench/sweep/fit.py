@@ -1,5 +1,6 @@
-"""The length sweep's curves: TTFT(n) and TPOT(n) fitted by least squares on a + b n + c n^2 (b, c >= 0) over
-the sweep's requests, a case-bootstrap band, and the time to notes at a target (``core.metrics.time_to_notes_ms``)."""
+"""The length sweep's curves: TTFT(n) and TPOT(n) fitted by least squares on a + b n (+ c n^2 only where the data
+support it) with b, c >= 0 over the sweep's requests, a case-bootstrap band that holds the curve's own uncertainty,
+and the time to notes at a target (``core.metrics.time_to_notes_ms``), withheld beyond 1.5x the longest prompt."""
 from __future__ import annotations
 
 import numpy as np
