@@ -17,6 +17,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any, Callable
 
 import duckdb
 
@@ -432,41 +433,46 @@ def _check_rows(con, manifest: dict, tmp: Path, bad: str) -> None:
             raise UserError(f"{bad}: {stray} judge_templates rows are templates the run does not use")
 
 
-def import_run(path: str | Path, *, replace: bool = False) -> dict:
+def import_run(path: str | Path, *, replace: bool = False, check_rubric: Callable[[dict], Any] | None = None) -> dict:
     """Import a run bundle into the store in use, in one transaction; {"run_id", "tables": {table: rows},
-    "replaced": bool}. A run the store already holds is refused unless ``replace`` (which replaces that run's
-    rows, and only those)."""
+    "replaced": bool, "notes": [...]}. A run the store already holds is refused unless ``replace`` (which
+    replaces that run's rows, and only those). ``check_rubric`` is ``rubric import``'s validation (a rubric
+    document -> a Rubric, or an error): every rubric version the bundle carries passes it, and a rubric new to
+    this store gets its current form from its newest validated version, never from the bundle's rows; without
+    it a bundle that carries rubrics is refused. Its campaign link is taken only when it names the plan of this
+    store's campaign and the device has no run of that campaign here yet (core.store.campaigns also checks,
+    on every read, that a linked run ran the plan)."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"no such bundle: {path}")
     tmp = Path(tempfile.mkdtemp(prefix="slm-bundle-"))
     try:
         manifest = _read_bundle(path, tmp)
-        return _import(manifest, tmp, path.name, replace)
+        return _import(manifest, tmp, path.name, replace, check_rubric)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _import(manifest: dict, tmp: Path, name: str, replace: bool) -> dict:
+def _import(manifest: dict, tmp: Path, name: str, replace: bool, check_rubric) -> dict:
     bad = f"bundle {name} refused"
     try:
-        return _import_tx(manifest, tmp, bad, replace)
+        return _import_tx(manifest, tmp, bad, replace, check_rubric)
     except duckdb.Error as exc:
         raise UserError(f"{bad}: {one_line(exc, 240)}") from None
 
 
 @retrying
-def _import_tx(manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+def _import_tx(manifest: dict, tmp: Path, bad: str, replace: bool, check_rubric) -> dict:
     try:
         with connect() as con:
-            return _import_rows(con, manifest, tmp, bad, replace)
+            return _import_rows(con, manifest, tmp, bad, replace, check_rubric)
     except duckdb.Error as exc:
         if _is_conflict(exc):
             raise                        # @retrying runs the transaction again
         raise UserError(f"{bad}: {one_line(exc, 240)}") from None
 
 
-def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool, check_rubric) -> dict:
     run_id = manifest["run_id"]
     rid = _lit(run_id)
     catalog = _current_catalog(con)
@@ -507,7 +513,9 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
         n = con.execute(clash).fetchone()[0]
         if n:
             raise UserError(f"{bad}: {n} {table} rows have the keys of another run's rows in this store")
-    rubric_map = _add_rubrics(con, manifest, tmp, bad)
+    _check_devices(con, manifest, tmp, bad)
+    link_note = _campaign_link_refusal(con, manifest, tmp)
+    rubric_map = _add_rubrics(con, manifest, tmp, bad, check_rubric)
     template_map = _add_templates(con, manifest, tmp, bad)
     if exists:
         con.execute(f"DELETE FROM judge_scores WHERE judgement_id IN (SELECT judgement_id FROM judgements "
@@ -518,7 +526,7 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
     counts = {}
     for table in RUN_TABLES:
         f = _file(tmp, manifest, table)
-        if f is None:
+        if f is None or (table == "campaign_runs" and link_note):
             continue
         cols = [c for c, _ in manifest["tables"][table]["columns"]]
         exprs = []
@@ -535,19 +543,59 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
         con.execute(f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in cols)}) SELECT {', '.join(exprs)} "
                     f"FROM read_parquet('{f}')")
         counts[table] = manifest["tables"][table]["rows"]
-    return {"run_id": run_id, "tables": counts, "replaced": exists}
+    return {"run_id": run_id, "tables": counts, "replaced": exists, "notes": [link_note] if link_note else []}
+
+
+def _check_devices(con, manifest: dict, tmp: Path, bad: str) -> None:
+    """Every device label the bundle carries (the run's, its campaign link's) follows the one label rule."""
+    from core.config import check_device_label
+    for table in ("runs", "campaign_runs"):
+        f = _file(tmp, manifest, table)
+        if f is None or not _has_col(manifest, table, "device"):
+            continue
+        for (device,) in _rows(con, f, "DISTINCT device"):
+            if device is not None:
+                try:
+                    check_device_label(device)
+                except UserError as exc:
+                    raise UserError(f"{bad}: {table}.{exc.one_line()}") from None
+
+
+def _campaign_link_refusal(con, manifest: dict, tmp: Path) -> str | None:
+    """Why the bundle's campaign link is not taken (the run is imported all the same), or None: it names a
+    campaign version of this store with another plan, or the device already has a done or running run of that
+    campaign here (a bundle never replaces the run a store links)."""
+    f = _file(tmp, manifest, "campaign_runs")
+    if f is None:
+        return None
+    rid = manifest["run_id"]
+    for campaign, version, sha, device in _rows(con, f, "DISTINCT campaign, version, plan_sha256, device"):
+        shown = f"{str(campaign)[:60]} v{version}"
+        row = con.execute("SELECT plan_sha256 FROM campaigns WHERE name = ? AND version = ?",
+                          [campaign, version]).fetchone()
+        if row is not None and row[0] != sha:
+            return f"its link to campaign {shown} was not taken: it names another plan than this store's"
+        held = con.execute(
+            "SELECT l.run_id FROM campaign_runs l JOIN runs r USING (run_id) WHERE l.campaign = ? AND "
+            "l.plan_sha256 = ? AND l.device = ? AND l.run_id <> ? AND r.status IN ('completed', 'running') "
+            "ORDER BY l.created_at LIMIT 1", [campaign, sha, device, rid]).fetchone()
+        if held is not None:
+            return (f"its link to campaign {shown} was not taken: {str(device)[:60]} already has run "
+                    f"{held[0]} for it here, which stays the campaign's")
+    return None
 
 
 def _rows(con, f: str, cols: str) -> list[tuple]:
     return con.execute(f"SELECT {cols} FROM read_parquet('{f}')").fetchall()
 
 
-def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, int], int]:
-    """Add the bundle's rubric versions this store lacks (by content) as new versions; a rubric the store does
-    not have at all also gets its current form. Nothing stored is replaced: a rubric the store has keeps its
-    current form, which (when versions were added) becomes the newest version again. {(rubric, bundle version): version
-    here} for every version the bundle carries."""
-    from core.store.quality import rubric_hash
+def _add_rubrics(con, manifest: dict, tmp: Path, bad: str, check_rubric) -> dict[tuple[str, int], int]:
+    """Add the bundle's rubric versions this store lacks (by content) as new versions, each validated by
+    ``check_rubric`` first; a rubric the store does not have at all also gets its current form, from its newest
+    version. Nothing stored is replaced: a rubric the store has keeps its current form, which (when versions
+    were added) becomes the newest version again. {(rubric, bundle version): version here} for every version the
+    bundle carries."""
+    from core.store.quality import rubric_hash, write_current_form
     from core.store.db import from_json
 
     mapping: dict[tuple[str, int], int] = {}
@@ -560,7 +608,15 @@ def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, in
         parsed = from_json(doc)
         if not isinstance(parsed, dict) or rubric_hash(parsed) != digest:
             raise UserError(f"{bad}: rubric {rubric[:60]} version {version}: its content does not match its hash")
-        bundle_versions.setdefault(rubric, []).append((version, digest, doc, created))
+        if check_rubric is None:
+            raise UserError(f"{bad}: it carries rubrics, and this import cannot check them")
+        try:
+            checked = check_rubric(parsed)          # `rubric import`'s own validation
+        except (UserError, ValueError) as exc:
+            raise UserError(f"{bad}: rubric {rubric[:60]} version {version}: {one_line(exc, 200)}") from None
+        if getattr(checked, "name", rubric) != rubric:
+            raise UserError(f"{bad}: rubric {rubric[:60]} version {version} holds another rubric's name")
+        bundle_versions.setdefault(rubric, []).append((version, digest, doc, created, checked))
     for rubric, versions in bundle_versions.items():
         stored = con.execute("SELECT version, content_hash FROM rubric_versions WHERE rubric = ? ORDER BY version",
                              [rubric]).fetchall()
@@ -569,7 +625,7 @@ def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, in
             by_hash.setdefault(h, v)
         had_rubric = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [rubric]).fetchone()[0] > 0
         top = current = max((v for v, _ in stored), default=0)
-        for version, digest, doc, created in versions:
+        for version, digest, doc, created, _ in versions:
             if digest not in by_hash:
                 top += 1
                 con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
@@ -582,16 +638,8 @@ def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, in
             con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
                         "SELECT rubric, ?, content_hash, doc, now()::TIMESTAMP FROM rubric_versions "
                         "WHERE rubric = ? AND version = ?", [top + 1, rubric, current])
-        if not had_rubric:
-            for table in RUBRIC_TABLES:
-                tf = _file(tmp, manifest, table)
-                if tf is None:
-                    continue
-                col = "name" if table == "rubrics" else "rubric"
-                cols = [c for c, _ in manifest["tables"][table]["columns"]]
-                names = ", ".join(_q(c) for c in cols)
-                con.execute(f"INSERT INTO {_q(table)} ({names}) SELECT {names} FROM read_parquet('{tf}') "
-                            f"WHERE {col} = ?", [rubric])
+        if not had_rubric:      # its newest validated version, never the bundle's own rows
+            write_current_form(con, versions[-1][4])
     return mapping
 
 
