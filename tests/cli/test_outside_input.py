@@ -8,7 +8,7 @@ import hashlib
 import json
 import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -21,6 +21,7 @@ from core.store import campaigns as store
 from core.store import connect
 from tests.store.test_bundle_hostile import altered, parquet, refused, rewrite, stores  # noqa: F401  (fixtures)
 from tests.support.hostile_server import RecordingServer
+from tests.support.hostile_server import _Handler as HostileHandler
 from tests.support.openai_server import OpenAITestServer
 
 PROMPTS = ["Say hi", "Name three colours"]
@@ -296,20 +297,8 @@ def test_a_bundles_own_current_form_rows_are_never_taken(stores, tmp_path, capsy
 
 # ---------------------------------------------------------------- 7. redaction by value
 
-class _EchoKey(BaseHTTPRequestHandler):
+class _EchoKey(HostileHandler):
     """An endpoint that echoes the key it was sent in its 401 body (as OpenAI's "Incorrect API key provided")."""
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, status: int, obj) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         self._json(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
