@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from core.bench.bounds import check_settings
-from core.bench.inputs import PromptSet, Settings
+from core.bench.run.bounds import check_settings
+from core.bench.run.inputs import PromptSet, Settings
 from core.errors import UserError
 
 PLAN_SETTINGS = ("rounds", "warmup", "max_tokens", "concurrency")
@@ -54,7 +54,7 @@ def make_plan(models: list[str], *, prompt_set: PromptSet, settings: Settings, d
 def plan_settings(plan: dict, prompts: int | None = None, what: str = "plan.settings") -> tuple[Settings, list[str]]:
     """The benchmark's Settings for a plan, and the plan's settings this version's Settings does not have
     (stored with the campaign, not applied: named so the user knows). Every setting passes ``bench``'s bounds
-    first (``core.bench.bounds``), with ``prompts`` the prompt set's size when known: on create, on import and
+    first (``core.bench.run.bounds``), with ``prompts`` the prompt set's size when known: on create, on import and
     on run alike."""
     known = {f.name for f in fields(Settings)}
     s = plan["settings"]
@@ -107,7 +107,7 @@ def read_plan_file(path) -> tuple[dict, PromptSet]:
     line naming the file and the field. The plan is rebuilt from the checked fields, so it hashes as it did there."""
     from pathlib import Path
 
-    from core.bench.inputs import parse_prompts
+    from core.bench.run.inputs import parse_prompts
     from core.catalog.endpoints import normalize_base_url
     from core.config import check_device_label
     from core.output import check_env_name, load_json

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from core.bench.campaign import PLAN_FORMAT
-from core.bench.inputs import parse_prompts
+from core.bench.run.inputs import parse_prompts
 from core.cli import main
 from core.store import campaigns as store
 from core.store import connect
@@ -200,7 +200,7 @@ def test_a_window_beyond_32_bits_is_unknown_and_the_sweep_completes(env, capsys)
 
 
 def test_windows_and_targets_out_of_range(env, capsys):
-    from core.bench.prompt_lengths import checked_window
+    from core.bench.sweep.tokens import checked_window
     assert checked_window(4294967295, "gguf")[0] is None and "out of range" in checked_window(4294967295, "gguf")[1]
     assert checked_window(32768, "gguf") == (32768, "gguf") and checked_window(None, "gguf") == (None, "none")
     assert checked_window(-5, "endpoint")[0] is None
