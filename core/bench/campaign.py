@@ -51,6 +51,24 @@ def make_plan(models: list[str], *, prompt_set: PromptSet, settings: Settings, d
     return {"models": plan_models, "settings": s, "prompt_set_hash": prompt_set.hash, "devices": devices}
 
 
+def plan_endpoints(plan: dict) -> list[str]:
+    """The endpoints a plan's models name, once each, in order."""
+    return list(dict.fromkeys(m["endpoint"] for m in plan["models"] if m.get("endpoint")))
+
+
+def pending_endpoints(plan: dict) -> list[str]:
+    """The plan's endpoints this machine has not accepted: nothing is sent there until it does."""
+    from core.catalog.accepted import pending
+    return pending(plan_endpoints(plan))
+
+
+def accept_pending(plan: dict) -> list[str]:
+    """Accept the plan's pending endpoints on this machine, without a key (the user saw them: `campaign run
+    --accept-endpoints` or the Benchmark page's confirm); returns them."""
+    from core.catalog.accepted import accept
+    return [accept(url, None) for url in pending_endpoints(plan)]
+
+
 def plan_settings(plan: dict, prompts: int | None = None, what: str = "plan.settings") -> tuple[Settings, list[str]]:
     """The benchmark's Settings for a plan, and the plan's settings this version's Settings does not have
     (stored with the campaign, not applied: named so the user knows). Every setting passes ``bench``'s bounds

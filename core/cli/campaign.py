@@ -187,15 +187,10 @@ def show(args) -> int:
     return 0
 
 
-def plan_endpoints(plan: dict) -> list[str]:
-    """The endpoints a plan's models name, once each, in order."""
-    return list(dict.fromkeys(m["endpoint"] for m in plan["models"] if m.get("endpoint")))
-
-
 def _say_endpoints(plan: dict, shown: str) -> None:
     """Name the plan's endpoints this machine has not accepted: `campaign run` sends nothing there until then."""
-    from core.catalog import accepted
-    pending = accepted.pending(plan_endpoints(plan))
+    from core.bench.campaign import pending_endpoints
+    pending = pending_endpoints(plan)
     if pending:
         print(f"campaign {shown} sends requests to endpoint(s) not accepted on this machine: {', '.join(pending)}; "
               "check them, then `campaign run NAME --accept-endpoints` (no key is sent to them)", file=sys.stderr)
@@ -204,8 +199,8 @@ def _say_endpoints(plan: dict, shown: str) -> None:
 def accept_endpoints(plan: dict, shown: str, accept: bool) -> None:
     """Before anything is sent: every endpoint of the plan accepted on this machine, or UserError naming them.
     ``accept``: the pending ones are accepted now, without a key (the user saw them in the message or the page)."""
-    from core.catalog import accepted
-    pending = accepted.pending(plan_endpoints(plan))
+    from core.bench.campaign import accept_pending, pending_endpoints
+    pending = pending_endpoints(plan)
     if pending and not accept:
         hints = sorted({m["api_key_env"] for m in plan["models"] if m.get("api_key_env")})
         key = (f" (the plan suggests the key variable {', '.join(hints)}: only `endpoint add NAME URL --api-key-env "
@@ -213,8 +208,7 @@ def accept_endpoints(plan: dict, shown: str, accept: bool) -> None:
         raise UserError(f"campaign {shown} sends requests to endpoint(s) this machine has not accepted: "
                         f"{', '.join(pending)}; nothing was sent. Check them, then run again with "
                         f"--accept-endpoints (no key is sent to them){key}")
-    for url in pending:
-        accepted.accept(url, None)
+    for url in accept_pending(plan) if pending else []:
         print(f"accepted endpoint {url} on this machine (no key is sent to it)", file=sys.stderr)
 
 
