@@ -204,6 +204,12 @@ def test_windows_and_targets_out_of_range(env, capsys):
     assert checked_window(4294967295, "gguf")[0] is None and "out of range" in checked_window(4294967295, "gguf")[1]
     assert checked_window(32768, "gguf") == (32768, "gguf") and checked_window(None, "gguf") == (None, "none")
     assert checked_window(-5, "endpoint")[0] is None
+    from core.store.lengths import run_sweeps, save_sweep       # the store's own guard, whatever the caller
+    save_sweep({"run_id": "r", "model": "m", "backend": "llamacpp", "context_window": 4294967295,
+                "context_setting": 10 ** 12, "kv_bytes_per_token": 2 ** 70, "target_prompt_tokens": 6000})
+    (row,) = run_sweeps("r")
+    assert (row["context_window"], row["context_setting"], row["kv_bytes_per_token"]) == (None, None, None)
+    assert row["target_prompt_tokens"] == 6000
     assert main(["bench", "--lengths", "300", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m",
                  "--target-prompt", str(10 ** 12)]) == 2
     assert "target" in one_error_line(capsys)

@@ -2,8 +2,8 @@
 file from another machine, a stored plan before `campaign run`. Past them a run would build absurd work up
 front (every request, a task per slot), so a setting outside is refused in one line before anything runs.
 
-``INT32_MAX`` is the largest figure an INTEGER column holds; ``checked_count`` turns a figure from outside
-(a context window an endpoint or a file claims, a token count) into None (unknown) when it does not fit.
+A figure from outside (a context window an endpoint or a file claims, a token count) is range-checked by
+``core.store.lengths.checked_count`` before it reaches a typed column: too large is unknown, never a crash.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ MIN_LENGTH = 16
 MAX_CONTEXT = 4 * MAX_LENGTH  # a context setting (n_ctx, max_length)
 MAX_LENGTH_POINTS = 32        # lengths in one sweep
 MAX_REQUESTS = 1_000_000      # measured requests of one model at one level: rounds x prompts
-INT32_MAX = 2**31 - 1
 
 
 def _whole(value) -> bool:
@@ -66,17 +65,3 @@ def check_sweep_targets(target_prompt, target_output, context=None) -> None:
             raise UserError(f"the {name} length must be 1 to {MAX_LENGTH:,} tokens")
     if context is not None and (not _whole(context) or not 16 <= context <= MAX_CONTEXT):
         raise UserError(f"--context {context} is out of range (16 to {MAX_CONTEXT:,} tokens)")
-
-
-def checked_count(value) -> int | None:
-    """A count from outside (a window, tokens) as an int that fits an INTEGER column, or None (unknown) when it
-    is missing, not a whole number, not positive or too large."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
-        value = int(value.strip())
-    if not isinstance(value, int) or not 0 < value <= INT32_MAX:
-        return None
-    return value

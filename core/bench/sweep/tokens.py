@@ -107,7 +107,7 @@ def calibrated_tokens(probe: Callable[[str], int | None], sample: str) -> ModelT
 def checked_window(value, source: str) -> tuple[int | None, str]:
     """(window, source) with the window range-checked: a figure a file or an endpoint claims that is not a whole
     number of tokens an INTEGER column holds is unknown (None), and the source says what was claimed."""
-    from core.bench.run.bounds import checked_count
+    from core.store.lengths import checked_count
     if value is None or value == 0:
         return None, "none"
     n = checked_count(value)
