@@ -166,6 +166,15 @@ def test_absurd_settings_are_refused_on_create_and_on_run(env, capsys):
         assert main(args + extra) == 2
         assert word in one_error_line(capsys)
     assert store.list_campaigns() == []
+    many = env["tmp"] / "many.json"
+    many.write_text(json.dumps([f"prompt {i}" for i in range(101)]))
+    with RecordingServer(models=("m",)) as listener:      # bench: 1,000 rounds x 101 prompts, refused before asking
+        assert main(["bench", "--prompts", str(many), "--endpoint", listener.base_url, "--model", "m",
+                     "--rounds", "1000"]) == 2
+        assert "101,000 requests" in one_error_line(capsys) and listener.requests == []
+        assert main(["campaign", "create", "c", "--models", "m", "--prompts", str(many), "--endpoint",
+                     listener.base_url, "--rounds", "1000"]) == 2
+        assert "101,000 requests" in one_error_line(capsys) and listener.requests == []
     with RecordingServer(models=("m",)) as listener:      # a stored plan from elsewhere: refused at run
         ps = parse_prompts(PROMPTS, name="p")
         plan = {"models": [{"model": "m", "engine": "openai", "endpoint": listener.base_url, "api_key_env": None,

@@ -19,7 +19,7 @@ MAX_LENGTH = 1_000_000        # a length sweep's prompt, in tokens
 MIN_LENGTH = 16
 MAX_CONTEXT = 4 * MAX_LENGTH  # a context setting (n_ctx, max_length)
 MAX_LENGTH_POINTS = 32        # lengths in one sweep
-MAX_REQUESTS = 1_000_000      # measured requests of one model at one level: rounds x prompts
+MAX_REQUESTS = 100_000        # measured requests of one model at one level: rounds x prompts
 
 
 def _whole(value) -> bool:
@@ -53,7 +53,14 @@ def check_settings(*, rounds, warmup, max_tokens, concurrency, timeout_s=None, l
         for n in lengths:
             if not _whole(n) or not MIN_LENGTH <= n <= MAX_LENGTH:
                 raise bad("lengths", MIN_LENGTH, MAX_LENGTH, " tokens")
-    if prompts is not None and rounds * prompts > MAX_REQUESTS:
+    if prompts is not None:
+        check_requests(rounds, prompts, what)
+
+
+def check_requests(rounds: int, prompts: int, what: str = "") -> None:
+    """UserError when rounds x prompts (the measured requests of one model at one level) passes MAX_REQUESTS."""
+    if rounds * prompts > MAX_REQUESTS:
+        where = f"{what}: " if what else ""
         raise UserError(f"{where}rounds x prompts is {rounds * prompts:,} requests per model and level; "
                         f"the limit is {MAX_REQUESTS:,}")
 
