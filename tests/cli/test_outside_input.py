@@ -196,7 +196,7 @@ def test_a_window_beyond_32_bits_is_unknown_and_the_sweep_completes(env, capsys)
     out = env["tmp"] / "sweep.json"
     with OpenAITestServer(models=[name]) as server:
         rc = main(["bench", "--lengths", "300,600", "--endpoint", server.base_url, "--model", name, "--rounds", "1",
-                   "--warmup", "0", "--max-tokens", "4", "--json", str(out)])
+                   "--warmup", "0", "--max-tokens", "4", "--target-prompt", "900", "--json", str(out)])
     assert rc == 0, capsys.readouterr().err
     data = json.loads(out.read_text())
     (sw,) = data["lengths"]
