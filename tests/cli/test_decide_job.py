@@ -25,7 +25,7 @@ def store(tmp_path_factory):
         with OpenAITestServer(models=[QUICK, SLOW]) as server:
             models = ["--endpoint", server.base_url, "--model", QUICK, "--model", SLOW]
             assert main(["bench", "--lengths", "300,600,900", *models, "--rounds", "2", "--warmup", "0",
-                         "--max-tokens", "4", "--json", str(folder / "sweep.json")]) == 0
+                         "--max-tokens", "4", "--target-prompt", "1200", "--json", str(folder / "sweep.json")]) == 0
             assert main(["bench", "--prompts", "data/prompts/meeting_notes.json", *models, "--rounds", "3",
                          "--warmup", "0", "--max-tokens", "8", "--json", str(folder / "run.json")]) == 0
     finally:
@@ -59,7 +59,7 @@ def test_time_to_notes_ranks_and_comes_from_the_sweep(store, monkeypatch, tmp_pa
     assert c[SLOW]["criteria"]["time_to_notes_ms"] == pytest.approx(fitted[SLOW])
     assert fitted[QUICK] < fitted[SLOW]
     assert doc["winner"] == c[QUICK]["candidate"]
-    assert any(f.startswith("time to notes: 6,000-token meeting") and "extrapolated" in f for f in c[QUICK]["flags"])
+    assert any(f.startswith("time to notes: 1,200-token meeting") and "extrapolated" in f for f in c[QUICK]["flags"])
 
 
 def test_context_window_and_time_to_notes_constraints_filter(store, monkeypatch, tmp_path):
