@@ -160,6 +160,16 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(s, d)
 
 
+def _install(cached: Path, target: Path) -> None:
+    """A built folder from the cache into place: hard-linked into a temporary sibling, then renamed."""
+    tmp = _partial(target)
+    try:
+        _link_tree(cached, tmp)
+        _publish(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _link_file(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
@@ -292,14 +302,14 @@ def _ensure_build_venv(say: Progress) -> Path:
     return python
 
 
-def _run_build(python: Path, args: list[str], step: str, log: Path) -> None:
+def _run_build(python: Path, args: list[str], step: str, log: Path, script: Path = BUILD_SCRIPT) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PYTHONWARNINGS="ignore")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"\n=== {step}: {' '.join(args)}\n")
         handle.flush()
-        proc = subprocess.run([str(python), str(BUILD_SCRIPT), *args], stdout=handle, stderr=subprocess.PIPE,
+        proc = subprocess.run([str(python), str(script), *args], stdout=handle, stderr=subprocess.PIPE,
                               text=True, env=env)
         handle.write(proc.stderr or "")
     if proc.returncode != 0:
@@ -436,12 +446,7 @@ def ensure_starter_models(progress: Progress | None = print, register: bool = Tr
                     else:
                         result["status"] = "copied from cache"
                     _check_disk(MODELS_DIR, _mb(cached) / 1024 + 0.1, recipe["id"])
-                    tmp = _partial(target)
-                    try:
-                        _link_tree(cached, tmp)
-                        _publish(tmp, target)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
+                    _install(cached, target)
                     if result["status"] == "copied from cache":
                         step_say(f"copied from cache {cached} ({_fmt_mb(_mb(target))})")
                 result["registration"] = _register(recipe, target) if register else "not registered"
@@ -460,6 +465,9 @@ def ensure_starter_models(progress: Progress | None = print, register: bool = Tr
             results.append(result)
         if results and all(r["status"] != "failed" for r in results):
             shutil.rmtree(cache_dir() / "hf", ignore_errors=True)  # intermediates; the built models are cached
+        if "embedder" in data:   # the automatic quality scorers' sentence-embedding model
+            from core.catalog.embedder import ensure_embedder
+            results.append(ensure_embedder(say))
         try:
             _ensure_smollm2_gguf(data, say)
         except (StepError, OSError) as exc:
