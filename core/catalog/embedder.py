@@ -97,7 +97,7 @@ def _fetch_source(rec: dict, say) -> Path:
 
 def ensure_embedder(say=print) -> dict:
     """Build (or find) the embedding model; one result dict like ensure_starter_models' rows."""
-    from core.catalog.starter import MARKER, StepError, _ensure_build_venv, _install, _mb, _partial, _publish, _run_build
+    from core.catalog.starter import StepError, _lock, _mb
 
     say = say or (lambda _l: None)
     start = time.perf_counter()
@@ -107,28 +107,8 @@ def ensure_embedder(say=print) -> dict:
     result = {"id": f"embedder:{rec['id']}", "status": None, "registration": "not a chat model", "path": str(target),
               "disk_mb": None, "seconds": None, "error": None}
     try:
-        if is_complete(target, digest):
-            result["status"] = "in place"
-        else:
-            cached = cache_dir() / "models" / f"embedder-{digest}"
-            if is_complete(cached, digest):
-                result["status"] = "copied from cache"
-            else:
-                src = _fetch_source(rec, say)
-                python = _ensure_build_venv(say)
-                tmp = _partial(cached)
-                try:
-                    # embedder_build.py is run by the same runner as starter_build.py, with its own script path
-                    _run_build(python, ["--src", str(src), "--out", str(tmp)], "convert (embedder -> ONNX)",
-                               cache_dir() / "logs" / "setup-models.log", script=BUILD_SCRIPT)
-                    (tmp / MARKER).write_text(json.dumps({"id": rec["id"], "hash": digest, "built_at": time.time()}),
-                                              encoding="utf-8")
-                    _publish(tmp, cached)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                shutil.rmtree(src, ignore_errors=True)   # the unpacked source: the built folder is what is kept
-                result["status"] = "built"
-            _install(cached, target)
+        with _lock(cache_dir() / "setup-models.lock"):   # one set-up at a time per cache, as for the models
+            _ensure(rec, digest, target, result, say)
         result["disk_mb"] = _mb(target)
     except (StepError, OSError, KeyError) as exc:
         result["status"] = "failed"
@@ -137,3 +117,35 @@ def ensure_embedder(say=print) -> dict:
     say(f"{result['id']}: {result['status']}" + (f": {result['error']}" if result["error"] else
                                                    f" ({result['disk_mb'] or 0:.1f} MB, {result['seconds']:.1f} s)"))
     return result
+
+
+def _ensure(rec: dict, digest: str, target: Path, result: dict, say) -> None:
+    """In place, else linked from the cache, else downloaded, converted, cached and linked (sets "status")."""
+    from core.catalog.starter import MARKER, _ensure_build_venv, _install, _partial, _publish, _run_build
+
+    if is_complete(target, digest):
+        result["status"] = "in place"
+    else:
+        cached = cache_dir() / "models" / f"embedder-{digest}"
+        if is_complete(cached, digest):
+            result["status"] = "copied from cache"
+        else:
+            src = _fetch_source(rec, say)
+            python = _ensure_build_venv(say)
+            tmp = _partial(cached)
+            try:
+                # embedder_build.py is run by the same runner as starter_build.py, with its own script path
+                _run_build(python, ["--src", str(src), "--out", str(tmp)], "convert (embedder -> ONNX)",
+                           cache_dir() / "logs" / "setup-models.log", script=BUILD_SCRIPT)
+                (tmp / MARKER).write_text(json.dumps({"id": rec["id"], "hash": digest, "built_at": time.time()}),
+                                          encoding="utf-8")
+                _publish(tmp, cached)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(src, ignore_errors=True)   # the unpacked source: the built folder is what is kept
+            result["status"] = "built"
+        _install(cached, target)
+
+
+if __name__ == "__main__":   # `python3 -m core.catalog.embedder`: build or link it, with the system Python too
+    sys.exit(1 if ensure_embedder(print)["status"] == "failed" else 0)

@@ -465,9 +465,6 @@ def ensure_starter_models(progress: Progress | None = print, register: bool = Tr
             results.append(result)
         if results and all(r["status"] != "failed" for r in results):
             shutil.rmtree(cache_dir() / "hf", ignore_errors=True)  # intermediates; the built models are cached
-        if "embedder" in data:   # the automatic quality scorers' sentence-embedding model
-            from core.catalog.embedder import ensure_embedder
-            results.append(ensure_embedder(say))
         try:
             _ensure_smollm2_gguf(data, say)
         except (StepError, OSError) as exc:
