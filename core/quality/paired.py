@@ -9,7 +9,7 @@ call on quality". With fewer than 2 common prompts there is no interval and no v
 Effort: the prompts a person should score next are those where the decision is least settled: where
 the candidates differ most by the automatic rater (the spread of its per-prompt quality across
 candidates), plus where raters disagree (the mean absolute gap between two raters' quality on the
-prompt's outputs). Prompts everyone has scored come last.
+prompt's outputs). The order depends on the raters only, so it holds still while a person scores.
 
 How many scored prompts detect a difference: a paired test at 5% (two-sided) with 80% power needs
 n = ((z_0.975 + z_0.8) * sd / delta)^2 prompts, sd the spread of the paired differences seen so far.
@@ -105,7 +105,8 @@ def _per_prompt_quality(rubric, scores: dict[str, dict[str, float]], outputs: li
 
 def scoring_priority(run_id: str, rubric_name: str, rater: str | None = None) -> list[dict]:
     """Prompts in the order to score them: [{"prompt_id", "spread", "disagreement", "priority", "scored"}],
-    most decisive first; "scored" when the rater (or, without one, any person) scored all its outputs."""
+    most decisive first (ties: the run's order); "scored" when the rater (or, without one, any person) scored
+    all its outputs."""
     from core.quality.outputs import run_outputs
     from core.quality.rubrics import get_rubric
     from core.quality.scores import raters
@@ -135,5 +136,6 @@ def scoring_priority(run_id: str, rubric_name: str, rater: str | None = None) ->
         scored = all(set(rubric.criterion_names) <= done.get(o["request_id"], set()) for o in outs)
         rows.append({"prompt_id": pid, "position": outs[0].get("position", 0), "spread": round(spread, 4),
                      "disagreement": round(gap, 4), "priority": round(spread + gap, 4), "scored": scored})
-    rows.sort(key=lambda r: (r["scored"], -r["priority"], r["position"], r["prompt_id"]))
+    # not by "scored": the order must not change under a rater's hands (Save and next, First unscored)
+    rows.sort(key=lambda r: (-r["priority"], r["position"], r["prompt_id"]))
     return rows

@@ -136,6 +136,21 @@ def test_decide_on_quality_alone_picks_the_full_notes_and_says_quality_is_not_tr
     assert "score 20 more of its outputs by hand" in line
 
 
+def test_present_shows_the_paired_quality_sentence_and_that_quality_is_not_trusted(checked):
+    from streamlit.testing.v1 import AppTest
+    from core.config import REPO_ROOT
+
+    assert main(["decide", "--runs", checked["run"], "--weights", "quality=1", "--save", "notes-q"]) == 0
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/present.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = [t.value for t in at.text]
+    assert any(t.startswith("notes-full is better on quality than notes-next-meeting: +") for t in texts), texts
+    assert any("is not yet trusted: it rests on auto-scorers/1" in t for t in texts), texts
+
+
 def test_the_gate_verifies_the_scorer_after_20_outputs_a_person_scored_in_agreement(tmp_path, monkeypatch):
     from core.quality.calibration import Gate
     from core.quality.scores import quality_report
@@ -159,11 +174,11 @@ def test_the_gate_verifies_the_scorer_after_20_outputs_a_person_scored_in_agreem
     assert set(statuses.values()) == {"verified"}
     # people's scores are used where they exist: the models they scored name both sources
     assert {m["source"] for m in doc["models"]} <= {"people + auto-scorers/1", "auto-scorers/1"}
-    # Score by hand: the prompts ana scored whole (the first 6: 3 outputs each) come last
+    # Score by hand: the prompts ana scored whole (the first 6: 3 outputs each) are marked; the order holds still
     from core.quality.paired import scoring_priority
     order = scoring_priority(checked["run"], "meeting_notes", rater="ana")
-    assert [r["scored"] for r in order] == [False] * 6 + [True] * 6
     assert {r["prompt_id"] for r in order if r["scored"]} == set(IDS[:6])
+    assert [r["prompt_id"] for r in order] == [r["prompt_id"] for r in scoring_priority(checked["run"], "meeting_notes")]
 
 
 # ------------------------------------------------------------------ the scorers one by one
