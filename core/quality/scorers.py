@@ -195,7 +195,9 @@ def run_scorers(run_id: str, rubric_name: str, *, progress=None) -> dict:
             progress(i + 1, len(outputs), f"{out['prompt_id']} / {out['model']}")
     from core.catalog.embedder import recipe
 
-    judge_run_id = store.save_scorer_run(
+    from core.store.scorer_runs import save_scorer_run
+
+    judge_run_id = save_scorer_run(
         run_id=run_id, rubric=rubric.name, rubric_version=rubric.version, judge_model=SCORER_MODEL,
         judge_backend=SCORER_BACKEND, template_version=SCORER_VERSION,
         settings={"embedder": recipe()["id"], "sim_low": SIM_LOW, "sim_high": SIM_HIGH,
