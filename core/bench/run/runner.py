@@ -76,6 +76,16 @@ class _Level:
     loop: LevelLoop | None = None       # the level's event loop (its connections stay open between turns)
 
 
+@dataclass(frozen=True)
+class LevelDone:
+    """What the runner publishes when a level ends (``Runner.level_hooks``): the model, its concurrency level,
+    each request of this sitting as (item, record, stored row), warm-ups included, and the level's stored row."""
+    spec: ModelSpec
+    level: int
+    requests: tuple[tuple, ...]
+    run_model: dict
+
+
 class Runner:
     def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, *,
                  progress: Progress | None = None, cancel: threading.Event | None = None,
@@ -93,6 +103,7 @@ class Runner:
         self.engine_factory = engine_factory or open_engine
         self.recorder = recorder or (StoreRecorder() if store else Recorder())
         self.results: list[dict] = []
+        self.level_hooks: list[Callable[[LevelDone], None]] = []   # called once per level, after it is stored
         self._result_keys: list[tuple] = []
         self.interrupted_reason: str | None = None
         # resume: (model, backend, concurrency) -> {"rows": stored measured rows, "run_model": stored level row}
@@ -412,7 +423,10 @@ class Runner:
             energy_j_per_token=energy["j_per_token"], energy_estimate=energy["estimate"])
         self._keep(run_model, rows + [r for r in previous["rows"]], previous["rows"])
         self.tracker.phase(mp)
-        self.last_rows = rows   # the level just measured (perf scripts read it)
+        done = LevelDone(spec, level, tuple((item, rec, row) for (item, rec, *_), row in zip(lv.done, rows)),
+                         run_model)
+        for hook in self.level_hooks:
+            hook(done)
 
     def _keep(self, run_model: dict, rows: list[dict], previous_rows: list[dict] | None = None) -> None:
         """Hand a level to the recorder, and add its result (the CLI --json shape) to ``results``."""
