@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Callable
 
 from core import metrics
@@ -41,6 +41,8 @@ from core.bench.run.progress import ModelProgress, Progress, RunOutcome, RunProg
 from core.bench.run.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
 from core.engines import Engine, RequestRecord, open_engine
 from core.errors import UserError, one_line
+from core.bench.run.level import LevelDone, _Level
+
 
 _perf = time.perf_counter
 
@@ -52,38 +54,6 @@ def new_run_id() -> str:
 def _one_line(exc: BaseException) -> str:
     """A failure as stored and shown: a UserError's own line, anything else with its type (core.errors.one_line)."""
     return exc.one_line() if isinstance(exc, UserError) else one_line(f"{type(exc).__name__}: {exc}", whole=True)
-
-
-@dataclass
-class _Level:
-    """One model x concurrency level as it runs, over one turn (blocked) or one per round (interleaved)."""
-    spec: ModelSpec
-    mp: ModelProgress
-    position: int
-    level: int
-    base: dict
-    previous: dict
-    todo: list[Item]
-    done: list[tuple] = field(default_factory=list)   # (item, rec, done_at, turn_start, turn, turn_position, id)
-    cpu_s: float | None = 0.0           # the model process's CPU over the measured windows (None: unknown)
-    observer_cpu_s: float | None = 0.0
-    stats_after: dict | None = None
-    died: BaseException | None = None
-    turns: int = 0
-    noise: list[dict] = field(default_factory=list)
-    energy: list[dict | None] = field(default_factory=list)
-    idle_w: float | None = None
-    loop: LevelLoop | None = None       # the level's event loop (its connections stay open between turns)
-
-
-@dataclass(frozen=True)
-class LevelDone:
-    """What the runner publishes when a level ends (``Runner.level_hooks``): the model, its concurrency level,
-    each request of this sitting as (item, record, stored row), warm-ups included, and the level's stored row."""
-    spec: ModelSpec
-    level: int
-    requests: tuple[tuple, ...]
-    run_model: dict
 
 
 class Runner:
@@ -460,3 +430,4 @@ def _close(engine: Engine) -> None:
 
 def run_benchmark(models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **kwargs) -> RunOutcome:
     return Runner(models, prompt_set, settings, **kwargs).run()
+

@@ -32,7 +32,8 @@ from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.bench.sweep.fit import fit_sweep
 from core.bench.sweep.tokens import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
     shipped_material
-from core.bench.run.runner import LevelDone, Runner
+from core.bench.run.level import LevelDone
+from core.bench.run.runner import Runner
 from core.engines import open_engine
 from core.errors import UserError
 
