@@ -335,7 +335,7 @@ def render_past(runs: list[dict]) -> None:
 
 st.title("Benchmark")
 st.caption("TTFT, TPOT, E2E latency, throughput per concurrency level, memory and CPU of the model's process "
-           "(definitions: shared/notes/metrics.md). Every request is stored.")
+           "(definitions: docs/metrics.md). Every request is stored.")
 render_setup()
 render_progress()
 job = st.session_state.get(JOB)

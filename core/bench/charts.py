@@ -4,7 +4,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.metrics import per_s
+from core.metrics import SHOWN, per_s
 from core.stats import bootstrap_ci
 
 LABEL_LIMIT = 340   # px for a model name on an axis or in a legend: Foundry ids are long, their ends matter
@@ -109,31 +109,18 @@ def memory_stacked(results: list[dict]) -> alt.Chart | None:
 
 
 def summary_table(results: list[dict]) -> pd.DataFrame:
-    """The results as a readable table for the page (p50 and p95; units in the column names; rounded for
-    reading: ms and tokens/s to 0.1, MB to 1; the exports keep full precision)."""
+    """The results as a readable table for the page: every shown metric of ``core.metrics.METRICS`` (the
+    statistics it names for a distribution; units in the column names; rounded for reading as its record says,
+    the exports keep full precision)."""
     rows = []
     for r in results:
-        g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
-        rows.append({
-            "model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"], "status": r["status"],
-            "ok": r["requests_ok"], "failed": r["requests_failed"],
-            "TTFT p50 (ms)": g("ttft_ms"), "TTFT p95 (ms)": g("ttft_ms", "p95"),
-            "TPOT p50 (ms/token)": g("itl_ms"), "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"),
-            "E2E p50 (ms)": g("e2e_ms"), "E2E p95 (ms)": g("e2e_ms", "p95"),
-            "aggregate throughput (tok/s)": r["throughput_tok_s"],
-            "queue wait p50 (ms)": g("queue_ms"), "engine wait p50 (ms)": g("engine_wait_ms"),
-            "engine wait": r.get("engine_wait_source"), "connect p50 (ms)": g("connect_ms"),
-            "tokens p50": g("completion_tokens"),
-            "token source": r["token_count_source"], "load (s)": r["load_s"],
-            "runtime baseline (MB)": r["rss_before_mb"], "weights (MB)": r.get("weights_mb"),
-            "working memory (MB)": r.get("working_mb"), "peak RSS (MB)": r["peak_rss_mb"],
-            "process found by": r.get("pid_source"), "CPU s/token": r["cpu_s_per_token"],
-            "observer CPU (s)": r.get("observer_cpu_s"), "error": r["error"],
-        })
+        row = {"model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"], "status": r["status"],
+               "ok": r["requests_ok"], "failed": r["requests_failed"]}
+        row |= {m.column(s): m.value(r, s) for m in SHOWN for s in m.cells()}
+        row["error"] = r["error"]
+        rows.append(row)
     df = pd.DataFrame(rows)
-    digits = {c: 1 for c in df.columns if c.endswith(("(ms)", "(ms/token)", "(tok/s)", "per request)"))}
-    digits |= {c: 0 for c in df.columns if c.endswith("(MB)")}
-    digits |= {"load (s)": 2, "CPU s/token": 4, "observer CPU (s)": 3}
+    digits = {m.column(s): m.digits for m in SHOWN for s in m.cells() if m.digits is not None}
     return df.round({c: n for c, n in digits.items() if c in df.columns})
 
 

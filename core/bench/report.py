@@ -14,13 +14,7 @@ import pandas as pd
 
 from core.errors import UserError
 from core.output import CSV_EOL, csv_frame, md_code, md_text
-from core.metrics import DEFINITIONS, tails_indicative
-
-DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "decode_tokens_per_s", "completion_tokens", "queue_ms",
-             "engine_wait_ms", "connect_ms")
-SCALAR_KEYS = ("token_count_source", "engine_wait_source", "load_s", "rss_before_mb", "rss_after_load_mb",
-               "peak_rss_mb", "weights_mb", "working_mb", "pid_source", "cpu_s_per_token", "throughput_tok_s",
-               "window_s", "observer_cpu_s", "small_sample")
+from core.metrics import DEFINITIONS, DIST_STATS, IDENTITY, LEVEL_METRICS, SHOWN, tails_indicative
 
 
 @dataclass
@@ -49,12 +43,13 @@ def flat_results(results: list[dict]) -> pd.DataFrame:
     """One row per model x concurrency level, distributions flattened (ttft_ms_p50, ...)."""
     rows = []
     for r in results:
-        row = {k: r[k] for k in ("model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed")}
-        for k in DIST_KEYS:
-            for stat in ("mean", "p50", "p90", "p95", "p99"):
-                row[f"{k}_{stat}"] = (r.get(k) or {}).get(stat)
-        for k in SCALAR_KEYS:
-            row[k] = r.get(k)
+        row = {k: r[k] for k in IDENTITY}
+        for metric in LEVEL_METRICS:
+            if metric.distribution:
+                for stat in DIST_STATS:
+                    row[f"{metric.name}_{stat}"] = metric.value(r, stat)
+            elif metric.flat:
+                row[metric.name] = r.get(metric.name)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -113,22 +108,17 @@ def to_markdown(report: BenchReport) -> str:
     w()
     w("## Results")
     w()
-    w("| model | engine | conc. | status | ok / failed | TTFT p50 (ms) | TTFT p95 (ms) | TPOT p50 (ms/token) "
-      "| decode speed p50 (tok/s per request) | E2E p50 (ms) | E2E p95 (ms) | aggregate throughput (tok/s) "
-      "| engine wait p50 (ms) | tokens p50 (source) | load (s) | runtime / weights / working (MB) | peak RSS (MB) "
-      "| CPU s/token | observer CPU (s) |")
-    w("|" + "---|" * 19)
+    heads = ["model", "engine", "conc.", "status", "ok / failed"] + [m.column(s) for m in SHOWN for s in m.cells()]
+    w("| " + " | ".join(heads) + " |")
+    w("|" + "---|" * len(heads))
     for r in report.results:
-        g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
         mark = "*" if tails_indicative(r) and r["requests_ok"] else ""
-        wait = _n(g("engine_wait_ms")) + (f" ({m(r['engine_wait_source'])})" if r.get("engine_wait_source") else "")
-        mem = " / ".join(_n(r.get(k), 0) for k in ("rss_before_mb", "weights_mb", "working_mb"))
-        w(f"| {m(r['model'])} | {m(r['backend'])} | {_n(r['concurrency'])} | {m(r['status'])} "
-          f"| {_n(r['requests_ok'])} / {_n(r['requests_failed'])} "
-          f"| {_n(g('ttft_ms'))} | {_n(g('ttft_ms', 'p95'))}{mark} | {_n(g('itl_ms'), 2)} | {_n(g('decode_tokens_per_s'))} "
-          f"| {_n(g('e2e_ms'))} | {_n(g('e2e_ms', 'p95'))}{mark} | {_n(r['throughput_tok_s'])} | {wait} "
-          f"| {_n(g('completion_tokens'), 0)} ({m(r['token_count_source'] or '–')}) | {_n(r['load_s'], 2)} "
-          f"| {mem} | {_n(r['peak_rss_mb'], 0)} | {_n(r['cpu_s_per_token'], 4)} | {_n(r.get('observer_cpu_s'), 3)} |")
+        cells = [m(r["model"]), m(r["backend"]), _n(r["concurrency"]), m(r["status"]),
+                 f"{_n(r['requests_ok'])} / {_n(r['requests_failed'])}"]
+        cells += [_n(metric.value(r, stat), metric.digits if metric.digits is not None else 1)
+                  + (mark if stat not in (None, "mean", "p50") else "")
+                  for metric in SHOWN for stat in metric.cells()]
+        w("| " + " | ".join(cells) + " |")
     w()
     if any("inferred" in (r.get("engine_wait_source") or "") for r in report.results):
         w("Engine wait marked *inferred*: the engine serves one request at a time and does not say when it took a "

@@ -72,11 +72,6 @@ def differences(runs: list[dict]) -> list[str]:
     return out
 
 
-def check_comparable(run_ids, *, allow_mixed: bool = False) -> list[str]:
-    """[] when the runs can be compared; the warnings to carry when mixing is allowed; else UserError."""
-    return _comparable(bench_store.runs_by_id(parse_run_ids(run_ids)), allow_mixed)
-
-
 def _comparable(runs: list[dict], allow_mixed: bool) -> list[str]:
     diffs = differences(runs)
     if not diffs:

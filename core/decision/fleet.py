@@ -269,11 +269,6 @@ def evaluate_fleet(fp: FleetPrepared, weights, **kw) -> engine.Decision:
     return replace(result, candidates=rows, devices=list(fp.devices), aggregation=dict(fp.aggregation))
 
 
-def decide_fleet(devices, weights, **kw) -> engine.Decision:
-    eval_kw = {k: kw.pop(k) for k in ("n_samples",) if k in kw}
-    return evaluate_fleet(prepare_fleet(devices, **kw), weights, **eval_kw)
-
-
 def result_run_ids(result: dict) -> list[str]:
     """The runs a fleet decision read (every device's run of every candidate): what its record names."""
     return sorted({d["run_id"] for r in result["candidates"] for d in (r.get("devices") or {}).values() if d})

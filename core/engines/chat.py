@@ -1,79 +1,32 @@
 """One chat call outside a benchmark (`chat_once`; the LLM judge uses it), each engine's form of structured
-output (`engine_constraint`), and the engines it keeps open between calls."""
+output (`engine_constraint`); the engines it keeps open between calls are in the one registry
+(``core.engines.pool``, kind "judge")."""
 from __future__ import annotations
 
-import atexit
-import threading
-
-from core.engines.base import BACKENDS, ChatResult, Engine, EngineDied, RequestOptions
+from core.engines.base import BACKENDS, ChatResult, EngineDied, RequestOptions
 from core.metrics import completion_tokens_of
 from core.errors import UserError
 from core.engines.factory import make_engine
+from core.engines.pool import shared_pool
 
 
-_open_engines: dict[tuple, tuple[Engine, "threading.Lock"]] = {}
-_open_lock = threading.Lock()
-_last_used: dict[tuple, float] = {}
-
-
-def open_engines() -> list[dict]:
-    """The engines ``chat_once`` keeps open (the judge's models and servers): key, engine, idle seconds."""
-    import time
-    now = time.monotonic()
-    with _open_lock:
-        return [{"key": key, "engine": engine, "idle_s": now - _last_used.get(key, now)}
-                for key, (engine, _) in _open_engines.items()]
-
-
-def close_open_engine(key: tuple) -> None:
-    """Stop one engine ``chat_once`` kept open (unless a call is using it right now)."""
-    with _open_lock:
-        hit = _open_engines.get(key)
-        if hit is None or hit[1].locked():
-            return
-        _open_engines.pop(key, None)
-        _last_used.pop(key, None)
-    hit[0].close()
+def _key(backend: str, model: str, endpoint: str | None, api_key_env: str | None) -> tuple:
+    return (backend, model, endpoint, api_key_env)
 
 
 def _engine_for(backend: str, model: str, endpoint: str | None, api_key_env: str | None):
-    import time
-    key = (backend, model, endpoint, api_key_env)
-    with _open_lock:
-        _last_used[key] = time.monotonic()
-        hit = _open_engines.get(key)
-        if hit is not None:
-            return hit
-        engine = make_engine(backend, model, endpoint=endpoint, api_key_env=api_key_env)
-        try:
-            engine.open()
-        except BaseException:
-            engine.close()
-            raise
-        _open_engines[key] = hit = (engine, threading.Lock())
-        return hit
+    return shared_pool().open_keyed(
+        _key(backend, model, endpoint, api_key_env),
+        lambda: make_engine(backend, model, endpoint=endpoint, api_key_env=api_key_env), kind="judge")
 
 
 def _drop_engine(backend: str, model: str, endpoint: str | None, api_key_env: str | None) -> None:
-    with _open_lock:
-        hit = _open_engines.pop((backend, model, endpoint, api_key_env), None)
-    if hit is not None:
-        hit[0].close()
+    shared_pool().unload(_key(backend, model, endpoint, api_key_env))
 
 
 def close_engines() -> None:
     """Stop every engine ``chat_once`` kept open (worker processes, llama.cpp servers)."""
-    with _open_lock:
-        items = list(_open_engines.values())
-        _open_engines.clear()
-    for engine, _ in items:
-        try:
-            engine.close()
-        except Exception:
-            pass
-
-
-atexit.register(close_engines)
+    shared_pool().close_all(kind="judge")
 
 
 FALLBACK_STATUSES = ("HTTP 400", "HTTP 422", "HTTP 500")   # a server that rejects the structured-output form

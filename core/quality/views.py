@@ -79,11 +79,6 @@ def quality_rows(report: dict) -> list[dict]:
     return rows
 
 
-def agreement_rows(report: dict) -> list[dict]:
-    return [{"criterion": name, "spearman": a["spearman"], "kappa_weighted": a["kappa_weighted"], "n": a["n"]}
-            for name, a in report["agreement"].items()]
-
-
 def check_rows(run_id: str, rubric: str) -> tuple[list[dict], list[dict]]:
     """(summary per model: passed/total, detail per output and check)."""
     from core.quality.checks import describe

@@ -212,13 +212,6 @@ def save_level(run_model: dict, requests: list[dict]) -> None:
         _put_requests(con, requests)
 
 
-@retrying
-def delete_run(run_id: str) -> None:
-    with connect() as con:
-        for table in ("requests", "run_models", "run_prompts", "runs"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table names are constants
-
-
 def _runner_alive(pid, host, started, this_host: str) -> bool | None:
     """True / False when this machine can tell; None for a runner on another host (or an old run)."""
     import psutil

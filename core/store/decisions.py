@@ -62,14 +62,6 @@ def list_decisions() -> list[dict]:
             "FROM decisions ORDER BY updated_at DESC, name"))
 
 
-@retrying
-def delete_decision(name: str) -> bool:
-    with connect() as con:
-        n = con.execute("SELECT count(*) FROM decisions WHERE name = ?", [name]).fetchone()[0]  # no RETURNING on DuckLake
-        con.execute("DELETE FROM decisions WHERE name = ?", [name])
-    return bool(n)
-
-
 # ------------------------------------------------------------------ the pipeline at a glance (Overview page)
 
 def pipeline_counts() -> dict:

@@ -33,14 +33,6 @@ def _delete_rubric(con, name: str) -> None:
     con.execute("DELETE FROM rubrics WHERE name = ?", [name])
 
 
-@retrying
-def delete_rubric(name: str) -> bool:
-    with connect() as con:
-        found = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [name]).fetchone()[0] > 0
-        _delete_rubric(con, name)
-        return found
-
-
 def rubric_hash(doc: dict) -> str:
     body = {k: v for k, v in doc.items() if k != "format"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -87,19 +87,22 @@ def test_load_failure_and_killed_worker(database):
 
 
 def test_chat_once_through_foundry_keeps_the_worker_open():
-    from core.engines.chat import _open_engines, chat_once, close_engines
+    from core.engines.chat import chat_once, close_engines
+    from core.engines.pool import shared_pool
+
+    def judge_rows():       # the one registry of open engines: the judge's are kind "judge"
+        return [r for r in shared_pool().listing() if r["kind"] == "judge" and r["key"][0] == "foundry"]
     try:
         first = chat_once("foundry", SMALLEST, [{"role": "user", "content": "Say hello."}], max_tokens=6)
         assert first.text and first.token_count_source == "usage" and 1 <= first.completion_tokens <= 6
         assert first.prompt_tokens and first.finish_reason
-        (engine, _), = [v for k, v in _open_engines.items() if k[0] == "foundry"]
-        pid = engine.pid()
+        (row,) = judge_rows()
         again = chat_once("foundry", SMALLEST_ID, [{"role": "user", "content": "Say hello."}], max_tokens=6)
         assert again.text == first.text                       # temperature 0, same seed
-        assert engine.pid() == pid                            # the same worker served both
+        assert [r["pid"] for r in judge_rows()] == [row["pid"]]   # the same worker served both
     finally:
         close_engines()
-    assert not _open_engines
+    assert not judge_rows()
 
 
 def test_endpoint_without_usage_counts_with_the_local_models_tokenizer(database):

@@ -18,10 +18,18 @@ CLIENTS = {OURS: open_engine, AIOHTTP: _aiohttp}
 LABELS = {OURS: "ours (hand-written asyncio client, core)", AIOHTTP: "the same engine on aiohttp"}
 
 
-def run(client: str, url: str, model: str, n: int, settings: Settings, store: bool = False) -> Runner:
-    """``n`` prompts through the runner (engine + records + metrics) with one of ``CLIENTS``."""
+def run(client: str, url: str, model: str, n: int, settings: Settings, store: bool = False) -> list[dict]:
+    """``n`` prompts through the runner (engine + records + metrics) with one of ``CLIENTS``: the last level's
+    request rows (warm-ups included), as the runner's per-level hook published them."""
     prompts = parse_prompts([f"prompt {i}" for i in range(n)])
     runner = Runner([ModelSpec(model=model, backend="openai", endpoint=url)], prompts, settings, store=store,
                     engine_factory=CLIENTS[client])
+    return last_level_rows(runner)
+
+
+def last_level_rows(runner: Runner) -> list[dict]:
+    """Run ``runner``; the request rows of the level it measured last."""
+    levels = []
+    runner.level_hooks.append(levels.append)
     runner.run()
-    return runner
+    return [row for _, _, row in levels[-1].requests] if levels else []

@@ -38,9 +38,9 @@ TARGET_ABSOLUTE = 300.0
 
 
 def ours(client: str, url: str, model: str, n: int, conc: int) -> tuple[float, int]:
-    runner = run(client, url, model, n, Settings(rounds=1, warmup=conc, max_tokens=4096, concurrency=[conc],
-                                                 timeout_s=60))
-    rows = [r for r in runner.last_rows if not r["warmup"]]
+    level = run(client, url, model, n, Settings(rounds=1, warmup=conc, max_tokens=4096, concurrency=[conc],
+                                                timeout_s=60))
+    rows = [r for r in level if not r["warmup"]]
     window = max(r["end_offset_s"] for r in rows) - min(r["start_offset_s"] for r in rows)
     return len(rows) / window, sum(not r["ok"] for r in rows)
 

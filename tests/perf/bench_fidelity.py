@@ -31,8 +31,8 @@ def expected(tpc: int) -> tuple[float, float]:
 
 
 def ours(client: str, url: str, model: str, conc: int, requests: int) -> tuple[float, float, float]:
-    runner = run(client, url, model, requests, Settings(rounds=1, warmup=2, max_tokens=1000, concurrency=[conc]))
-    rows = [r for r in runner.last_rows if not r["warmup"] and r["ok"]]
+    level = run(client, url, model, requests, Settings(rounds=1, warmup=2, max_tokens=1000, concurrency=[conc]))
+    rows = [r for r in level if not r["warmup"] and r["ok"]]
     return (statistics.median(r["ttft_ms"] for r in rows), statistics.mean(r["tpot_ms"] for r in rows),
             statistics.mean(r["completion_tokens"] for r in rows))
 

@@ -71,11 +71,11 @@ def run_bare(model_id: str, n: int, max_tokens: int) -> list[dict]:
 def run_ours(model_id: str, n: int, max_tokens: int) -> list[dict]:
     from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
     from core.bench.run.runner import Runner
+    from tests.perf._clients import last_level_rows
     prompts = parse_prompts(PROMPTS[1:n + 1])
     runner = Runner([ModelSpec(model=model_id, backend="foundry")], prompts,
                     Settings(rounds=1, warmup=1, max_tokens=max_tokens, concurrency=[1]), store=False)
-    runner.run()
-    rows = [r for r in runner.last_rows if not r["warmup"] and r["ok"]]
+    rows = [r for r in last_level_rows(runner) if not r["warmup"] and r["ok"]]
     return [{"ttft": r["ttft_ms"] / 1000, "decode": (r["e2e_ms"] - r["ttft_ms"]) / 1000,
              "tokens": r["completion_tokens"]} for r in rows]
 

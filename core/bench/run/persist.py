@@ -24,6 +24,9 @@ class Recorder:
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         pass
 
+    def save_sweep(self, sweep: dict) -> None:
+        """A length sweep's record (core.bench.sweep.plan)."""
+
     def end_environment(self, run_id: str, environment_end: dict) -> None:
         pass
 
@@ -59,6 +62,10 @@ class StoreRecorder(Recorder):
     def save_level(self, run_model: dict, rows: list[dict]) -> None:
         from core.store import bench as db
         db.save_level(run_model, rows)
+
+    def save_sweep(self, sweep: dict) -> None:
+        from core.store.lengths import save_sweep
+        save_sweep(sweep)
 
     def end_environment(self, run_id: str, environment_end: dict) -> None:
         from core.store import bench as db

@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Callable
 
 from core import metrics
@@ -42,6 +42,8 @@ from core.bench.run.schedule import Item, LevelLoop, LevelOutcome, plan, run_lev
 from core.bench.run.timeline import clock_record, on_run_clock
 from core.engines import Engine, RequestRecord, open_engine
 from core.errors import UserError, one_line
+from core.bench.run.level import LevelDone, _Level
+
 
 _perf = time.perf_counter
 
@@ -53,28 +55,6 @@ def new_run_id() -> str:
 def _one_line(exc: BaseException) -> str:
     """A failure as stored and shown: a UserError's own line, anything else with its type (core.errors.one_line)."""
     return exc.one_line() if isinstance(exc, UserError) else one_line(f"{type(exc).__name__}: {exc}", whole=True)
-
-
-@dataclass
-class _Level:
-    """One model x concurrency level as it runs, over one turn (blocked) or one per round (interleaved)."""
-    spec: ModelSpec
-    mp: ModelProgress
-    position: int
-    level: int
-    base: dict
-    previous: dict
-    todo: list[Item]
-    done: list[tuple] = field(default_factory=list)   # (item, rec, done_at, turn_start, turn, turn_position, id)
-    cpu_s: float | None = 0.0           # the model process's CPU over the measured windows (None: unknown)
-    observer_cpu_s: float | None = 0.0
-    stats_after: dict | None = None
-    died: BaseException | None = None
-    turns: int = 0
-    noise: list[dict] = field(default_factory=list)
-    energy: list[dict | None] = field(default_factory=list)
-    idle_w: float | None = None
-    loop: LevelLoop | None = None       # the level's event loop (its connections stay open between turns)
 
 
 class Runner:
@@ -94,6 +74,7 @@ class Runner:
         self.engine_factory = engine_factory or open_engine
         self.recorder = recorder or (StoreRecorder() if store else Recorder())
         self.results: list[dict] = []
+        self.level_hooks: list[Callable[[LevelDone], None]] = []   # called once per level, after it is stored
         self._result_keys: list[tuple] = []
         self.interrupted_reason: str | None = None
         # resume: (model, backend, concurrency) -> {"rows": stored measured rows, "run_model": stored level row}
@@ -414,7 +395,10 @@ class Runner:
             energy_j_per_token=energy["j_per_token"], energy_estimate=energy["estimate"])
         self._keep(run_model, rows + [r for r in previous["rows"]], previous["rows"])
         self.tracker.phase(mp)
-        self.last_rows = rows   # the level just measured (perf scripts read it)
+        done = LevelDone(spec, level, tuple((item, rec, row) for (item, rec, *_), row in zip(lv.done, rows)),
+                         run_model)
+        for hook in self.level_hooks:
+            hook(done)
 
     def _keep(self, run_model: dict, rows: list[dict], previous_rows: list[dict] | None = None) -> None:
         """Hand a level to the recorder, and add its result (the CLI --json shape) to ``results``."""
@@ -448,3 +432,4 @@ def _close(engine: Engine) -> None:
 
 def run_benchmark(models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **kwargs) -> RunOutcome:
     return Runner(models, prompt_set, settings, **kwargs).run()
+

@@ -33,6 +33,7 @@ from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.bench.sweep.fit import fit_sweep
 from core.bench.sweep.tokens import ModelTokens, build_transcript, checked_window, endpoint_window, model_tokens, \
     request_messages, shipped_material
+from core.bench.run.level import LevelDone
 from core.bench.run.runner import Runner
 from core.engines import open_engine
 from core.errors import UserError
@@ -246,6 +247,7 @@ class LengthSweep(Runner):
         self._union = PromptSet(name, union)
         self.sweeps: list[dict] = []
         super().__init__(models, self._union, settings, engine_factory=self._engine, **kwargs)
+        self.level_hooks.append(self._level_done)
 
     def _plan(self, spec: ModelSpec) -> ModelPlan:
         return self.plans[(spec.model, spec.backend)]
@@ -256,12 +258,11 @@ class LengthSweep(Runner):
     def prompts_for(self, spec):
         return self._plan(spec).prompt_set
 
-    def _finish_level(self, engine, lv):
-        super()._finish_level(engine, lv)
-        spec = lv.spec
+    def _level_done(self, done: LevelDone) -> None:
+        spec = done.spec
         plan = self._plan(spec)
         points = []
-        for (item, rec, *_), row in zip(lv.done, self.last_rows):
+        for item, rec, row in done.requests:
             if item.warmup:
                 continue
             facts = plan.extra.get(id(rec), {})
@@ -297,10 +298,7 @@ class LengthSweep(Runner):
                                    "tpot_at_target_ms", "time_to_notes_ms", "time_to_notes_low_ms",
                                    "time_to_notes_high_ms", "extrapolated", "max_measured_tokens")},
         }
-        from core.bench.run.persist import StoreRecorder
-        if isinstance(self.recorder, StoreRecorder):
-            from core.store.lengths import save_sweep
-            save_sweep(sweep)
+        self.recorder.save_sweep(sweep)
         return sweep
 
 

@@ -169,17 +169,3 @@ def _local_catalog():
     from foundry_local_sdk import CatalogType
 
     return get_manager().get_catalog(CatalogType.LOCAL)
-
-
-def sdk_versions() -> dict:
-    """Versions of the SDK and its native runtime packages (recorded with benchmark runs)."""
-    from importlib import metadata
-
-    out = {}
-    for dist in ("foundry-local-sdk", "onnxruntime", "onnxruntime-genai-core"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-

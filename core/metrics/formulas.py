@@ -1,8 +1,10 @@
-"""Every benchmark number, defined once (shared/notes/metrics.md is the specification).
+"""Every benchmark number's formula, defined once (docs/metrics.md is the specification, written from
+``core.metrics.table``).
 
 Engines stamp ``time.perf_counter()`` seconds into ``RequestRecord``s; this module turns records
-into per-request rows (what the store keeps) and rows into per-level results (what the CLI,
-the page and the reports show). The unit is in every name; ``None`` means unknown, never 0.
+into per-request rows (what the store keeps) and holds the formulas that ``core.metrics.table`` compiles
+into per-level results (what the CLI, the page and the reports show). The unit is in every name;
+``None`` means unknown, never 0.
 
 Per request:
 - ``queue_ms``: ready to go (its turn in the schedule) -> it got a free slot; never inside TTFT.
@@ -36,85 +38,10 @@ Per level (model x engine x concurrency):
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
 
-from core.stats import TAIL_MIN_SAMPLES, iqr_outliers, summary
+from core.stats import TAIL_MIN_SAMPLES, iqr_outliers
 
 MS_PER_S = 1000.0
-
-# The JSON result of one model x concurrency level (the CLI contract, in this order).
-RESULT_KEYS = (
-    "model", "backend", "concurrency", "status", "error", "requests_ok", "requests_failed",
-    "ttft_ms", "itl_ms", "e2e_ms", "decode_tokens_per_s", "completion_tokens", "token_count_source",
-    "queue_ms", "engine_wait_ms", "engine_wait_source", "connect_ms",
-    "load_s", "rss_before_mb", "rss_after_load_mb", "peak_rss_mb", "weights_mb", "working_mb", "pid_source",
-    "cpu_s_per_token", "throughput_tok_s", "window_s", "observer_cpu_s", "small_sample",
-    "noisy", "noise", "energy_j_per_request", "energy_j_per_token", "energy_estimate", "energy",
-)
-
-# Human labels (page, Markdown report): one place, units included.
-LABELS = {
-    "ttft_ms": "TTFT (ms)",
-    "itl_ms": "TPOT / inter-token latency (ms per token)",
-    "e2e_ms": "E2E latency (ms)",
-    "decode_tokens_per_s": "decode speed (tokens/s per request, 1/TPOT)",
-    "e2e_output_tokens_per_s": "E2E output speed (tokens/s, tokens/E2E)",
-    "completion_tokens": "completion tokens",
-    "throughput_tok_s": "aggregate throughput (output tokens/s over the measured window)",
-    "load_s": "cold load (s)",
-    "rss_before_mb": "RSS before load (MB)",
-    "rss_after_load_mb": "RSS after load (MB)",
-    "peak_rss_mb": "peak RSS (MB, VmHWM)",
-    "cpu_s_per_token": "CPU seconds per output token",
-    "queue_ms": "queue wait (ms, ready to go, waiting for a free slot)",
-    "engine_wait_ms": "engine wait (ms, an engine serving one request at a time was busy)",
-    "connect_ms": "connect (ms, TCP/TLS set-up, outside TTFT)",
-    "weights_mb": "weights (MB, RSS after load - before)",
-    "working_mb": "working memory (MB, peak - after load)",
-    "observer_cpu_s": "observer CPU (s, the app's own process over the window)",
-    "prefill_tokens_per_s": "prefill speed (prompt tokens/s, prompt tokens / TTFT)",
-    "time_to_notes_ms": "time to notes (ms, TTFT(n) + (out - 1) x TPOT(n) from the fitted curves)",
-    "context_window": "context window (tokens, from the model's metadata)",
-    "kv_cache_mb": "KV cache (MB, bytes per token x the run's context setting)",
-}
-
-
-# One-line definitions (reports, page help): the same words as the module docstring.
-DEFINITIONS = {
-    "ttft_ms": "TTFT: first chunk carrying output text minus request start; queue delay is not inside it.",
-    "itl_ms": "TPOT (= mean inter-token latency): (E2E - TTFT) / (completion tokens - 1), for 2 tokens or more.",
-    "decode_tokens_per_s": "Decode speed: 1 / TPOT, per request (tokens per second after the first token); "
-                           "not aggregate throughput.",
-    "queue_ms": "Queue wait: from the moment a request was ready to go (its turn) until it got a free slot.",
-    "engine_wait_ms": "Engine wait: for an engine that serves one request at a time, the time a request waited "
-                      "for it; kept out of TTFT and E2E for every engine. Measured (Foundry Local worker) or "
-                      "inferred from the requests' times (llama-cpp-python server: served in order).",
-    "connect_ms": "Connect: TCP/TLS set-up when a request had to open a connection; kept out of TTFT.",
-    "observer_cpu_s": "Observer CPU: CPU seconds of the app's own process over the measured window; it should "
-                      "stay near zero so the app does not compete with the model.",
-    "e2e_ms": "E2E latency: end of the response ([DONE] or the finish reason) minus request start.",
-    "completion_tokens": "Completion tokens: from the runtime's usage, else the model's tokenizer, else SSE chunks "
-                         "(the source is shown); never the prompt's tokens.",
-    "throughput_tok_s": "Aggregate throughput: output tokens of successful requests / (last end - first start) "
-                        "of the measured window, per concurrency level; not decode speed.",
-    "peak_rss_mb": "Memory: resident memory of the process that runs the model (worker or server): runtime "
-                   "baseline (before load), weights (after load - before), working memory (peak VmHWM - after "
-                   "load). An endpoint's server is found by the process listening on its port, or named with "
-                   "--server-pid. Unknown when the app does not know that process, never 0.",
-    "cpu_s_per_token": "CPU seconds of the model's process over the measured window / output tokens "
-                       "(a proxy for energy on laptops).",
-    "load_s": "Cold load: time to load the model in its fresh process (llama.cpp: server start until it answers).",
-    "prefill_tokens_per_s": "Prefill speed: prompt tokens (the engine's count, else the model's tokenizer) / TTFT, "
-                            "per request; TTFT includes the first decode step.",
-    "time_to_notes_ms": "Time to notes: TTFT(n) + (out - 1) x TPOT(n) at a target prompt length n and output length "
-                        "out, from a + b n + c n^2 (b, c >= 0) fitted by least squares to the length sweep's requests; "
-                        "extrapolated when n lies beyond the longest prompt measured.",
-    "kv_cache_mb": "KV cache share of memory: 2 (K, V) x layers x KV heads x head size x dtype bytes per token, "
-                   "times the context the run loaded the model with (Foundry max_length, llama.cpp n_ctx).",
-    "requests": "Warm-up requests are excluded; latency statistics use successful requests only; a stream that "
-                "ends without a finish reason is a failed request; failed requests are kept with their error.",
-}
-
 
 def _ms(a: float | None, b: float | None) -> float | None:
     if a is None or b is None:
@@ -320,69 +247,6 @@ def most_common_error(rows: list[dict]) -> str | None:
         return None
     msg, n = errors.most_common(1)[0]
     return msg if n == 1 else f"{msg} (x{n})"
-
-
-def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency: int, status: str = "ok",
-                 error: str | None = None, load: dict | None = None) -> dict:
-    """The result of one model x concurrency level from its stored request rows (warm-ups dropped).
-
-    ``load``: the level's stored run_models numbers (load_s, rss_*_mb, peak_rss_mb, cpu_s_per_token,
-    throughput_tok_s, observer_cpu_s, pid_source); the throughput is recomputed from the rows when they
-    carry offsets. ``status``: ok | failed | interrupted (a level that did not end: its numbers are those
-    of the requests that finished).
-    """
-    rows = [r for r in rows if not r.get("warmup")]
-    ok = [r for r in rows if r["ok"]]
-    load = load or {}
-    itl = [r["tpot_ms"] for r in ok]
-    throughput = aggregate_throughput_tok_s(rows) if rows else None
-    if throughput is None:
-        throughput = load.get("throughput_tok_s")
-    if status in ("ok", "interrupted") and rows and not ok:
-        status, error = "failed", error or most_common_error(rows)
-    elif status in ("ok", "interrupted") and not rows:
-        status, error = ("interrupted" if status == "interrupted" else "failed"), error or "no request was measured"
-    waits = [r.get("engine_wait_ms") for r in ok]
-    wait_sources = sorted({r.get("engine_wait_source") for r in ok if r.get("engine_wait_source")})
-    before, after, peak = load.get("rss_before_mb"), load.get("rss_after_load_mb"), load.get("peak_rss_mb")
-    return {
-        "model": model,
-        "backend": backend,
-        "concurrency": int(concurrency),
-        "status": status if status in ("ok", "interrupted") else "failed",
-        "error": error,
-        "requests_ok": len(ok),
-        "requests_failed": len(rows) - len(ok),
-        "ttft_ms": summary(r["ttft_ms"] for r in ok),
-        "itl_ms": summary(itl),
-        "e2e_ms": summary(r["e2e_ms"] for r in ok),
-        "decode_tokens_per_s": summary(per_s(v) for v in itl),
-        "completion_tokens": summary(r["completion_tokens"] for r in ok),
-        "token_count_source": token_count_source(rows),
-        "queue_ms": summary(r.get("queue_ms") for r in ok),
-        "engine_wait_ms": summary(waits),
-        "engine_wait_source": ",".join(wait_sources) or None,
-        "connect_ms": summary(r.get("connect_ms") for r in ok),
-        "load_s": load.get("load_s"),
-        "rss_before_mb": before,
-        "rss_after_load_mb": after,
-        "peak_rss_mb": peak,
-        "weights_mb": (after - before) if after is not None and before is not None else None,
-        "working_mb": (peak - after) if peak is not None and after is not None else None,
-        "pid_source": load.get("pid_source"),
-        "cpu_s_per_token": load.get("cpu_s_per_token"),
-        "throughput_tok_s": throughput,
-        "window_s": window_s(rows) if rows else load.get("window_s"),
-        "observer_cpu_s": load.get("observer_cpu_s"),
-        "small_sample": len(ok) < TAIL_MIN_SAMPLES,
-        # the conditions of the level (core.bench.conditions.noise, core.bench.conditions.energy): None when not measured
-        "noisy": load.get("noisy"),
-        "noise": load.get("noise"),
-        "energy_j_per_request": load.get("energy_j_per_request"),
-        "energy_j_per_token": load.get("energy_j_per_token"),
-        "energy_estimate": load.get("energy_estimate"),
-        "energy": load.get("energy"),
-    }
 
 
 def tails_indicative(result: dict) -> bool:
