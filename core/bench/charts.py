@@ -114,19 +114,19 @@ def summary_table(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
-        rows.append({
-            "model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"], "status": r["status"],
-            "ok": r["requests_ok"], "failed": r["requests_failed"],
-            "TTFT p50 (ms)": g("ttft_ms"), "TTFT p95 (ms)": g("ttft_ms", "p95"),
-            "TPOT p50 (ms/token)": g("itl_ms"), "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"),
-            "E2E p50 (ms)": g("e2e_ms"), "E2E p95 (ms)": g("e2e_ms", "p95"),
-            "aggregate throughput (tok/s)": r["throughput_tok_s"],
+        rows.append({   # what decides first (speed, waits, memory, failures), the detail after it
+            "model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"],
+            "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"), "TTFT p50 (ms)": g("ttft_ms"),
+            "E2E p50 (ms)": g("e2e_ms"), "peak RSS (MB)": r["peak_rss_mb"],
+            "ok": r["requests_ok"], "failed": r["requests_failed"], "status": r["status"],
+            "TTFT p95 (ms)": g("ttft_ms", "p95"), "E2E p95 (ms)": g("e2e_ms", "p95"),
+            "TPOT p50 (ms/token)": g("itl_ms"), "aggregate throughput (tok/s)": r["throughput_tok_s"],
             "queue wait p50 (ms)": g("queue_ms"), "engine wait p50 (ms)": g("engine_wait_ms"),
             "engine wait": r.get("engine_wait_source"), "connect p50 (ms)": g("connect_ms"),
             "tokens p50": g("completion_tokens"),
             "token source": r["token_count_source"], "load (s)": r["load_s"],
             "runtime baseline (MB)": r["rss_before_mb"], "weights (MB)": r.get("weights_mb"),
-            "working memory (MB)": r.get("working_mb"), "peak RSS (MB)": r["peak_rss_mb"],
+            "working memory (MB)": r.get("working_mb"),
             "process found by": r.get("pid_source"), "CPU s/token": r["cpu_s_per_token"],
             "observer CPU (s)": r.get("observer_cpu_s"), "error": r["error"],
         })
