@@ -44,7 +44,7 @@ def render_models() -> list[ModelSpec]:
     first = [label for label, m in labels.items() if m is small]
     chosen = st.multiselect("Models (any mix of engines; llama.cpp runs the starter GGUF on its own server)",
                             list(labels), default=first, key="bench_models",
-                            help="preselected: the smallest model, for a first run that takes seconds")
+                            help="preselected: the smallest model, for a quick first run")
     return [ModelSpec.from_row(labels[c]) for c in chosen]
 
 
@@ -265,11 +265,15 @@ def render_results(runs: list[dict]) -> None:
     from core.bench.paired import run_pairs
     pairs = run_pairs(run_id)
     render_findings(report, pairs)
-    st.dataframe(display_frame(charts.summary_table(report.results), last=("error",)), hide_index=True)
+    from core.bench.findings import run_names
+    names = run_names(report.run)
+    st.dataframe(display_frame(charts.summary_table(report.results, names), last=("error",)), hide_index=True)
     render_conditions(report, pairs)
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):
         st.caption("Fewer than 20 successful requests in a level: its p95 is indicative only.")
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests
+    if len(measured):   # charts and the requests table name each model as the run does (its label), not by id
+        measured = measured.assign(model=[names.get((m, b), m) for m, b in zip(measured["model"], measured["backend"])])
     if report.sweeps:
         render_lengths(report.sweeps)
     tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests"])

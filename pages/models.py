@@ -86,7 +86,10 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
         return
     labels = {f"{m['alias'] or m['id']}  ·  {m['source']}": m for m in runnable}
     with st.form("models_try_form"):
-        choice = st.selectbox("Model", list(labels), key="models_try_model")
+        from core.bench.first_run import smallest_model
+        small = smallest_model(runnable)
+        choice = st.selectbox("Model", list(labels), key="models_try_model",
+                              index=next((i for i, m in enumerate(labels.values()) if m is small), 0))
         prompt = st.text_area("Prompt", "List three benefits of local inference.", key="models_try_prompt")
         max_tokens = st.number_input("Max tokens", 8, 2048, 128, key="models_try_max")
         go = st.form_submit_button("Run", type="primary")

@@ -8,6 +8,9 @@ from core.metrics import per_s
 from core.stats import bootstrap_ci
 
 LABEL_LIMIT = 340   # px for a model name on an axis or in a legend: Foundry ids are long, their ends matter
+# One band per model on a chart with a row per model: its height grows with the rows. A fixed height is
+# squeezed by the page (axis and title fitted into it) until two names are drawn on top of each other.
+ROW = alt.Step(40)
 
 def _label(df: pd.DataFrame) -> pd.Series:
     return df["model"].astype(str) + " [" + df["backend"].astype(str) + "] c=" + df["concurrency"].astype(str)
@@ -30,7 +33,7 @@ def latency_boxes(requests: pd.DataFrame, metric: str = "ttft_ms", title: str = 
         return None
     return alt.Chart(df).mark_boxplot(extent=1.5).encode(
         x=alt.X(f"{metric}:Q", title=title), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-        color=alt.Color("level:N", legend=None)).properties(height=max(80, 40 * df["level"].nunique()))
+        color=alt.Color("level:N", legend=None)).properties(height=ROW)
 
 
 def latency_ecdf(requests: pd.DataFrame, metric: str = "e2e_ms", title: str = "E2E latency (ms)") -> alt.Chart | None:
@@ -66,7 +69,7 @@ def prompt_heatmap(requests: pd.DataFrame, metric: str = "e2e_ms") -> alt.Chart 
     return alt.Chart(agg).mark_rect().encode(
         x=alt.X("prompt_id:N", title="prompt"), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         color=alt.Color("value:Q", title=f"median {metric}"),
-        tooltip=["prompt_id", "level", alt.Tooltip("value:Q", format=".1f"), "outliers", "n"])
+        tooltip=["prompt_id", "level", alt.Tooltip("value:Q", format=".1f"), "outliers", "n"]).properties(height=ROW)
 
 
 def throughput_vs_concurrency(results: list[dict]) -> alt.Chart | None:
@@ -105,20 +108,23 @@ def memory_stacked(results: list[dict]) -> alt.Chart | None:
         color=alt.Color("part:N", title=None, sort=[label for _, label in MEMORY_PARTS],
                         legend=alt.Legend(orient="bottom")),
         order=alt.Order("order:Q"), tooltip=["model", "part", alt.Tooltip("MB:Q", format=".0f")],
-    ).properties(height=max(80, 40 * len(best)))
+    ).properties(height=ROW)
 
 
-def summary_table(results: list[dict]) -> pd.DataFrame:
+def summary_table(results: list[dict], names: dict[tuple, str] | None = None) -> pd.DataFrame:
     """The results as a readable table for the page (p50 and p95; units in the column names; rounded for
-    reading: ms and tokens/s to 0.1, MB to 1; the exports keep full precision)."""
+    reading: ms and tokens/s to 0.1, MB to 1; the exports keep full precision). ``names``: (model, engine) ->
+    the name people read (the run's label), shown in the model column instead of the id."""
     rows = []
+    names = names or {}
     for r in results:
         g = lambda k, s="p50": (r.get(k) or {}).get(s)  # noqa: E731
         rows.append({   # what decides first (speed, waits, memory, failures), the detail after it
-            "model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"],
-            "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"), "TTFT p50 (ms)": g("ttft_ms"),
+            "model": names.get((r["model"], r["backend"]), r["model"]), "engine": r["backend"],
+            "concurrency": r["concurrency"], "decode speed p50 (tok/s per request)": g("decode_tokens_per_s"),
+            "TTFT p50 (ms)": g("ttft_ms"),
             "E2E p50 (ms)": g("e2e_ms"), "peak RSS (MB)": r["peak_rss_mb"],
-            "ok": r["requests_ok"], "failed": r["requests_failed"], "status": r["status"],
+            "failed": r["requests_failed"], "ok": r["requests_ok"], "status": r["status"],
             "TTFT p95 (ms)": g("ttft_ms", "p95"), "E2E p95 (ms)": g("e2e_ms", "p95"),
             "TPOT p50 (ms/token)": g("itl_ms"), "aggregate throughput (tok/s)": r["throughput_tok_s"],
             "queue wait p50 (ms)": g("queue_ms"), "engine wait p50 (ms)": g("engine_wait_ms"),

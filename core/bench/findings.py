@@ -145,7 +145,8 @@ def findings(results: list[dict], pairs: list[dict], requests, names: dict[tuple
     from core.bench.conditions import noisy_lines
     out = [Finding("failed", line) for line in failure_lines(results, requests, names, esc)]
     out += [Finding("best", line) for line in best_lines(results, pairs, names, esc)]
-    out += [Finding("noisy", "Noisy: " + line) for line in noisy_lines(results, esc)]
+    named = [dict(r, model=names.get((r["model"], r["backend"]), r["model"])) for r in results]
+    out += [Finding("noisy", "Noisy: " + line) for line in noisy_lines(named, esc)]
     if not any(f.kind == "best" for f in out):
         out.append(Finding("note", "No successful request: nothing to compare."))
     return out

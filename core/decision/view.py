@@ -35,12 +35,13 @@ def matrix_frame(result) -> pd.DataFrame:
     recs = []
     for r in v.rows:
         s = r.source
-        # what decides first: rank, name, score and the weighted criteria; why a row is not ranked next to them;
-        # the criteria that weigh nothing, the normalised values and the id after (a 1,400 px page shows the first)
+        # what decides first: rank, name, score and the weighted criteria, heaviest first; why a row is not ranked
+        # next to them; the criteria that weigh nothing, the normalised values and the id after (a 1,400 px page
+        # shows the first)
         rec = {"rank": r.rank, "candidate": r.name, "score": round(s["score"], 3),
                "win %": round(100 * s["win_probability"], 1)}
         cells = list(zip(v.headings, r.cells))
-        for h, c in cells:
+        for h, c in sorted(cells, key=lambda hc: -weights.get(hc[1].criterion.name, 0)):   # heaviest first
             if weights.get(c.criterion.name, 0) > 0:
                 rec[h] = c.value
         rec["why not ranked"] = r.failed

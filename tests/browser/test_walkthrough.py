@@ -58,7 +58,7 @@ def test_tiny_benchmark(page, server):
     choose(page, "stSelectbox", "Shipped set", "workshop_deterministic")
     set_number(page, "Rounds", 1)
     set_number(page, "Max tokens", 16)
-    start = main(page).get_by_role("button", name="Start")
+    start = main(page).get_by_role("button", name="Start", exact=True)
     expect(start, "the Start button enabled (models, prompt set and settings chosen)").to_be_enabled()
     start.click()
     # the run's own line: every request done, then the results of the run just ended

@@ -42,7 +42,8 @@ def test_a_weight_nobody_measured_is_named_with_where_it_comes_from():
 def test_the_matrix_leads_with_rank_score_and_the_weighted_criteria_ids_last():
     res = engine.decide([_cand("a", 500), _cand("b", 900)], "balanced", n_boot=20, n_samples=100)
     cols = list(view.matrix_frame(res).columns)
-    weighted = [c for c in CRITERIA if res.to_dict()["weights"].get(c.name, 0) > 0]
+    w = res.to_dict()["weights"]
+    weighted = sorted((c for c in CRITERIA if w.get(c.name, 0) > 0), key=lambda c: -w[c.name])   # heaviest first
     assert cols[:4] == ["rank", "candidate", "score", "win %"]
     assert [report.heading(c, "e2e_p95") for c in weighted] == cols[4:4 + len(weighted)]
     assert cols[4 + len(weighted)] == "why not ranked"
