@@ -2,21 +2,21 @@
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.bench import charts
 from core.bench.first_run import QUICK, quick_prompt_set, smallest_model, sweep_lengths
-from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
-from core.bench.job import BenchJob
-from core.bench.lengths import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
-from core.bench.lengths_charts import fit_chart, memory_chart
+from core.bench.run.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
+from core.bench.run.job import BenchJob
+from core.bench.sweep.plan import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
+from core.bench.sweep.charts import fit_chart, memory_chart
 from core.config import db_path
 from core.errors import UserError
 from core.output import display_frame, md_text
 from core.bench.report import BenchReport, build_report, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 JOB = "bench_job"
 
@@ -118,8 +118,8 @@ def render_findings(report, pairs: list[dict]) -> None:
 
 
 def render_conditions(report, pairs: list[dict]) -> None:
-    """The detail behind the findings: the order, energy and every paired comparison (core.bench.conditions)."""
-    from core.bench.conditions import energy_lines, order_line, pair_lines
+    """The detail behind the findings: the order, energy and every paired comparison (core.bench.conditions.lines)."""
+    from core.bench.conditions.lines import energy_lines, order_line, pair_lines
     with st.expander("Order, energy and paired comparisons"):
         lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
         lines += energy_lines(report.results, str) + pair_lines(pairs, str)
@@ -262,7 +262,7 @@ def render_results(runs: list[dict]) -> None:
                 st.error(md_text(exc.one_line()))
             else:
                 st.rerun()
-    from core.bench.paired import run_pairs
+    from core.bench.conditions.paired import run_pairs
     pairs = run_pairs(run_id)
     render_findings(report, pairs)
     from core.bench.findings import run_names
@@ -365,5 +365,5 @@ else:
     render_results(all_runs)
     render_compare(all_runs)
     render_past(all_runs)
-from campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
+from ui.campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
 render_campaigns()

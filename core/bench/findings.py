@@ -142,7 +142,7 @@ def findings(results: list[dict], pairs: list[dict], requests, names: dict[tuple
              esc: Callable[[str], str]) -> list[Finding]:
     """The run's findings in reading order: failures first (they change what the rest means), then the best
     by each measure, then the noisy levels."""
-    from core.bench.conditions import noisy_lines
+    from core.bench.conditions.lines import noisy_lines
     out = [Finding("failed", line) for line in failure_lines(results, requests, names, esc)]
     out += [Finding("best", line) for line in best_lines(results, pairs, names, esc)]
     named = [dict(r, model=names.get((r["model"], r["backend"]), r["model"])) for r in results]

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from core.bench.findings import findings, run_names
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.paired import run_pairs
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.conditions.paired import run_pairs
 from core.bench.report import build_report
-from core.bench.runner import run_benchmark
+from core.bench.run.runner import run_benchmark
 from core.output import md_text
 from tests.support.openai_server import OpenAITestServer
 

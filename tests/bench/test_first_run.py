@@ -2,8 +2,8 @@
 target meeting."""
 from core.bench.first_run import (QUICK, QUICK_PROMPT_SET, parameter_count, quick_prompt_set, smallest_model,
                                   sweep_lengths)
-from core.bench.inputs import Settings, shipped_prompt_sets
-from core.bench.lengths import parse_lengths
+from core.bench.run.inputs import Settings, shipped_prompt_sets
+from core.bench.sweep.plan import parse_lengths
 
 
 def test_the_smallest_model_is_suggested_foundry_first_among_equals():

@@ -19,8 +19,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SLM_DB"] = os.path.join(tmp, "first.duckdb")
         from core.bench.first_run import QUICK, quick_prompt_set, smallest_model
-        from core.bench.inputs import ModelSpec, Settings, load_prompts, shipped_prompt_sets
-        from core.bench.job import BenchJob
+        from core.bench.run.inputs import ModelSpec, Settings, load_prompts, shipped_prompt_sets
+        from core.bench.run.job import BenchJob
         from core.catalog.models import list_models
 
         rows = [m for m in list_models(include_catalog=False).models
