@@ -125,6 +125,35 @@ def md_frame(df):
     return out
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+
+
+def display_frame(rows, lead: tuple[str, ...] = (), last: tuple[str, ...] = (), missing: str = "unknown",
+                  blank: tuple[str, ...] = ("error", "errors", "message", "flags", "output_text")):
+    """A table as a page shows it (``st.dataframe``): the columns named in ``lead`` first, in that order, those
+    in ``last`` at the end (ids, raw detail), the rest between as they were; a missing value (None, NaN, NA) is
+    the word ``missing`` ("unknown" for a value not measured, "no data" for one not made yet), never "None";
+    in the ``blank`` columns (an error, a note) missing means there is nothing to say: an empty cell.
+    A column holding a missing value is shown as text (numbers as written, at most 6 significant digits); the
+    others keep their type, so they still sort as numbers."""
+    import pandas as pd
+
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    cols = list(df.columns)
+    front = [c for c in lead if c in cols]
+    back = [c for c in last if c in cols and c not in front]
+    df = df[front + [c for c in cols if c not in front and c not in back] + back]
+    for c in df.columns:
+        values = df[c].tolist()
+        if not any(_missing(v) for v in values):
+            continue
+        word = "" if c in blank else missing
+        df[c] = [word if _missing(v) else (f"{v:,.6g}" if isinstance(v, float) else v if isinstance(v, str)
+                                              else str(v)) for v in values]
+    return df
+
+
 # ---------------------------------------------------------------- CSV
 
 _FORMULA_START = ("=", "+", "-", "@")

@@ -5,6 +5,7 @@ import streamlit as st
 from ui.router_guard import use_router
 
 from core.bench import charts
+from core.bench.first_run import QUICK, quick_prompt_set, smallest_model
 from core.bench.run.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
 from core.bench.run.job import BenchJob
 from core.bench.run.timeline import timeline_chart
@@ -13,7 +14,7 @@ from core.bench.sweep.plan import (DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT,
 from core.bench.sweep.charts import fit_chart, memory_chart
 from core.config import db_path
 from core.errors import UserError
-from core.output import md_text
+from core.output import display_frame, md_text
 from core.bench.report import BenchReport, build_report, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
@@ -41,8 +42,11 @@ def render_models() -> list[ModelSpec]:
         st.info("No runnable model: build the starter models (`python -m core setup-models`) or add an endpoint "
                 "on the Models page.")
         return []
+    small = smallest_model(rows)
+    first = [label for label, m in labels.items() if m is small]
     chosen = st.multiselect("Models (any mix of engines; llama.cpp runs the starter GGUF on its own server)",
-                            list(labels), key="bench_models")
+                            list(labels), default=first, key="bench_models",
+                            help="preselected: the smallest model, for a quick first run")
     return [ModelSpec.from_row(labels[c]) for c in chosen]
 
 
@@ -54,7 +58,7 @@ def render_prompts():
             if not sets:
                 st.caption("No prompt set shipped in data/prompts.")
                 return None
-            name = st.selectbox("Shipped set", list(sets), key="bench_prompt_shipped")
+            name = st.selectbox("Shipped set", list(sets), index=quick_prompt_set(list(sets)), key="bench_prompt_shipped")
             ps = load_prompts(sets[name])
         elif source == "Upload":
             up = st.file_uploader("Prompt file (JSON list of strings, or of {id, text, tags})", type=["json"],
@@ -79,13 +83,14 @@ def render_prompts():
 
 def render_settings() -> Settings | None:
     c = st.columns(6)
-    rounds = c[0].number_input("Rounds", 1, 100, 3, key="bench_rounds")
-    warmup = c[1].number_input("Warm-up", 0, 20, 1, key="bench_warmup", help="requests per level, excluded")
-    max_tokens = c[2].number_input("Max tokens", 1, 4096, 128, key="bench_max_tokens")
+    rounds = c[0].number_input("Rounds", 1, 100, QUICK.rounds, key="bench_rounds",
+                               help="1 is a quick first look; 3 or more give each paired ratio an interval")
+    warmup = c[1].number_input("Warm-up", 0, 20, QUICK.warmup, key="bench_warmup", help="requests per level, excluded")
+    max_tokens = c[2].number_input("Max tokens", 1, 4096, QUICK.max_tokens, key="bench_max_tokens")
     temperature = c[3].number_input("Temperature", 0.0, 2.0, 0.0, step=0.1, key="bench_temperature")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key="bench_seed")
     timeout = c[5].number_input("Timeout (s)", 1.0, 3600.0, 120.0, key="bench_timeout")
-    levels = st.text_input("Concurrency levels", "1", key="bench_concurrency", help="e.g. 1,2,4,8")
+    levels = st.text_input("Concurrency levels", QUICK.concurrency, key="bench_concurrency", help="e.g. 1,2,4,8")
     order = st.radio("Order", ["interleaved", "blocked"], horizontal=True, key="bench_order",
                      help="interleaved: round by round, models in rotating order and kept loaded (blocked when "
                           "they do not fit in memory together); blocked: all of one model, then the next")
@@ -101,15 +106,25 @@ def render_settings() -> Settings | None:
     return None
 
 
-def render_conditions(report) -> None:
-    """Noisy levels (a warning), then the order, energy and paired comparisons (core.bench.conditions.lines)."""
-    from core.bench.conditions.lines import energy_lines, noisy_lines, order_line, pair_lines
-    from core.bench.conditions.paired import run_pairs
-    for line in noisy_lines(report.results, str):
-        st.warning(md_text("Noisy: " + line))
+def render_findings(report, pairs: list[dict]) -> None:
+    """The run's headline above its tables: failures, the best by each measure (paired ratios), noisy levels."""
+    from core.bench.findings import findings, run_names
+    st.markdown("**Findings**")
+    for f in findings(report.results, pairs, report.requests, run_names(report.run), md_text):
+        if f.kind == "failed":
+            st.error(f.text, icon=":material/error:")
+        elif f.kind == "noisy":
+            st.warning(f.text, icon=":material/warning:")
+        else:
+            st.markdown("- " + f.text)
+
+
+def render_conditions(report, pairs: list[dict]) -> None:
+    """The detail behind the findings: the order, energy and every paired comparison (core.bench.conditions.lines)."""
+    from core.bench.conditions.lines import energy_lines, order_line, pair_lines
     with st.expander("Order, energy and paired comparisons"):
         lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
-        lines += energy_lines(report.results, str) + pair_lines(run_pairs(report.run_id), str)
+        lines += energy_lines(report.results, str) + pair_lines(pairs, str)
         for line in [x for x in lines if x] or ["Nothing recorded (a run stored before these were)."]:
             st.markdown("- " + md_text(line))
 
@@ -118,7 +133,8 @@ def render_lengths_setup() -> dict | None:
     """Lengths mode: prompt lengths to build (or the prompt set below as your own long prompts), the target."""
     own = st.checkbox("Use the prompt set below as my own long prompts", key="bench_len_own")
     c = st.columns(4)
-    target_prompt = c[1].number_input("Target prompt tokens", 1, 1_000_000, DEFAULT_TARGET_PROMPT, key="bench_len_tp")
+    target_prompt = c[1].number_input("Target prompt tokens", 1, 1_000_000, DEFAULT_TARGET_PROMPT, key="bench_len_tp",
+                                      help="the meeting the notes are for; the default lengths end at it")
     text = c[0].text_input("Prompt lengths (tokens)", ",".join(map(str, default_lengths(DEFAULT_TARGET_PROMPT))),
                            key="bench_len_lengths", disabled=own)
     target_output = c[2].number_input("Target output tokens", 1, 100_000, DEFAULT_TARGET_OUTPUT, key="bench_len_to")
@@ -216,9 +232,9 @@ def render_lengths(sweeps: list[dict]) -> None:
     for chart in (fit_chart(sweeps, "ttft_ms", "TTFT (ms)"), fit_chart(sweeps, "tpot_ms", "TPOT (ms per token)")):
         _chart(chart, "No successful request to draw.")
     _chart(memory_chart(sweeps), "Memory unknown: the app does not know the process that serves these models.")
-    st.dataframe([{"model": sw.get("label") or sw["model"], **{k: p.get(k) for k in (
-        "length", "prompt_tokens", "prompt_tokens_source", "ttft_ms", "prefill_tokens_per_s", "tpot_ms",
-        "decode_tokens_per_s", "peak_rss_mb", "error")}} for sw in sweeps for p in sw["points"]], hide_index=True)
+    st.dataframe(display_frame([{"model": sw.get("label") or sw["model"], **{k: p.get(k) for k in (
+        "length", "prompt_tokens", "ttft_ms", "prefill_tokens_per_s", "tpot_ms", "decode_tokens_per_s",
+        "peak_rss_mb", "prompt_tokens_source", "error")}} for sw in sweeps for p in sw["points"]]), hide_index=True)
 
 
 def render_results(runs: list[dict]) -> None:
@@ -248,12 +264,18 @@ def render_results(runs: list[dict]) -> None:
                 st.error(md_text(exc.one_line()))
             else:
                 st.rerun()
-    table = charts.summary_table(report.results)
-    st.dataframe(table, hide_index=True)
-    render_conditions(report)
+    from core.bench.conditions.paired import run_pairs
+    pairs = run_pairs(run_id)
+    render_findings(report, pairs)
+    from core.bench.findings import run_names
+    names = run_names(report.run)
+    st.dataframe(display_frame(charts.summary_table(report.results, names), last=("error",)), hide_index=True)
+    render_conditions(report, pairs)
     if any(r["requests_ok"] and r["requests_ok"] < 20 for r in report.results):
         st.caption("Fewer than 20 successful requests in a level: its p95 is indicative only.")
     measured = report.requests[~report.requests["warmup"].astype(bool)] if len(report.requests) else report.requests
+    if len(measured):   # charts and the requests table name each model as the run does (its label), not by id
+        measured = measured.assign(model=[names.get((m, b), m) for m, b in zip(measured["model"], measured["backend"])])
     if report.sweeps:
         render_lengths(report.sweeps)
     tabs = st.tabs(["Distributions", "TTFT vs speed", "Per prompt", "Concurrency and memory", "Requests",
@@ -296,10 +318,10 @@ def render_requests(measured) -> None:
     if measured is None or measured.empty:
         st.caption("No request.")
         return
-    cols = ["model", "backend", "concurrency", "prompt_id", "round", "ok", "outlier", "queue_ms", "engine_wait_ms",
-            "engine_wait_source", "connect_ms", "ttft_ms", "tpot_ms",
-            "e2e_ms", "completion_tokens", "token_count_source", "finish_reason", "error", "output_text"]
-    st.dataframe(measured[cols], hide_index=True)   # outputs as data: plain text
+    cols = ["model", "backend", "concurrency", "prompt_id", "round", "ok", "ttft_ms", "tpot_ms", "e2e_ms",
+            "completion_tokens", "error", "outlier", "queue_ms", "engine_wait_ms", "engine_wait_source", "connect_ms",
+            "token_count_source", "finish_reason", "output_text"]
+    st.dataframe(display_frame(measured[cols]), hide_index=True)   # outputs as data: plain text
     pick = st.selectbox("Show one output", range(len(measured)), key="bench_output_pick",
                         format_func=lambda i: f"{measured.iloc[i]['model']} · {measured.iloc[i]['prompt_id']} · "
                                               f"round {measured.iloc[i]['round']}")
@@ -323,19 +345,19 @@ def render_compare(runs: list[dict]) -> None:
     if table.empty:
         st.caption("No model x engine x concurrency level in common.")
     else:
-        st.dataframe(table, hide_index=True)
+        st.dataframe(display_frame(table), hide_index=True)
 
 
 def render_past(runs: list[dict]) -> None:
     st.subheader("Past runs")
-    st.dataframe([{k: r[k] for k in ("run_id", "created_at", "device", "status", "prompt_set", "models", "requests",
-                                     "failed")}
-                  for r in runs], hide_index=True)
+    st.dataframe(display_frame([{k: r[k] for k in ("created_at", "models", "prompt_set", "status", "requests", "failed",
+                                                   "device", "run_id")} for r in runs]), hide_index=True)
 
 
 st.title("Benchmark")
-st.caption("TTFT, TPOT, E2E latency, throughput per concurrency level, memory and CPU of the model's process "
-           "(definitions: docs/metrics.md). Every request is stored.")
+st.caption("TTFT, TPOT, E2E latency, throughput per concurrency level, memory and CPU of the model's own process "
+           "(definitions: docs/metrics.md); every request is stored. The defaults make a quick first run: the "
+           f"smallest model, {QUICK.rounds} round, {QUICK.max_tokens} tokens.")
 render_setup()
 render_progress()
 job = st.session_state.get(JOB)

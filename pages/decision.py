@@ -12,7 +12,7 @@ from core.decision.licenses import known_licenses
 from core.decision.matrix import PRESETS, explanation
 from core.decision.request import DecisionRequest
 from core.errors import UserError
-from core.output import md_text
+from core.output import display_frame, md_text
 from core.store import bench as bench_store
 from core.store import devices as dstore
 
@@ -155,6 +155,8 @@ def render_gate(req: DecisionRequest) -> None:
 def render_verdict(result) -> None:
     for w in result.warnings:
         st.warning(md_text(w), icon=":material/warning:")
+    for line in view.unmeasured_weights(result):
+        st.info(md_text(line), icon=":material/info:")
     if result.winner_label:
         st.subheader("Recommendation: " + md_text(result.winner_label))
     for line in report.summary_lines(result, with_warnings=False):
@@ -173,14 +175,14 @@ def render_matrix(result: dict) -> None:
         for line in ties:
             st.text(line)
     st.markdown("**Flip points**: the weight at which the top choice changes, the other weights rescaled proportionally")
-    st.dataframe(view.flip_frame(result), hide_index=True)
+    st.dataframe(display_frame(view.flip_frame(result)), hide_index=True)
 
 
 def render_fleet(result: dict) -> None:
     st.subheader("Per device")
     st.caption("Each candidate on each target device: its values there, the criteria that device decided "
                "(worst device), the constraints it decided, and what fails there.")
-    st.dataframe(view.fleet_frame(result), hide_index=True)
+    st.dataframe(display_frame(view.fleet_frame(result)), hide_index=True)
 
 
 def render_charts(result: dict) -> None:

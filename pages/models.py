@@ -8,7 +8,7 @@ from ui.router_guard import use_router
 
 from core.catalog import endpoints
 from core.errors import UserError
-from core.output import md_text
+from core.output import display_frame, md_text
 from core.engines.pool import LOADABLE_BACKENDS, LoadedModels, shared_pool
 from core.catalog.models import MODEL_FIELDS, list_models
 from core.config import db_path
@@ -30,6 +30,14 @@ def cached_models(loaded: frozenset, refresh: int):
 @st.cache_data(ttl=30, show_spinner=False)
 def cached_devices(store: str) -> list[str]:
     return devices.device_names()
+
+
+# What decides comes first (size, license, context window), how the model is reached next, ids last: the
+# deciding columns fit at 1,400 px without a sideways scroll.
+MODEL_LEAD = ("name", "parameters", "disk_mb", "license", "quantization", "context_length", "backend", "source",
+              "cached", "loaded")
+MODEL_HEADINGS = {"disk_mb": st.column_config.Column("disk MB"),
+                  "context_length": st.column_config.Column("context window")}
 
 
 def render_list(models, eps, notices) -> list[dict]:
@@ -62,8 +70,10 @@ def render_list(models, eps, notices) -> list[dict]:
         mask &= df["disk_mb"].fillna(float("inf")) <= limit
     shown = df[mask].copy()
     shown["capabilities"] = shown["capabilities"].map(lambda c: ", ".join(c or []))
-    st.dataframe(shown, hide_index=True, width="stretch",
-                 column_config={"disk_mb": st.column_config.NumberColumn("disk MB", format="%.1f")})
+    shown.insert(0, "name", [r.display_name or r.alias or r.id for r in shown.itertuples()])
+    shown["disk_mb"] = shown["disk_mb"].round(1)
+    st.dataframe(display_frame(shown.drop(columns=["display_name"]), lead=MODEL_LEAD, last=("alias", "id")),
+                 hide_index=True, width="stretch", column_config=MODEL_HEADINGS)
     return [models[i] for i in shown.index]
 
 
@@ -76,7 +86,10 @@ def render_try(models: list[dict], pool: LoadedModels) -> None:
         return
     labels = {f"{m['alias'] or m['id']}  ·  {m['source']}": m for m in runnable}
     with st.form("models_try_form"):
-        choice = st.selectbox("Model", list(labels), key="models_try_model")
+        from core.bench.first_run import smallest_model
+        small = smallest_model(runnable)
+        choice = st.selectbox("Model", list(labels), key="models_try_model",
+                              index=next((i for i, m in enumerate(labels.values()) if m is small), 0))
         prompt = st.text_area("Prompt", "List three benefits of local inference.", key="models_try_prompt")
         max_tokens = st.number_input("Max tokens", 8, 2048, 128, key="models_try_max")
         go = st.form_submit_button("Run", type="primary")
@@ -172,8 +185,8 @@ def render_register() -> None:
 
 def render_endpoints(eps) -> None:
     if eps:
-        st.dataframe(pd.DataFrame(eps)[["name", "base_url", "api_key_env", "status", "n_models", "message"]],
-                     hide_index=True, width="stretch")
+        st.dataframe(display_frame(pd.DataFrame(eps)[["name", "status", "n_models", "base_url", "api_key_env",
+                                                      "message"]]), hide_index=True, width="stretch")
     if st.session_state.pop("models_ep_added", False):  # cleared only after a success, kept on an error
         for key in ("models_ep_name", "models_ep_url", "models_ep_key"):
             st.session_state.pop(key, None)
@@ -253,7 +266,7 @@ def render_eps() -> None:
         st.caption(md_text(exc.one_line()))
         return
     if eps:
-        st.dataframe(pd.DataFrame(eps), hide_index=True, width="stretch")
+        st.dataframe(display_frame(pd.DataFrame(eps)), hide_index=True, width="stretch")
     else:
         st.caption("Foundry Local discovered no extra execution providers on this machine (CPU only).")
     st.caption("Compare a model with and without acceleration: benchmark it once per execution provider.")

@@ -10,7 +10,7 @@ from ui.router_guard import use_router
 
 from core.config import db_path
 from core.errors import UserError
-from core.output import md_text
+from core.output import display_frame, md_text
 from core.jobs import Job
 from core.quality import judge, rubrics, scorers, scores, views
 
@@ -28,8 +28,8 @@ def _models(db: str) -> list[dict]:
 
 
 def _table(rows: list[dict], **kwargs) -> None:
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, **kwargs)
+    if rows:   # before scoring many cells are empty: "no data", never "None"
+        st.dataframe(display_frame(rows, missing="no data"), hide_index=True, **kwargs)
     else:
         st.caption("Nothing yet.")
 

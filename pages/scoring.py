@@ -1,13 +1,12 @@
 """Score by hand: blind, side by side, one prompt at a time; resume; reveal; annotation CSV."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from ui.router_guard import use_router
 
 from core.errors import UserError
-from core.output import md_text
+from core.output import display_frame, md_text
 from core.quality import blind, rubrics, views
 
 use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
@@ -84,7 +83,7 @@ def render_prompt(session: blind.BlindSession, idx: int, revealed: bool) -> None
             if getattr(cand, "cut", ""):
                 st.caption(f"✂ {md_text(cand.cut)}: the answer stopped at the token limit, not where the model ended it")
     with st.expander("Criteria", expanded=False):
-        st.dataframe(pd.DataFrame(views.rubric_criteria_rows(rubric)), hide_index=True)
+        st.dataframe(display_frame(views.rubric_criteria_rows(rubric)), hide_index=True)
     form_key = f"{K}form_{session.run_id}_{p.prompt_id}_{session.rater}"
     with st.form(form_key, enter_to_submit=True):
         st.caption("Score every criterion for every candidate; Enter in any field saves and moves on.")
@@ -122,7 +121,7 @@ def render_reveal(session: blind.BlindSession) -> bool:
         return False
     revealed = st.toggle("Reveal the models", key=K + "reveal")
     if revealed:
-        st.dataframe(pd.DataFrame(views.reveal_rows(session)), hide_index=True)
+        st.dataframe(display_frame(views.reveal_rows(session)), hide_index=True)
     return revealed
 
 

@@ -8,6 +8,12 @@ from core.metrics import SHOWN, per_s
 from core.stats import bootstrap_ci
 
 LABEL_LIMIT = 340   # px for a model name on an axis or in a legend: Foundry ids are long, their ends matter
+# One band per model on a chart with a row per model: its height grows with the rows. A fixed height is
+# squeezed by the page (axis and title fitted into it) until two names are drawn on top of each other.
+ROW = alt.Step(40)
+# The level table's first columns: what decides (speed, waits, memory, failures); the detail follows.
+LEAD_COLUMNS = ("model", "engine", "concurrency", "decode speed p50 (tok/s per request)", "TTFT p50 (ms)",
+                "E2E p50 (ms)", "peak RSS (MB)", "failed", "ok", "status")
 
 def _label(df: pd.DataFrame) -> pd.Series:
     return df["model"].astype(str) + " [" + df["backend"].astype(str) + "] c=" + df["concurrency"].astype(str)
@@ -30,7 +36,7 @@ def latency_boxes(requests: pd.DataFrame, metric: str = "ttft_ms", title: str = 
         return None
     return alt.Chart(df).mark_boxplot(extent=1.5).encode(
         x=alt.X(f"{metric}:Q", title=title), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-        color=alt.Color("level:N", legend=None)).properties(height=max(80, 40 * df["level"].nunique()))
+        color=alt.Color("level:N", legend=None)).properties(height=ROW)
 
 
 def latency_ecdf(requests: pd.DataFrame, metric: str = "e2e_ms", title: str = "E2E latency (ms)") -> alt.Chart | None:
@@ -66,7 +72,7 @@ def prompt_heatmap(requests: pd.DataFrame, metric: str = "e2e_ms") -> alt.Chart 
     return alt.Chart(agg).mark_rect().encode(
         x=alt.X("prompt_id:N", title="prompt"), y=alt.Y("level:N", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
         color=alt.Color("value:Q", title=f"median {metric}"),
-        tooltip=["prompt_id", "level", alt.Tooltip("value:Q", format=".1f"), "outliers", "n"])
+        tooltip=["prompt_id", "level", alt.Tooltip("value:Q", format=".1f"), "outliers", "n"]).properties(height=ROW)
 
 
 def throughput_vs_concurrency(results: list[dict]) -> alt.Chart | None:
@@ -105,21 +111,26 @@ def memory_stacked(results: list[dict]) -> alt.Chart | None:
         color=alt.Color("part:N", title=None, sort=[label for _, label in MEMORY_PARTS],
                         legend=alt.Legend(orient="bottom")),
         order=alt.Order("order:Q"), tooltip=["model", "part", alt.Tooltip("MB:Q", format=".0f")],
-    ).properties(height=max(80, 40 * len(best)))
+    ).properties(height=ROW)
 
 
-def summary_table(results: list[dict]) -> pd.DataFrame:
+def summary_table(results: list[dict], names: dict[tuple, str] | None = None) -> pd.DataFrame:
     """The results as a readable table for the page: every shown metric of ``core.metrics.METRICS`` (the
     statistics it names for a distribution; units in the column names; rounded for reading as its record says,
-    the exports keep full precision)."""
+    the exports keep full precision), what decides first (speed, waits, memory, failures), the detail after it.
+    ``names``: (model, engine) -> the name people read (the run's label), shown instead of the id."""
     rows = []
+    names = names or {}
     for r in results:
-        row = {"model": r["model"], "engine": r["backend"], "concurrency": r["concurrency"], "status": r["status"],
+        row = {"model": names.get((r["model"], r["backend"]), r["model"]), "engine": r["backend"],
+               "concurrency": r["concurrency"], "status": r["status"],
                "ok": r["requests_ok"], "failed": r["requests_failed"]}
         row |= {m.column(s): m.value(r, s) for m in SHOWN for s in m.cells()}
         row["error"] = r["error"]
         rows.append(row)
     df = pd.DataFrame(rows)
+    lead = [c for c in LEAD_COLUMNS if c in df.columns]
+    df = df[lead + [c for c in df.columns if c not in lead]]
     digits = {m.column(s): m.digits for m in SHOWN for s in m.cells() if m.digits is not None}
     return df.round({c: n for c, n in digits.items() if c in df.columns})
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from core.decision.criteria import AGGREGATED, CONSTRAINT_FIELDS, help_text
-from core.decision.matrix import LATENCY_METRICS, METHODS
+from core.decision.matrix import LATENCY_METRICS, METHODS, PRESETS
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
                         f"criteria: {', '.join(c.name for c in AGGREGATED)}")
     p.add_argument("--weights", default="balanced", metavar="NAME=W,...",
                    help=f"weights of the criteria: {help_text()} (a subset is fine, the rest are 0; normalised to "
-                        "sum 1) or a preset: balanced, 'latency first', 'quality first', 'smallest footprint'")
+                        "sum 1) or a preset: " + ", ".join(repr(n) if " " in n else n for n in PRESETS))
     p.add_argument("--latency-metric", choices=LATENCY_METRICS, default="e2e_p95")
     p.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="hard constraint, repeatable: FIELD<=X (or >=, <, >) with FIELD one of "

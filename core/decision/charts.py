@@ -66,9 +66,16 @@ def pareto_chart(result: dict) -> alt.Chart:
                 "Both axes start at 0, so distances compare as ratios."]
     if hidden:
         subtitle.append(f"{hidden} candidate(s) without a quality score or latency are not shown.")
+    width, height = 560, 360
+    x_max = float(known["latency_ms"].max()) * 1.15 if len(known) and known["latency_ms"].max() > 0 else 1.0
+    placed = place_labels(known, x_max, width, height)
+    dropped = [name for name in known["candidate"] if name not in set(placed["candidate"])]
+    if dropped:
+        subtitle.append(f"Name left off where it would cover another: {', '.join(dropped)} (hover the bubble).")
     base = alt.Chart(known)
     points = base.mark_circle(opacity=0.75, stroke="#333", strokeWidth=0.5).encode(
-        x=alt.X("latency_ms:Q", title=f"Latency, {metric} (ms), lower is better", scale=alt.Scale(zero=True)),
+        x=alt.X("latency_ms:Q", title=f"Latency, {metric} (ms), lower is better",
+                scale=alt.Scale(domain=[0, x_max], nice=False)),
         y=alt.Y("quality:Q", title="Quality (0..1), higher is better", scale=alt.Scale(domain=[0, 1])),
         size=alt.Size("peak_rss_mb:Q", title="Peak memory (MB)", scale=alt.Scale(range=[80, 1500])),
         color=alt.Color("license_ok:N", title="License",
@@ -77,13 +84,37 @@ def pareto_chart(result: dict) -> alt.Chart:
     )
     front = base.transform_filter("datum.pareto").mark_line(color="#555", strokeDash=[4, 3]).encode(
         x="latency_ms:Q", y="quality:Q", order="latency_ms:Q")
-    # names to the right of their bubble, or to the left for the slowest ones (so they stay inside the plot)
-    far = float(known["latency_ms"].max()) * 0.6 if len(known) else 0.0
-    labels = [base.transform_filter(f"datum.latency_ms {op} {far}").mark_text(
-        align=align, dx=dx, dy=-12, fontSize=12).encode(x="latency_ms:Q", y="quality:Q", text="candidate:N")
-        for op, align, dx in (("<=", "left", 10), (">", "right", -10))]
+    labels = [alt.Chart(placed[placed["align"] == align]).mark_text(align=align, baseline="middle", fontSize=12)
+              .encode(x="label_x:Q", y="label_y:Q", text="candidate:N") for align in ("left", "right")]
     return _pad(alt.layer(front, points, *labels)).properties(
-        title=alt.Title("Quality against latency", subtitle=subtitle), width=560, height=360)
+        title=alt.Title("Quality against latency", subtitle=subtitle), width=width, height=height)
+
+
+LABEL_FONT_PX = (7.0, 15.0)   # a character's width and a line's height at font size 12 (generous)
+# where a name may go around its bubble, in pixels (dx, dy; y down), in order of preference
+LABEL_SPOTS = ((12, -12), (12, 14), (-12, -12), (-12, 14), (12, -28), (12, 30), (-12, -28), (-12, 30))
+
+
+def place_labels(known: pd.DataFrame, x_max: float, width: int, height: int) -> pd.DataFrame:
+    """Each candidate's name beside its bubble where it covers no other name and stays inside the plot (the
+    first free spot of LABEL_SPOTS); a name with no free spot is left off. Columns: candidate, label_x,
+    label_y (data units), align. The x scale is [0, x_max] and the y scale [0, 1], both exact."""
+    cw, lh = LABEL_FONT_PX
+    boxes: list[tuple[float, float, float, float]] = []
+    out = []
+    for _, row in known.sort_values(["latency_ms", "quality"]).iterrows():
+        px, py = float(row["latency_ms"]) / x_max * width, (1.0 - float(row["quality"])) * height
+        w = cw * len(str(row["candidate"]))
+        for dx, dy in LABEL_SPOTS:
+            x0 = px + dx if dx > 0 else px + dx - w
+            box = (x0, py + dy - lh / 2, x0 + w, py + dy + lh / 2)
+            inside = box[0] >= 0 and box[2] <= width and box[1] >= -lh and box[3] <= height + lh
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+                boxes.append(box)
+                out.append({"candidate": row["candidate"], "label_x": (px + dx) / width * x_max,
+                            "label_y": 1.0 - (py + dy) / height, "align": "left" if dx > 0 else "right"})
+                break
+    return pd.DataFrame.from_records(out, columns=["candidate", "label_x", "label_y", "align"])
 
 
 def score_chart(result: dict) -> alt.Chart:

@@ -8,12 +8,15 @@ from core.store import decisions as store
 
 
 def _starter_ready() -> tuple[int, int]:
+    """(ready, total) over what the Models page lists from the starter pack: each Foundry Local folder, and the
+    SmolLM2 GGUF that the llama.cpp engine runs."""
     try:
-        from core.catalog.starter import starter_models
+        from core.catalog.starter import starter_gguf_path, starter_models
         models = starter_models()
+        gguf = starter_gguf_path()
     except Exception:  # a broken starter file must not break the home page
         return 0, 0
-    return sum(1 for m in models if Path(m["path"]).is_dir()), len(models)
+    return sum(1 for m in models if Path(m["path"]).is_dir()) + int(gguf.is_file()), len(models) + 1
 
 
 def pipeline() -> dict:
@@ -47,7 +50,8 @@ def pipeline() -> dict:
         nxt = ("Build the starter models (python -m core setup-models) or add an endpoint on the Models page.",
                "models")
     elif not c["runs_completed"]:
-        nxt = ("Run a first benchmark: 1 round and 16 max tokens on the smallest model takes seconds.", "benchmark")
+        nxt = ("Run a first benchmark: the Benchmark page starts with the smallest model, 1 round and a short "
+               "answer, which takes well under two minutes.", "benchmark")
     elif not (c["scored_outputs"] or c["judge_runs_completed"]):
         nxt = ("Score some outputs by hand (blind), or run the judge, so quality can count in the decision.",
                "scoring")

@@ -30,20 +30,26 @@ def matrix_frame(result) -> pd.DataFrame:
     Measured values are display strings ("unknown" where not measured); scores are numbers.
     """
     v = report.build(result)
+    res = result.to_dict() if hasattr(result, "to_dict") else result
+    weights = res.get("weights") or {}
     recs = []
     for r in v.rows:
         s = r.source
-        rec = {
-            "rank": r.rank,
-            "candidate": r.name,
-            "passes": r.passes,
-            "why not ranked": r.failed,
-            "score": round(s["score"], 3),
-            "win %": round(100 * s["win_probability"], 1),
-            "too close to call with": r.ties,
-        }
-        for h, c in zip(v.headings, r.cells):
-            rec[h] = c.value
+        # what decides first: rank, name, score and the weighted criteria, heaviest first; why a row is not ranked
+        # next to them; the criteria that weigh nothing, the normalised values and the id after (a 1,400 px page
+        # shows the first)
+        rec = {"rank": r.rank, "candidate": r.name, "score": round(s["score"], 3),
+               "win %": round(100 * s["win_probability"], 1)}
+        cells = list(zip(v.headings, r.cells))
+        for h, c in sorted(cells, key=lambda hc: -weights.get(hc[1].criterion.name, 0)):   # heaviest first
+            if weights.get(c.criterion.name, 0) > 0:
+                rec[h] = c.value
+        rec["why not ranked"] = r.failed
+        rec["too close to call with"] = r.ties
+        for h, c in cells:
+            if h not in rec:
+                rec[h] = c.value
+        rec["passes"] = r.passes
         for c in r.cells:
             rec[f"{c.criterion.name} (norm.)"] = round(s["normalized"][c.criterion.key], 2)
         rec["flags"] = "; ".join(r.flags)
@@ -144,3 +150,29 @@ def fleet_frame(result) -> pd.DataFrame:
     return pd.DataFrame.from_records(recs)
 
 
+
+
+# Where a criterion's numbers come from, for the note on a weighted criterion nobody has measured.
+WHERE_MEASURED = {
+    "time_to_notes": "a length sweep (Benchmark page, mode Lengths) of these models",
+    "quality": "scores on the Quality page (automatic checks, the judge, or people)",
+    "energy": "a benchmark run on a machine that reports energy",
+}
+
+
+def unmeasured_weights(result) -> list[str]:
+    """One line per criterion that has weight but no measured value for any candidate: its weight then
+    separates nobody, and the line says what would measure it."""
+    res = result.to_dict() if hasattr(result, "to_dict") else result
+    weights = res.get("weights") or {}
+    rows = res.get("candidates") or []
+    out = []
+    for c in CRITERIA:
+        w = weights.get(c.name, 0)
+        if w <= 0 or not rows:
+            continue
+        if all((r.get("criteria") or {}).get(c.key) is None for r in rows):
+            where = WHERE_MEASURED.get(c.name, "a measurement of it")
+            out.append(f"{c.title} weighs {100 * w:.0f}% but is {UNKNOWN} for every candidate, so it decides "
+                       f"nothing yet: it comes from {where}.")
+    return out

@@ -209,7 +209,7 @@ def test_the_quadratic_term_is_kept_only_on_evidence():
 
 
 def test_default_lengths_reach_the_target():
-    assert L.default_lengths(6000) == [512, 2048, 4096, 6000, 8192]
+    assert L.default_lengths(6000) == [512, 2048, 4096, 6000]
     assert L.default_lengths(12000)[-1] == 12000
 
 

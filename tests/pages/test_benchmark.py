@@ -35,7 +35,7 @@ def test_run_from_the_page_and_read_results(db):
         at = open_page()
         assert not at.exception, [e.message for e in at.exception]
         label = next(o for o in at.multiselect(key="bench_models").options if o.startswith(MODEL))
-        at.multiselect(key="bench_models").select(label)
+        at.multiselect(key="bench_models").set_value([label])   # not the preselected smallest model
         at.radio(key="bench_prompt_source").set_value("Edit")
         at.run()
         at.text_area(key="bench_prompt_text").input('["first prompt", {"id": "b", "text": "second prompt"}]')
@@ -77,7 +77,7 @@ def test_cancel_from_the_page_keeps_finished_requests(db):
         endpoints.add("testserver", server.base_url)
         at = open_page()
         label = next(o for o in at.multiselect(key="bench_models").options if o.startswith(slow))
-        at.multiselect(key="bench_models").select(label)
+        at.multiselect(key="bench_models").set_value([label])   # not the preselected smallest model
         at.radio(key="bench_prompt_source").set_value("Edit")
         at.run()
         at.text_area(key="bench_prompt_text").input('["only prompt"]')
