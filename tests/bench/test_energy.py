@@ -10,6 +10,7 @@ from core.bench.progress import Progress
 from core.bench.runner import run_benchmark
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 MODEL = "e;ttft=0.01;tok=0.002;n=8"
 MAX_UJ = 262_143_328_850
@@ -60,7 +61,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 class AdvanceCounter(Progress):

@@ -9,6 +9,7 @@ from core.bench.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 SLOW, FAST = "slow;ttft=0.15;n=4", "fast;ttft=0.1;n=4"
 
@@ -21,7 +22,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 def test_rotation():

@@ -13,6 +13,7 @@ from core.bench.noise import NoiseMeter, level_noise, read_process_cpu_s
 from core.bench.runner import run_benchmark
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 TICK = os.sysconf("SC_CLK_TCK")
 MODEL = "n;ttft=0.05;tok=0.005;n=16"
@@ -78,7 +79,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 HOG = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"

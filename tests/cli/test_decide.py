@@ -9,6 +9,7 @@ import pytest
 
 from tests.decision import fixture as fx
 from core.cli import main
+from tests.support.cli import run_cli
 from core.config import REPO_ROOT
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
@@ -217,22 +218,25 @@ def _cli(*args, env_db):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_process_exit_codes(db, tmp_path):
+def test_cli_process_exit_codes(db, tmp_path, capsys):
+    # one real process: `python -m core` exits with main's code and prints one line, no traceback
+    p = _cli("--runs", "nope", env_db=db)
+    assert p.returncode == 2 and p.stderr.strip() == "error: unknown run id nope", p.stderr
+    # the rest in this process: the same main()
     out = tmp_path / "p.json"
-    p = _cli("--runs", "run-a", "--weights", "latency=1", "--json", str(out), env_db=db)
-    assert p.returncode == 0, p.stderr
+    code, _, err = run_cli(capsys, "decide", "--runs", "run-a", "--weights", "latency=1", "--json", str(out))
+    assert code == 0, err
     assert json.loads(out.read_text())["winner"]
     for args, msg in [
-        (["--runs", "nope"], "error: unknown run id nope"),
         (["--runs", "run-a", "--weights", "speed=1"], "error: unknown weight 'speed'"),
         (["--runs", "run-a", "--constraint", "peak_rss_mb<<3"], "error: bad constraint"),
         (["--runs", "run-a", "--report", str(tmp_path / "x.pdf")], "error: cannot write a report"),
     ]:
-        p = _cli(*args, env_db=db)
-        assert p.returncode == 2 and p.stderr.strip().startswith(msg), (args, p.stderr)
-        assert "Traceback" not in p.stderr
-    p = _cli("--runs", "run-a", "--db", str(tmp_path / "other.duckdb"), env_db=db)
-    assert p.returncode == 2 and "unknown run id run-a" in p.stderr  # --db picks another file
+        code, _, err = run_cli(capsys, "decide", *args)
+        assert code == 2 and err.strip().startswith(msg) and err.count("\n") == 1, (args, err)
+        assert "Traceback" not in err
+    code, _, err = run_cli(capsys, "decide", "--runs", "run-a", "--db", str(tmp_path / "other.duckdb"))
+    assert code == 2 and "unknown run id run-a" in err  # --db picks another file
 
 
 def test_saved_name_is_not_overwritten(db, tmp_path):
