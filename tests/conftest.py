@@ -10,7 +10,8 @@ profile's budget (``settings.default.max_examples // 3``), never a number of its
 Parallel runs (``pytest -n 2 --dist loadgroup``, what ``make test`` does when pytest-xdist is installed): the
 tests that share one heavy thing run on one worker, in order, each group once:
 ``postgres`` (one PostgreSQL server), ``browser`` (one Streamlit server and one Chromium), ``models`` (the
-real starter models: the Foundry Local runtime's catalog and loads on this machine).
+real starter models: the Foundry Local runtime's catalog and loads on this machine); every other test goes with
+its module, so a module-scoped fixture is made once, not once per worker.
 
 Session fixtures (real parts, started once per worker): ``postgres_server``, ``template_db`` (a migrated DuckDB
 file) with ``fresh_db`` (its copy per test, as ``SLM_DB``), ``openai_server`` (one OpenAI-compatible test
@@ -40,8 +41,9 @@ POSTGRES_FIXTURES = {"pg", "postgres_server"}
 BROWSER_DIRS = ("tests/browser/",)
 
 
-def group_of(item) -> str | None:
-    """The load group of a test: the heavy shared thing it needs, or None (any worker)."""
+def group_of(item) -> str:
+    """The load group of a test: the heavy shared thing it needs, else its module (so that a module-scoped
+    fixture, a store built once or a benchmark run once, is made on one worker only, not on each)."""
     path = Path(str(item.fspath)).as_posix()
     if any(d in path for d in BROWSER_DIRS):
         return "browser"
@@ -49,16 +51,14 @@ def group_of(item) -> str | None:
         return "postgres"
     if item.get_closest_marker("models") is not None:
         return "models"
-    return None
+    return item.nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the marker (it suffixes the node id)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = group_of(item)
-            if group:
-                item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item):
+    """Marked as each test is collected: xdist reads the marker in its own pytest_collection_modifyitems on each
+    worker (it suffixes the node id with the group), which runs before a conftest's, tryfirst or not."""
+    if item.get_closest_marker("xdist_group") is None:
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
 
 
 # -- session fixtures -------------------------------------------------------------------------------

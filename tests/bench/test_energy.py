@@ -9,7 +9,6 @@ from core.bench.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.progress import Progress
 from core.bench.runner import run_benchmark
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
 from tests.support.store import migrated
 
 MODEL = "e;ttft=0.01;tok=0.002;n=8"
@@ -54,9 +53,9 @@ def test_level_energy_subtracts_the_idle_baseline():
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[MODEL]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)

@@ -8,16 +8,15 @@ from core.bench.paired import paired_comparisons, ratio_over_rounds, run_pairs, 
 from core.bench.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
 from tests.support.store import migrated
 
 SLOW, FAST = "slow;ttft=0.15;n=4", "fast;ttft=0.1;n=4"
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[SLOW, FAST]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from core.bench.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.noise import NoiseMeter, level_noise, read_process_cpu_s
 from core.bench.runner import run_benchmark
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
 from tests.support.store import migrated
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -72,9 +71,9 @@ def test_others_are_the_machine_minus_the_measured_processes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[MODEL]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)

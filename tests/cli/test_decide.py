@@ -10,6 +10,7 @@ import pytest
 from tests.decision import fixture as fx
 from core.cli import main
 from tests.support.cli import run_cli
+from tests.support.store import copy_template, migrated
 from core.config import REPO_ROOT
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
@@ -53,14 +54,28 @@ def judge(run_id: str, scores: dict[str, list[float]]) -> str:
     return jid
 
 
-@pytest.fixture()
-def db(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
     """run-a with real stored scores: a person scored fast-small, the judge scored fast-small (agreeing with the
-    person) and slow-big; run-b nobody scored. Quality and the trust gate are computed from them for real."""
+    person) and slow-big; run-b nobody scored. Quality and the trust gate are computed from them for real.
+    Built once per module; each test gets its own copy (`db`)."""
+    path = migrated(tmp_path_factory.mktemp("decide") / "bench.duckdb")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLM_DB", str(path))
+        _build()
+    return path
+
+
+@pytest.fixture()
+def db(built, tmp_path, monkeypatch):
+    path = copy_template(built, tmp_path / "bench.duckdb")
+    monkeypatch.setenv("SLM_DB", str(path))
+    return path
+
+
+def _build() -> None:
     from core.quality.rubrics import import_rubric
     from core.store import quality as qstore
-    path = tmp_path / "bench.duckdb"
-    monkeypatch.setenv("SLM_DB", str(path))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
                           "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
@@ -71,7 +86,6 @@ def db(tmp_path, monkeypatch):
                                "scores": {"good": v}, "comment": None}
                               for rid, v in zip(ids["fast-small"], HUMAN["fast-small"])])
     judge("run-a", {"fast-small": AGREEING, **JUDGE_ONLY})
-    return path
 
 
 def test_json_contract_and_ranking(db, tmp_path, capsys):

@@ -40,9 +40,13 @@ def template() -> Path:
 
 
 def copy_template(source: Path, dest: Path) -> Path:
-    """A copy of `source` at `dest` (a new store; the app sees it as migrated already)."""
+    """A copy of the store `source` at `dest` (with its WAL, if one was left): a store built once per module,
+    or the migrated template, becomes each test's own file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest)
+    wal = Path(f"{source}.wal")
+    if wal.exists():
+        shutil.copyfile(wal, f"{dest}.wal")
     return dest
 
 
