@@ -343,7 +343,7 @@ def level_result(rows: Iterable[dict], *, model: str, backend: str, concurrency:
         "window_s": window_s(rows) if rows else load.get("window_s"),
         "observer_cpu_s": load.get("observer_cpu_s"),
         "small_sample": len(ok) < TAIL_MIN_SAMPLES,
-        # the conditions of the level (core.bench.noise, core.bench.energy): None when not measured
+        # the conditions of the level (core.bench.conditions.noise, core.bench.conditions.energy): None when not measured
         "noisy": load.get("noisy"),
         "noise": load.get("noise"),
         "energy_j_per_request": load.get("energy_j_per_request"),

@@ -2,20 +2,20 @@
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.bench import charts
-from core.bench.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
-from core.bench.job import BenchJob
-from core.bench.lengths import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
-from core.bench.lengths_charts import fit_chart, memory_chart
+from core.bench.run.inputs import ModelSpec, Settings, load_prompts, read_prompts, shipped_prompt_sets
+from core.bench.run.job import BenchJob
+from core.bench.sweep.plan import DEFAULT_TARGET_OUTPUT, DEFAULT_TARGET_PROMPT, parse_lengths, sweep_job, sweep_lines
+from core.bench.sweep.charts import fit_chart, memory_chart
 from core.config import db_path
 from core.errors import UserError
 from core.output import md_text
 from core.bench.report import BenchReport, build_report, requests_csv, to_csv, to_markdown
 from core.store import bench as db
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 JOB = "bench_job"
 
@@ -100,9 +100,9 @@ def render_settings() -> Settings | None:
 
 
 def render_conditions(report) -> None:
-    """Noisy levels (a warning), then the order, energy and paired comparisons (core.bench.conditions)."""
-    from core.bench.conditions import energy_lines, noisy_lines, order_line, pair_lines
-    from core.bench.paired import run_pairs
+    """Noisy levels (a warning), then the order, energy and paired comparisons (core.bench.conditions.lines)."""
+    from core.bench.conditions.lines import energy_lines, noisy_lines, order_line, pair_lines
+    from core.bench.conditions.paired import run_pairs
     for line in noisy_lines(report.results, str):
         st.warning(md_text("Noisy: " + line))
     with st.expander("Order, energy and paired comparisons"):
@@ -342,5 +342,5 @@ else:
     render_results(all_runs)
     render_compare(all_runs)
     render_past(all_runs)
-from campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
+from ui.campaigns_view import render_campaigns  # noqa: E402  (the Campaigns section)
 render_campaigns()

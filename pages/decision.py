@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.config import db_path
 from core.decision import charts, export, fleet, record, report, view
@@ -16,7 +16,7 @@ from core.output import md_text
 from core.store import bench as bench_store
 from core.store import devices as dstore
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 K = "decision_"  # session-state namespace
 

@@ -4,7 +4,7 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.catalog import endpoints
 from core.errors import UserError
@@ -14,7 +14,7 @@ from core.catalog.models import MODEL_FIELDS, list_models
 from core.config import db_path
 from core.store import devices
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 
 def loaded_models() -> LoadedModels:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.decision.overview import pipeline
 from core.errors import UserError
 from core.output import md_text
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 PAGE_FILES = {"models": "pages/models.py", "benchmark": "pages/benchmark.py", "quality": "pages/quality.py",
               "scoring": "pages/scoring.py", "decision": "pages/decision.py", "present": "pages/present.py"}

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.decision import charts, record, report, view
 from core.decision.criteria import UNKNOWN
 from core.errors import UserError
 from core.output import md_frame, md_text
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 K = "present_"
 

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.config import db_path
 from core.errors import UserError
@@ -14,7 +14,7 @@ from core.output import md_text
 from core.jobs import Job
 from core.quality import checks, judge, rubrics, scores, views
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 K = "quality_"  # session-state namespace
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from router_guard import use_router
+from ui.router_guard import use_router
 
 from core.errors import UserError
 from core.output import md_text
 from core.quality import blind, rubrics, views
 
-use_router()  # a deep link as the first request: let app.py route (see router_guard.py)
+use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
 K = "scoring_"  # session-state namespace
 

@@ -142,3 +142,69 @@ def test_tests_mirror_the_source_tree():
         if package in ("store",):
             continue
         assert any((tests / package).glob("test_*.py")), f"tests/{package}/ has no tests"
+
+
+# -- the rooms: packages without cycles, small modules, a small bench root, __init__ files that only re-export ----
+
+MAX_MODULE_LINES = 450
+MAX_BENCH_ROOT_MODULES = 12
+
+
+def package_of(module: str, modules: dict[str, Path]) -> str:
+    return module if modules[module].name == "__init__.py" else module.rpartition(".")[0]
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Imports between packages (a module counts for the package that holds it); the CLI entry is left out."""
+    modules = all_modules()
+    edges: dict[str, set[str]] = {}
+    for module, deps in graph().items():
+        if module in ENTRY:
+            continue
+        for dep in deps - ENTRY:
+            a, b = package_of(module, modules), package_of(dep, modules)
+            if a != b:
+                edges.setdefault(a, set()).add(b)
+    return edges
+
+
+def test_no_package_level_cycle():
+    cycle = find_cycle(package_graph())
+    assert cycle is None, "package cycle: " + " -> ".join(cycle)
+
+
+def test_no_module_in_core_over_the_line_limit():
+    long = {name: n for name, path in all_modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (one job per file): {long}"
+
+
+def test_bench_root_is_small_and_its_rooms_are_stages():
+    root = sorted(p.name for p in (CORE / "bench").glob("*.py"))
+    assert len(root) <= MAX_BENCH_ROOT_MODULES, f"core/bench/ root has {len(root)} modules: {root}"
+    for stage in ("run", "conditions", "sweep"):
+        assert (CORE / "bench" / stage / "__init__.py").is_file(), f"core/bench/{stage}/ is missing"
+
+
+def test_no_python_file_at_the_repo_root_but_app():
+    assert sorted(p.name for p in REPO_ROOT.glob("*.py")) == ["app.py"]
+
+
+def test_package_init_files_only_re_export():
+    """An __init__ holds a docstring, imports and __all__: logic there makes every import of the package run it
+    (and a module of the package importing its own package closes a cycle)."""
+    logic = []
+    for path in list(CORE.rglob("__init__.py")) + list((REPO_ROOT / "ui").rglob("__init__.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            dunder_all = isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"]
+            if not (doc or dunder_all or isinstance(node, (ast.Import, ast.ImportFrom))):
+                logic.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {type(node).__name__}")
+    assert not logic, logic
+
+
+def test_the_room_rules_can_fail(tmp_path):
+    # the package graph sees a cycle between two packages through their modules
+    assert find_cycle({"p": {"q"}, "q": {"p"}}) == ["p", "q", "p"]
+    modules = {"core.a": Path("core/a/__init__.py"), "core.a.x": Path("core/a/x.py")}
+    assert package_of("core.a.x", modules) == "core.a" and package_of("core.a", modules) == "core.a"

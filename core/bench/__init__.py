@@ -1,4 +1,4 @@
-"""Benchmark: what to run (``inputs``), how one level is scheduled (``schedule``), the runner that
-orchestrates (``runner``), its progress (``progress``), where results go (``persist``), the environment
-recorded (``environment``), the background job the page polls (``job``), reports and charts.
-Every number is defined in ``core.metrics``."""
+"""Benchmark, one sub-package per stage: ``run`` (inputs, order, schedule, runner, resume, persist,
+progress, job), ``conditions`` (environment, noise, energy, paired comparisons and their lines) and
+``sweep`` (the length sweep: plan, tokens, fit, charts); beside them the run's ``report``, ``charts``
+and fleet ``campaign``. Every number is defined in ``core.metrics``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from core.bench.inputs import PromptSet, Settings
+from core.bench.run.inputs import PromptSet, Settings
 from core.errors import UserError
 
 PLAN_SETTINGS = ("rounds", "warmup", "max_tokens", "concurrency")
@@ -96,7 +96,7 @@ def read_plan_file(path) -> tuple[dict, PromptSet]:
     line naming the file and the field. The plan is rebuilt from the checked fields, so it hashes as it did there."""
     from pathlib import Path
 
-    from core.bench.inputs import parse_prompts
+    from core.bench.run.inputs import parse_prompts
     from core.output import load_json
     p = Path(path)
     bad = f"campaign plan {p.name}"

@@ -28,7 +28,7 @@ class BenchReport:
     run: dict
     results: list[dict]
     requests: pd.DataFrame = field(default_factory=pd.DataFrame)
-    sweeps: list[dict] = field(default_factory=list)   # length sweeps (core.bench.lengths), one per model
+    sweeps: list[dict] = field(default_factory=list)   # length sweeps (core.bench.sweep.plan), one per model
 
     @property
     def run_id(self) -> str:
@@ -153,7 +153,7 @@ def to_markdown(report: BenchReport) -> str:
               f"{_n(r['requests_failed'])} failed requests" + (f"; {m(r['error'])}" if r.get("error") else ""))
         w()
     if report.sweeps:
-        from core.bench.lengths import markdown_section
+        from core.bench.sweep.plan import markdown_section
         w(markdown_section(report.sweeps))
     notes = sorted({n for m in run.get("models") or [] for n in (m.get("notes") or [])})
     w("## How to read these numbers")
@@ -166,9 +166,9 @@ def to_markdown(report: BenchReport) -> str:
 
 
 def _conditions_section(report: BenchReport, w) -> None:
-    """Order, noisy levels, energy, paired comparisons (core.bench.conditions)."""
-    from core.bench.conditions import energy_lines, noisy_lines, order_line, pair_lines
-    from core.bench.paired import run_pairs
+    """Order, noisy levels, energy, paired comparisons (core.bench.conditions.lines)."""
+    from core.bench.conditions.lines import energy_lines, noisy_lines, order_line, pair_lines
+    from core.bench.conditions.paired import run_pairs
     lines = [order_line((report.run.get("environment") or {}).get("schedule"))]
     lines += [f"Noisy: {x}" for x in noisy_lines(report.results, md_text)]
     lines += [f"Energy: {x}" for x in energy_lines(report.results, md_text)]

@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -29,6 +28,11 @@ from typing import Callable
 
 from core.config import DATA_DIR, MODELS_DIR, REPO_ROOT, cache_dir
 from core.errors import UserError
+from core.catalog.starter_files import (
+    StepError, _check_disk, _clean_partials, _fmt_mb, _is_complete, _last_line, _link_file, _link_tree,
+    _lock, _mb, _partial, _publish, _write_marker,
+)
+
 
 RECIPES_FILE = DATA_DIR / "starter_models.json"
 BUILD_REQUIREMENTS = REPO_ROOT / "requirements-build.txt"
@@ -36,15 +40,10 @@ BUILD_LOCK = REPO_ROOT / "requirements-build.lock"  # what .venv-build installs 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "starter_build.py"
 BUILD_VENV = REPO_ROOT / ".venv-build"
 GGUF_DIR = MODELS_DIR / "gguf"
-MARKER = ".slm-recipe.json"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILD_FREE_GB = 4.0  # free space a build needs (GGUF + fp32 Hugging Face folder + ONNX output)
 
 Progress = Callable[[str], None]
-
-
-class StepError(Exception):
-    """A step of one model failed; the message says which step and why (one line)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -94,111 +93,6 @@ def model_dir(model_id: str) -> Path:
 def starter_gguf_path() -> Path:
     """Where the SmolLM2 GGUF is kept for the llama.cpp engine (exists after setup-models)."""
     return GGUF_DIR / SMOLLM2_GGUF
-
-
-# ---------------------------------------------------------------------------------------------------
-# Small helpers
-# ---------------------------------------------------------------------------------------------------
-
-def _mb(path: Path) -> float:
-    from core.catalog.foundry import folder_size_mb
-
-    return folder_size_mb(path) or 0.0
-
-
-def _fmt_mb(mb: float) -> str:
-    return f"{mb / 1024:.2f} GB" if mb >= 1024 else f"{mb:.1f} MB"
-
-
-def _is_complete(folder: Path, digest: str) -> bool:
-    try:
-        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if marker.get("hash") != digest:
-        return False
-    from core.catalog.foundry import validate_model_folder
-
-    return not validate_model_folder(folder)
-
-
-def _write_marker(folder: Path, recipe: dict, digest: str) -> None:
-    (folder / MARKER).write_text(json.dumps({"id": recipe["id"], "hash": digest, "built_at": time.time()},
-                                            indent=2), encoding="utf-8")
-
-
-def _partial(target: Path) -> Path:
-    """A fresh temporary sibling of `target` (same filesystem, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    tmp.chmod(0o755)
-    return tmp
-
-
-def _clean_partials(folder: Path) -> None:
-    if folder.is_dir():
-        for entry in folder.glob(".*.partial-*"):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    os.replace(tmp, target)
-
-
-def _link_tree(src: Path, dst: Path) -> None:
-    """Copy `src` into `dst` with hard links where possible (same filesystem), real copies otherwise."""
-    for dirpath, _dirs, files in os.walk(src):
-        rel = Path(dirpath).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            s, d = Path(dirpath) / name, dst / rel / name
-            try:
-                os.link(s, d)
-            except OSError:
-                shutil.copy2(s, d)
-
-
-def _link_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("error:"):
-            return line[len("error:"):].strip()
-    return lines[-1] if lines else "no output"
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    """One setup-models at a time per cache (a second one waits)."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _check_disk(folder: Path, need_gb: float, what: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    free_gb = shutil.disk_usage(folder).free / 1024**3
-    if free_gb < need_gb:
-        raise StepError(f"not enough disk space to build {what}: need about {need_gb:.1f} GB free in {folder}, "
-                        f"have {free_gb:.1f} GB")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -472,3 +366,4 @@ def ensure_starter_models(progress: Progress | None = print, register: bool = Tr
 if __name__ == "__main__":  # `python3 -m core.catalog.starter`: the build pass only (see ensure_starter_models)
     _results = ensure_starter_models(print, register=False)
     sys.exit(1 if any(r["status"] == "failed" for r in _results) else 0)
+

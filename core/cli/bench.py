@@ -125,7 +125,7 @@ def _model_names(args, config: dict | None) -> list[str]:
 
 def resolve_specs(names: list[str], endpoint: str | None, api_key_env: str | None, config: dict | None,
                   server_pid: int | None = None):
-    from core.bench.inputs import ModelSpec
+    from core.bench.run.inputs import ModelSpec
     config = config or {}
     specs = []
     if endpoint:
@@ -213,13 +213,13 @@ def print_results(results: list[dict], stream=None) -> None:
 
 def print_pairs(pairs: list[dict], stream=None) -> None:
     """One line per pair of candidates: the decode-speed sentence and the TTFT and E2E ratios."""
-    from core.bench.conditions import pair_lines
+    from core.bench.conditions.lines import pair_lines
     for line in pair_lines(pairs, term_text):
         print(line, file=stream or sys.stdout)
 
 
 def run(args) -> int:
-    from core.bench.inputs import Settings, load_models_config, load_prompts
+    from core.bench.run.inputs import Settings, load_models_config, load_prompts
 
     if args.server_pid is not None:
         from core.engines.base import process_stats
@@ -227,7 +227,7 @@ def run(args) -> int:
             raise UserError(f"--server-pid: server process {args.server_pid} not found on this machine")
     extra: dict = {}
     if args.resume:
-        from core.bench.resume import plan_resume, resume_runner_kwargs
+        from core.bench.run.resume import plan_resume, resume_runner_kwargs
         resumed = plan_resume(args.resume, load_prompts(args.prompts) if args.prompts else None)
         specs, prompt_set, settings = resumed.models, resumed.prompt_set, resumed.settings
         extra = resume_runner_kwargs(resumed)
@@ -252,7 +252,7 @@ def run(args) -> int:
 def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> int:
     """Run a benchmark from the command line (Ctrl-C cancels, progress on stderr), print its results, write
     --json; the exit code (0, EXIT_CANCELLED, EXIT_INTERRUPTED). ``extra``: the Runner's run_id/resume kwargs."""
-    from core.bench.runner import run_benchmark
+    from core.bench.run.runner import run_benchmark
     from core.output import write_json
     from core.store import bench as db
 
@@ -276,7 +276,7 @@ def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> i
             signal.signal(signal.SIGINT, previous)
     results = db.run_summary(outcome.run_id)
     print_results(results)
-    from core.bench.paired import run_pairs
+    from core.bench.conditions.paired import run_pairs
     pairs = run_pairs(outcome.run_id)
     print_pairs(pairs)
     if json_out:
@@ -292,9 +292,9 @@ def execute(specs, prompt_set, settings, extra: dict, json_out: str | None) -> i
 
 
 def _run_lengths(args) -> int:
-    """`bench --lengths ...`: a length sweep (core.bench.lengths)."""
-    from core.bench.inputs import Settings, load_models_config, load_prompts
-    from core.bench.lengths import parse_lengths, run_sweep, sweep_lines
+    """`bench --lengths ...`: a length sweep (core.bench.sweep.plan)."""
+    from core.bench.run.inputs import Settings, load_models_config, load_prompts
+    from core.bench.sweep.plan import parse_lengths, run_sweep, sweep_lines
     from core.output import write_json
     from core.store import bench as db
 

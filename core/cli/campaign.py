@@ -100,7 +100,7 @@ def _names(items: list[str]) -> list[str]:
 
 def create(args) -> int:
     from core.bench.campaign import make_plan, parse_devices, plan_settings, read_plan_file
-    from core.bench.inputs import Settings, load_models_config, load_prompts
+    from core.bench.run.inputs import Settings, load_models_config, load_prompts
     from core.output import write_json
     from core.store import campaigns as store
 
@@ -197,7 +197,7 @@ def resolve_plan_models(plan: dict) -> tuple[list, list[dict]]:
 
 def run(args) -> int:
     from core.bench.campaign import plan_prompt_set, plan_settings
-    from core.bench.runner import new_run_id
+    from core.bench.run.runner import new_run_id
     from core.cli.bench import execute
     from core.config import device_label
     from core.output import write_json
@@ -224,7 +224,7 @@ def run(args) -> int:
     if state == "running":
         raise UserError(f"campaign {shown} is running on {device} already (run {link['run_id']})")
     if state == "interrupted":
-        from core.bench.resume import plan_resume, resume_runner_kwargs
+        from core.bench.run.resume import plan_resume, resume_runner_kwargs
         resumed = plan_resume(link["run_id"], prompt_set)
         print(f"campaign {shown} on {device}: resuming run {link['run_id']} ({resumed.missing} requests missing)",
               file=sys.stderr, flush=True)

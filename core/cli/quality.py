@@ -64,7 +64,7 @@ def cmd_judge(args) -> int:
 
 def _precheck_warnings(run_id: str, judge_model: str) -> list[str]:
     # same-family warnings are computed again (and stored) by run_judge; printed here before the long part
-    from core.quality.judge import same_family_warnings
+    from core.catalog.families import same_family_warnings
     from core.quality.outputs import run_outputs
 
     return same_family_warnings(judge_model, sorted({o["model_id"] for o in run_outputs(run_id)}))

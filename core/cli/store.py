@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 def run_migrate(args: argparse.Namespace) -> int:
     from core.config import store_label
-    from core.store.transfer import migrate_file
+    from core.store.migrate import migrate_file
     copied = migrate_file(args.file, args.to)
     total = sum(copied.values())
     print(f"copied {total} rows from {len(copied)} tables into {store_label(args.to)}")
@@ -57,7 +57,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from core.store.transfer import export_run
+    from core.store.bundle_export import export_run
     manifest = export_run(args.run, args.out)
     rows = sum(t["rows"] for t in manifest["tables"].values())
     print(f"wrote {args.out}: run {args.run}, {len(manifest['tables'])} tables, {rows} rows")
@@ -65,7 +65,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from core.store.transfer import import_run
+    from core.store.bundles import import_run
     res = import_run(args.bundle, replace=args.replace)
     verb = "replaced" if res["replaced"] else "imported"
     print(f"{verb} run {res['run_id']}: {sum(res['tables'].values())} rows in {len(res['tables'])} tables",

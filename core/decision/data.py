@@ -231,8 +231,8 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: b
 
 
 def _power_mismatch(runs: list[dict], allow_mixed: bool) -> list[str]:
-    """AC and battery runs are not compared unless mixing is allowed (core.bench.environment.power_mismatch)."""
-    from core.bench.environment import power_mismatch
+    """AC and battery runs are not compared unless mixing is allowed (core.bench.conditions.environment.power_mismatch)."""
+    from core.bench.conditions.environment import power_mismatch
     line = power_mismatch([r.get("environment") or {} for r in runs])
     if not line:
         return []
@@ -243,9 +243,9 @@ def _power_mismatch(runs: list[dict], allow_mixed: bool) -> list[str]:
 
 
 def speed_pairs(cands: list[Candidate]) -> list[str]:
-    """The paired comparison of every two candidates measured in one run (core.bench.paired.run_pairs, round
+    """The paired comparison of every two candidates measured in one run (core.bench.conditions.paired.run_pairs, round
     by round): "A decodes 1.32x faster than B (1.25-1.40)", or "too close to call on speed"."""
-    from core.bench.paired import run_pairs
+    from core.bench.conditions.paired import run_pairs
     by_run: dict[str, set] = {}
     for c in cands:
         by_run.setdefault(c.run_id, set()).add((c.model, c.backend, c.concurrency))

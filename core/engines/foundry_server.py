@@ -66,7 +66,9 @@ def _serve() -> int:
 
     threading.Thread(target=reader, daemon=True).start()
 
-    from core.catalog.foundry import CPU_EP, _genai_provider, get_local_model, get_manager, one_line
+    from core.catalog.foundry import CPU_EP, get_local_model, get_manager
+    from core.catalog.foundry.folders import _genai_provider
+    from core.errors import one_line
 
     try:
         get_manager()
@@ -207,7 +209,7 @@ def _chat_grammar(model, message: dict, send) -> None:
     try:
         completion = client.complete_chat(msgs)
     except Exception as exc:
-        from core.catalog.foundry import one_line
+        from core.errors import one_line
 
         send({"type": "error", "error": f"structured output: {one_line(exc)}", "t": perf()})
         return

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Iterator
 
-from core.catalog.loaded import live_workers, loaded_model_ids, track, untrack  # noqa: F401 (loaded_model_ids re-exported)
+from core.catalog.foundry.loaded import live_workers, loaded_model_ids, track, untrack  # noqa: F401 (loaded_model_ids re-exported)
 from core.config import REPO_ROOT
 from core.engines.proc import process_stats
 from core.errors import UserError

@@ -10,7 +10,9 @@ import atexit
 import threading
 import time
 
-from core.engines import Engine, LoadInfo, close_open_engine, make_engine, open_engines
+from core.engines.base import Engine, LoadInfo
+from core.engines.chat import close_open_engine, open_engines
+from core.engines.factory import make_engine
 from core.errors import UserError
 
 LOADABLE_BACKENDS = ("foundry", "llamacpp")

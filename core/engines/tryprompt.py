@@ -6,7 +6,8 @@ import time
 from typing import Iterator
 
 from core import metrics
-from core.engines import EngineDied, RequestOptions, RequestRecord, make_engine
+from core.engines.base import EngineDied, RequestOptions, RequestRecord
+from core.engines.factory import make_engine
 from core.metrics import completion_tokens_of
 from core.errors import UserError
 

@@ -333,7 +333,7 @@ def judge_calibration(run_id: str, judge_run_id: str, *, gate: Gate | None = Non
     doc["judge"] = judge_identity(jr)
     doc["judge_run_id"] = judge_run_id
     doc["health"] = judge_run_health(jr, js)
-    from core.quality.judge import same_family_warnings
+    from core.catalog.families import same_family_warnings
     doc["self_preference"] = same_family_warnings(jr["judge_model"], sorted({j["model"] for j in js}))
     pw = [r for r in store.judge_runs(run_id, mode="pairwise") if r["judge_model"] == jr["judge_model"]]
     doc["position_bias"] = position_bias(store.pairwise_verdicts(pw[0]["judge_run_id"])) if pw else None

@@ -30,6 +30,11 @@ RUN_MODEL_COLUMNS = (
 JSON_COLUMNS = {"environment", "notes", "settings", "tags", "specs", "noise", "energy", "environment_end"}
 
 
+def clean_row(row: dict) -> dict:
+    """A stored row with pandas' NaN read back as None."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+
+
 def _dicts(cur) -> list[dict]:
     return fetch_dicts(cur, JSON_COLUMNS)
 
@@ -185,7 +190,7 @@ def finish_run(run_id: str, status: str, note: str | None = None) -> None:
 
 @retrying
 def set_environment_end(run_id: str, environment_end: dict) -> None:
-    """The power and thermal state at the run's end (core.bench.environment.power_state)."""
+    """The power and thermal state at the run's end (core.bench.conditions.environment.power_state)."""
     with connect() as con:
         con.execute("UPDATE runs SET environment_end = ? WHERE run_id = ?", [to_json(environment_end), run_id])
 

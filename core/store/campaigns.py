@@ -4,7 +4,7 @@ A campaign is a name with numbered versions; a version's plan (models per engine
 and sha256, settings, target devices) never changes: ``create_campaign`` with another plan under a name that
 exists is refused unless ``new_version`` (then it becomes ``NAME v2``...). ``campaign_runs`` links a run to
 the campaign (name, version and the plan's sha256) and the device that ran it, with the models it skipped and
-why; it is run-scoped, so it travels in run bundles (``core.store.transfer.RUN_TABLES``) and a bundle imported
+why; it is run-scoped, so it travels in run bundles (``core.store.bundles.RUN_TABLES``) and a bundle imported
 into another store counts there as long as that store holds the same plan (matched by its sha256).
 Every write is one transaction, run again when its commit conflicts (``@retrying``).
 """

@@ -1,6 +1,6 @@
 """Length sweeps in the store (migrations/012_lengths.sql): one row per run x model x engine.
 
-``save_sweep(sweep)`` writes what ``core.bench.lengths`` measured; ``length_figures(run_id, ...)`` is the
+``save_sweep(sweep)`` writes what ``core.bench.sweep.plan`` measured; ``length_figures(run_id, ...)`` is the
 query the decision reads (time to notes with its band and extrapolated flag, context window, prefill speed);
 ``run_sweeps(run_id)`` gives the whole rows (points, curves) to the report and the page.
 """

@@ -1,10 +1,10 @@
 """The conditions section of the report (order, noisy levels, energy, paired comparisons), escaped."""
 import pytest
 
-from core.bench.conditions import energy_lines, noisy_lines, pair_lines
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.conditions.lines import energy_lines, noisy_lines, pair_lines
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.report import build_report, to_markdown
-from core.bench.runner import run_benchmark
+from core.bench.run.runner import run_benchmark
 from core.output import md_text
 from tests.support.openai_server import OpenAITestServer
 from tests.support.store import migrated

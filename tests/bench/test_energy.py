@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from core.bench.energy import RAPL_LABEL, find_source, level_energy, wrapped_delta_uj
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.conditions.energy import RAPL_LABEL, find_source, level_energy, wrapped_delta_uj
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.store import bench as db
 from tests.support.store import migrated
 

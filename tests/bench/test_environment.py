@@ -2,10 +2,10 @@
 real run's start and end in the store."""
 import pytest
 
-from core.bench.environment import power_mismatch, power_state
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.conditions.environment import power_mismatch, power_state
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
 from tests.support.store import migrated

@@ -5,7 +5,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from core.bench.inputs import load_models_config, parse_prompts, read_prompts
+from core.bench.run.inputs import load_models_config, parse_prompts, read_prompts
 from core.errors import UserError
 from core.quality.rubrics import parse_rubric_text
 

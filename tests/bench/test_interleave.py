@@ -2,10 +2,10 @@
 paired comparisons on two real endpoint models of known TTFT."""
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.order import choose_order, rotation
-from core.bench.paired import paired_comparisons, ratio_over_rounds, run_pairs, speed_sentence
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.order import choose_order, rotation
+from core.bench.conditions.paired import paired_comparisons, ratio_over_rounds, run_pairs, speed_sentence
+from core.bench.run.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
 from tests.support.store import migrated
@@ -104,8 +104,8 @@ def test_paired_ratio_divides_out_drift_and_calls_close_pairs_too_close():
 def test_an_interrupted_interleaved_run_resumes_to_the_same_totals(server):
     import threading
 
-    from core.bench.progress import Progress
-    from core.bench.resume import plan_resume, resume_runner_kwargs
+    from core.bench.run.progress import Progress
+    from core.bench.run.resume import plan_resume, resume_runner_kwargs
 
     class CancelAt(Progress):
         def __init__(self, event, n):

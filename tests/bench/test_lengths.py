@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bench import length_fit as F
-from core.bench import lengths as L
-from core.bench import prompt_lengths as P
-from core.bench.inputs import ModelSpec, Settings
+from core.bench.sweep import fit as F
+from core.bench.sweep import plan as L
+from core.bench.sweep import tokens as P
+from core.bench.run.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.errors import UserError
 from tests.support.openai_server import OpenAITestServer
@@ -199,7 +199,7 @@ def test_cli_lengths_bad_input_is_one_line(db, capsys):
 
 
 def test_a_sweep_records_its_settings_and_is_not_resumed_as_a_plain_run(db):
-    from core.bench.resume import plan_resume
+    from core.bench.run.resume import plan_resume
     from core.store import bench as store
     name = "res;n=4"
     with OpenAITestServer(models=[name]) as server:

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from core.bench import lengths as L
-from core.bench import prompt_lengths as P
-from core.bench.inputs import ModelSpec, Settings
+from core.bench.sweep import plan as L
+from core.bench.sweep import tokens as P
+from core.bench.run.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.engines.base import RequestOptions
 from tests.support.store import migrated

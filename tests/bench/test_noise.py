@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.noise import NoiseMeter, level_noise, read_process_cpu_s
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.conditions.noise import NoiseMeter, level_noise, read_process_cpu_s
+from core.bench.run.runner import run_benchmark
 from core.store import bench as db
 from tests.support.store import migrated
 

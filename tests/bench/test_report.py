@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.bench.report import build_report, requests_csv, to_csv, to_markdown
 from tests.support.openai_server import OpenAITestServer

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, load_prompts, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, load_prompts, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
@@ -65,7 +65,7 @@ def test_prompt_shapes_and_hash(tmp_path):
 
 
 def test_shipped_prompt_sets_load():
-    from core.bench.inputs import shipped_prompt_sets
+    from core.bench.run.inputs import shipped_prompt_sets
     sets = shipped_prompt_sets()
     assert {"workshop", "meeting_notes"} <= set(sets) and "meeting_notes_expectations" not in sets
     assert all(isinstance(p["text"], str) for p in load_prompts(sets["workshop"]).prompts)
@@ -133,7 +133,7 @@ def test_cancel_keeps_finished_rows_and_marks_interrupted(server, order):
 
 
 def test_engine_death_interrupts_the_run_and_keeps_rows(server):
-    from core.bench.runner import default_engine
+    from core.engines import open_engine
     from core.engines import EngineDied
     from core.engines.http import HttpEngine
 
@@ -147,7 +147,7 @@ def test_engine_death_interrupts_the_run_and_keeps_rows(server):
             await super().arequest(messages, opts, rec)
 
     def factory(s):
-        return Dying(s.model, s.endpoint) if s.model == GOOD else default_engine(s)
+        return Dying(s.model, s.endpoint) if s.model == GOOD else open_engine(s)
 
     out = run_benchmark([spec(server), spec(server, "slow;ttft=0.05;n=2")], prompts(), Settings(rounds=5, warmup=0),
                         engine_factory=factory)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.catalog import foundry
-from core.config import REPO_ROOT
+from core.config import REPO_ROOT, RUNTIME_DIR
 from core.errors import UserError
 from core.engines.foundry_worker import FoundryWorker, loaded_model_ids
 from core.catalog.starter import starter_models
@@ -213,15 +213,16 @@ def test_execution_providers_include_cpu():
 
 
 def test_online_operations_offline_are_one_line_user_errors(monkeypatch):
-    monkeypatch.setattr(foundry, "CATALOG_HOST", "catalog.invalid")  # never resolves (RFC 2606)
-    monkeypatch.setattr(foundry, "CATALOG_STATE", foundry.RUNTIME_DIR / "foundry-catalog-state-test.json")
+    from core.catalog.foundry import catalog, downloads
+    monkeypatch.setattr(downloads, "CATALOG_HOST", "catalog.invalid")  # never resolves (RFC 2606)
+    monkeypatch.setattr(catalog, "CATALOG_STATE", RUNTIME_DIR / "foundry-catalog-state-test.json")
     try:
         with pytest.raises(UserError, match="needs the internet"):
             foundry.download_model("qwen2.5-0.5b-instruct-generic-cpu:4")
         with pytest.raises(UserError, match="needs the internet"):
             foundry.register_execution_providers()
     finally:
-        foundry.CATALOG_STATE.unlink(missing_ok=True)
+        catalog.CATALOG_STATE.unlink(missing_ok=True)
 
 
 # --- bring your own model ---------------------------------------------------------------------------------

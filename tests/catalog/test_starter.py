@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import starter, starter_build
+from core.catalog import starter, starter_build, starter_files
 from core.cli import models as cli_models
 from core.config import MODELS_DIR, REPO_ROOT
 from core.catalog.foundry import validate_model_folder
@@ -73,7 +73,7 @@ def test_built_models_are_complete_and_marked():
     for recipe in starter.starter_models():
         folder = Path(recipe["path"])
         assert validate_model_folder(folder) == [], recipe["id"]
-        marker = json.loads((folder / starter.MARKER).read_text())
+        marker = json.loads((folder / starter_files.MARKER).read_text())
         assert marker["hash"] == recipe["hash"]
         assert not (folder / "tokenizer.model").exists()
     assert starter.starter_gguf_path().stat().st_size > 50 * 1024 * 1024

@@ -209,7 +209,7 @@ def test_lengths_and_order_are_stored_and_bad_input_is_one_line(server, env, cap
     from dataclasses import fields
 
     from core.bench.campaign import plan_settings
-    from core.bench.inputs import Settings
+    from core.bench.run.inputs import Settings
     out = env["tmp"] / "c.json"
     assert main(create_args("sweep", env, server, [FAST], "--lengths", "64,16", "--order", "blocked",
                             "--json", str(out))) == 0

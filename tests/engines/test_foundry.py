@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.metrics import RESULT_KEYS
 from core.store import bench as db
@@ -63,11 +63,11 @@ class KillWorker(Progress):
 
 
 def test_load_failure_and_killed_worker(database):
-    from core.bench.runner import default_engine
+    from core.engines import open_engine
     engines = {}
 
     def factory(spec):
-        engines[spec.model] = default_engine(spec)
+        engines[spec.model] = open_engine(spec)
         return engines[spec.model]
 
     progress = KillWorker(engines)
@@ -88,7 +88,7 @@ def test_load_failure_and_killed_worker(database):
 
 
 def test_chat_once_through_foundry_keeps_the_worker_open():
-    from core.engines import _open_engines, chat_once, close_engines
+    from core.engines.chat import _open_engines, chat_once, close_engines
     try:
         first = chat_once("foundry", SMALLEST, [{"role": "user", "content": "Say hello."}], max_tokens=6)
         assert first.text and first.token_count_source == "usage" and 1 <= first.completion_tokens <= 6

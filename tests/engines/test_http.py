@@ -282,7 +282,7 @@ def _endless(piece: bytes, head: bytes = SSE_HEAD):
 
 
 def test_endless_stream_is_cut_at_the_size_cap(monkeypatch):
-    import core.engines.http as http
+    import core.engines.http_transport as http
     monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 2 ** 20)
     with raw_server(_endless(_sse(_delta("spam ")) * 100)) as url:
         t0 = time.perf_counter()
@@ -292,7 +292,7 @@ def test_endless_stream_is_cut_at_the_size_cap(monkeypatch):
 
 
 def test_one_endless_sse_line_is_cut_at_the_line_cap(monkeypatch):
-    import core.engines.http as http
+    import core.engines.http_transport as http
     monkeypatch.setattr(http, "MAX_SSE_LINE_BYTES", 256 * 1024)
     big = b"a" * 65536
     with raw_server(_endless(b"%x\r\n%s\r\n" % (len(big), big), SSE_HEAD + b"5\r\ndata:\r\n")) as url:
@@ -301,7 +301,7 @@ def test_one_endless_sse_line_is_cut_at_the_line_cap(monkeypatch):
 
 
 def test_endless_json_body_is_cut_at_the_size_cap(monkeypatch):
-    import core.engines.http as http
+    import core.engines.http_transport as http
     monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 2 ** 20)
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"x\": \""   # until close
     with raw_server(_endless(b"a" * 65536, head)) as url:

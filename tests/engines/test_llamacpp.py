@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.progress import Progress
-from core.bench.runner import run_benchmark
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.progress import Progress
+from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.metrics import RESULT_KEYS
 from core.store import bench as db
@@ -75,10 +75,10 @@ def test_bad_gguf_fails_to_load_and_killed_server_interrupts(tmp_path, monkeypat
     monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "db.duckdb")))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    from core.bench.runner import default_engine
+    from core.engines import open_engine
 
     def factory(s):
-        engine = default_engine(s)
+        engine = open_engine(s)
         original = engine.open
 
         def open_and_remember():

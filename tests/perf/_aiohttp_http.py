@@ -18,8 +18,9 @@ import aiohttp
 from yarl import URL
 
 from core.engines.base import LoadInfo, RequestOptions, RequestRecord
-from core.engines import http as _core      # its caps are read at run time (tests patch them)
-from core.engines.http import MAX_ERROR_BODY, HttpEngine, ResponseTooLarge, _error_message, _perf, _size
+from core.engines import http_transport as _core    # its caps are read at run time (tests patch them)
+from core.engines.http import HttpEngine
+from core.engines.http_transport import MAX_ERROR_BODY, ResponseTooLarge, _error_message, _perf, _size
 
 # failures of the connection or of HTTP framing (aiohttp wraps most, not all, OSErrors)
 _TRANSPORT_ERRORS = (aiohttp.ClientError, ConnectionError, OSError)

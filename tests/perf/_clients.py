@@ -2,8 +2,9 @@
 HTTP/1.1 client) and the same engine on aiohttp (``tests/perf/_aiohttp_http.py``, reference only)."""
 from __future__ import annotations
 
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.runner import Runner, default_engine
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.run.runner import Runner
+from core.engines import open_engine
 
 OURS, AIOHTTP = "ours", "aiohttp"
 
@@ -13,7 +14,7 @@ def _aiohttp(spec: ModelSpec):
     return AiohttpHttpEngine(spec.model, spec.endpoint)
 
 
-CLIENTS = {OURS: default_engine, AIOHTTP: _aiohttp}
+CLIENTS = {OURS: open_engine, AIOHTTP: _aiohttp}
 LABELS = {OURS: "ours (hand-written asyncio client, core)", AIOHTTP: "the same engine on aiohttp"}
 
 

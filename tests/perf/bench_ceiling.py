@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.bench.inputs import Settings
+from core.bench.run.inputs import Settings
 from tests.perf._clients import AIOHTTP, LABELS, OURS, run
 from tests.perf._server import REPO, server_process
 

@@ -15,7 +15,7 @@ import argparse
 import os
 import tempfile
 
-from core.bench.inputs import Settings
+from core.bench.run.inputs import Settings
 from tests.perf._clients import AIOHTTP, LABELS, OURS, run
 from tests.perf._server import cpu_s, server_process
 

@@ -17,7 +17,7 @@ import statistics
 import time
 
 from core import metrics
-from core.bench.inputs import Settings
+from core.bench.run.inputs import Settings
 from tests.perf._clients import AIOHTTP, OURS, run
 from tests.perf._server import server_process
 

@@ -14,9 +14,9 @@ import argparse
 import statistics
 
 from core import metrics
-from core.bench.inputs import ModelSpec, Settings, parse_prompts
-from core.bench.paired import paired_comparisons
-from core.bench.runner import Runner
+from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+from core.bench.conditions.paired import paired_comparisons
+from core.bench.run.runner import Runner
 from tests.perf._server import server_process
 
 A, B = "a;ttft=0.15;tok=0.03;n=12", "b;ttft=0.1;tok=0.02;n=12"

@@ -19,10 +19,10 @@ import os
 import tempfile
 import time
 
-from core.bench import length_fit as F
-from core.bench import lengths as L
-from core.bench import prompt_lengths as P
-from core.bench.inputs import ModelSpec, Settings
+from core.bench.sweep import fit as F
+from core.bench.sweep import plan as L
+from core.bench.sweep import tokens as P
+from core.bench.run.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from tests.support.openai_server import OpenAITestServer
 

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 
-from core.bench.noise import NoiseMeter, SAMPLE_S, own_pids, read_freq_mhz
+from core.bench.conditions.noise import NoiseMeter, SAMPLE_S, own_pids, read_freq_mhz
 
 
 def cpu() -> float:

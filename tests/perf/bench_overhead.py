@@ -69,8 +69,8 @@ def run_bare(model_id: str, n: int, max_tokens: int) -> list[dict]:
 
 
 def run_ours(model_id: str, n: int, max_tokens: int) -> list[dict]:
-    from core.bench.inputs import ModelSpec, Settings, parse_prompts
-    from core.bench.runner import Runner
+    from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
+    from core.bench.run.runner import Runner
     prompts = parse_prompts(PROMPTS[1:n + 1])
     runner = Runner([ModelSpec(model=model_id, backend="foundry")], prompts,
                     Settings(rounds=1, warmup=1, max_tokens=max_tokens, concurrency=[1]), store=False)

@@ -1,5 +1,5 @@
 """The app does not slow the model: decode speed of a benchmark run through the page's code path
-(``core.bench.job.BenchJob``, a background thread polled like the page polls it) / the same benchmark
+(``core.bench.run.job.BenchJob``, a background thread polled like the page polls it) / the same benchmark
 through the CLI (``python -m core bench``), target >= 0.97. Also prints the observer CPU of each.
 
     .venv/bin/python -m tests.perf.bench_ui_vs_cli [--model smollm2-135m-instruct-int4] [--rounds 2]
@@ -26,8 +26,8 @@ PROMPTS = [f"Write a short paragraph about topic number {i}: what it is and why 
 
 
 def run_ui(model: str, rounds: int, max_tokens: int, prompts_file: Path) -> dict:
-    from core.bench.inputs import ModelSpec, Settings, load_prompts
-    from core.bench.job import BenchJob
+    from core.bench.run.inputs import ModelSpec, Settings, load_prompts
+    from core.bench.run.job import BenchJob
     from core.catalog.models import list_models, resolve_model
     from core.store import bench as db
     spec = ModelSpec.from_row(resolve_model(model, list_models(include_catalog=False).models))

@@ -15,7 +15,8 @@ import pytest
 
 from core.cli import main
 from core.store import connect
-from core.store.transfer import BUNDLE_TABLES, export_run
+from core.store.bundle_export import export_run
+from core.store.bundles import BUNDLE_TABLES
 from tests.support.hostile_server import RecordingServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
 
@@ -271,7 +272,7 @@ print("size", bomb.stat().st_size)
 import os
 os.environ["SLM_DB"] = sys.argv[2]
 from core.errors import UserError
-from core.store.transfer import import_run
+from core.store.bundles import import_run
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 try:

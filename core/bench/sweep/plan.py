@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core import metrics
-from core.bench.inputs import ModelSpec, PromptSet, Settings
-from core.bench.length_fit import fit_sweep
-from core.bench.prompt_lengths import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
+from core.bench.sweep.fit import fit_sweep
+from core.bench.sweep.tokens import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
     shipped_material
-from core.bench.runner import Runner, default_engine
+from core.bench.run.runner import Runner
+from core.engines import open_engine
 from core.errors import UserError
 
 DEFAULT_LENGTHS = (512, 2048, 4096, 8192)
@@ -189,17 +190,7 @@ class SweepEngine:
 
 def sweep_engine(spec: ModelSpec, plan: ModelPlan):
     """The engine for a model at the plan's context setting."""
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import LlamaCppEngine, resolve_gguf
-        inner = LlamaCppEngine(spec.path or resolve_gguf(spec.model), n_ctx=plan.context_setting)
-    elif spec.backend == "foundry":
-        from core.engines.foundry import FoundryEngine
-        inner = FoundryEngine(spec.model, model_row={"version": spec.version, "path": spec.path,
-                                                     "execution_provider": spec.execution_provider},
-                              context_length=plan.context_setting)
-    else:
-        inner = default_engine(spec)
-    return SweepEngine(inner, plan)
+    return SweepEngine(open_engine(spec, plan.context_setting), plan)
 
 
 # -- the sweep: one run --------------------------------------------------------------------------------------------
@@ -300,7 +291,7 @@ class LengthSweep(Runner):
                                    "tpot_at_target_ms", "time_to_notes_ms", "time_to_notes_low_ms",
                                    "time_to_notes_high_ms", "extrapolated", "max_measured_tokens")},
         }
-        from core.bench.persist import StoreRecorder
+        from core.bench.run.persist import StoreRecorder
         if isinstance(self.recorder, StoreRecorder):
             from core.store.lengths import save_sweep
             save_sweep(sweep)
@@ -384,5 +375,5 @@ def markdown_section(sweeps: list[dict]) -> str:
 
 def sweep_job(models: list[ModelSpec], lengths: list[int] | None, settings: Settings, **kwargs):
     """A length sweep in the background for the page (``BenchJob`` with ``LengthSweep`` as its runner)."""
-    from core.bench.job import BenchJob
+    from core.bench.run.job import BenchJob
     return BenchJob(models, lengths, settings, runner_cls=LengthSweep, **kwargs)

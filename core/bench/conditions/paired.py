@@ -5,7 +5,7 @@ where both have successful requests, the median of A's requests over the median 
 ratio). The pair's ratio is the geometric mean of the per-round ratios, with a percentile bootstrap 95%
 interval over rounds (``core.stats.bootstrap_ci`` on their logarithms). Drift that hits both candidates
 in a round (another program, a clock change) divides out, which an interleaved run makes likely: that is
-why interleaving is the default (``core.bench.order``). A pair whose decode-speed interval includes 1.0 is
+why interleaving is the default (``core.bench.run.order``). A pair whose decode-speed interval includes 1.0 is
 "too close to call on speed", whatever the point estimates; with fewer than 2 rounds there is no interval
 ("n/a") and no call either.
 """
@@ -100,13 +100,12 @@ def paired_comparisons(rows: list[dict], labels: dict[tuple, str] | None = None,
 
 def run_pairs(run_id: str) -> list[dict]:
     """The paired comparisons of a stored run (``paired_comparisons`` over its rows), [] when unknown."""
-    from core.bench.resume import clean_row
     from core.store import bench as db
     run = db.get_run(run_id)
     if run is None:
         return []
     df = db.run_requests(run_id)
-    rows = [clean_row(r) for r in (df.to_dict("records") if len(df) else [])]
+    rows = [db.clean_row(r) for r in (df.to_dict("records") if len(df) else [])]
     models = sorted(run["models"], key=lambda m: m.get("position") or 0)
     order = list(dict.fromkeys((m["model"], m["backend"]) for m in models))
     labels = {(m["model"], m["backend"]): m.get("label") or m["model"] for m in models}

@@ -5,15 +5,15 @@ concurrency level. Each request row is stored as it completes (a kill loses only
 flight); a level's run_models row is stored as 'running' when it starts and with its numbers when it
 ends. A model that will not load gets failed rows with its error, and the others go on. Cancelling
 (``cancel.set()``: the page's button, Ctrl-C in the CLI) or a model process that dies keeps every
-finished request and marks the run interrupted. ``resume`` (see ``core.bench.resume``) runs only the
+finished request and marks the run interrupted. ``resume`` (see ``core.bench.run.resume``) runs only the
 requests a stored run is missing, as a new sitting (``segment``) of the same run.
 
-Candidates run interleaved by default (``core.bench.order``): every model is loaded first and kept loaded,
+Candidates run interleaved by default (``core.bench.run.order``): every model is loaded first and kept loaded,
 then each level runs round by round, the models in rotating order (round 1: A B C, round 2: B C A), each
 model's turn being its requests of that round (its warm-up before its first turn of the level). Each
 request row keeps its ``turn`` and ``turn_position``. Blocked (``Settings.order``, or models that do not
 fit in memory together): one model at a time, one turn per level. Around each turn's measured window the
-noise meter (``core.bench.noise``) and the energy meter (``core.bench.energy``) read their counters; a
+noise meter (``core.bench.conditions.noise``) and the energy meter (``core.bench.conditions.energy``) read their counters; a
 level's row carries both (``noisy``, ``noise``, ``energy``).
 
 The runner only orchestrates; each concern is its own small piece:
@@ -31,15 +31,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from core import metrics
-from core.bench.energy import IDLE_BASELINE_S, EnergyMeter
-from core.bench.environment import capture_environment, model_environment, power_state
-from core.bench.inputs import ModelSpec, PromptSet, Settings
-from core.bench.noise import NoiseMeter, level_noise, own_pids
-from core.bench.order import choose_order, rotation
-from core.bench.persist import Recorder, StoreRecorder
-from core.bench.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
-from core.bench.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
-from core.engines import Engine, RequestRecord, make_engine
+from core.bench.conditions.energy import IDLE_BASELINE_S, EnergyMeter
+from core.bench.conditions.environment import capture_environment, model_environment, power_state
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
+from core.bench.conditions.noise import NoiseMeter, level_noise, own_pids
+from core.bench.run.order import choose_order, rotation
+from core.bench.run.persist import Recorder, StoreRecorder
+from core.bench.run.progress import ModelProgress, Progress, RunOutcome, RunProgress, Tracker
+from core.bench.run.schedule import Item, LevelLoop, LevelOutcome, plan, run_level
+from core.engines import Engine, RequestRecord, open_engine
 from core.errors import UserError, one_line
 
 _perf = time.perf_counter
@@ -90,7 +90,7 @@ class Runner:
         self.settings = settings.validate()
         self.cancel = cancel or threading.Event()
         self.run_id = run_id or new_run_id()
-        self.engine_factory = engine_factory or default_engine
+        self.engine_factory = engine_factory or open_engine
         self.recorder = recorder or (StoreRecorder() if store else Recorder())
         self.results: list[dict] = []
         self._result_keys: list[tuple] = []
@@ -129,7 +129,7 @@ class Runner:
 
     # public ------------------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        from core.bench.resume import spec_record
+        from core.bench.run.resume import spec_record
         env = dict(capture_environment(self.sys_root), schedule=self.schedule)
         self.recorder.start_run(self.run_id, prompt_set=self.prompt_set, settings=asdict(self.settings),
                                 environment=env, specs=[spec_record(m) for m in self.models],
@@ -442,25 +442,6 @@ def _close(engine: Engine) -> None:
         engine.close()
     except Exception:
         pass
-
-
-def default_engine(spec: ModelSpec) -> Engine:
-    if spec.backend == "llamacpp":
-        from core.engines.llamacpp import LlamaCppEngine, resolve_gguf
-        return LlamaCppEngine(spec.path or resolve_gguf(spec.model))
-    if spec.backend == "openai":
-        from core.engines.http import HttpEngine
-        if not spec.endpoint:
-            raise UserError(f"model {spec.name!r}: an OpenAI-compatible engine needs an endpoint URL")
-        from core.engines.base import resolve_server_pid
-        from core.engines.http import local_tokenizer
-        pid, source = resolve_server_pid(spec.endpoint, spec.server_pid)
-        engine = HttpEngine(spec.model, spec.endpoint, api_key_env=spec.api_key_env, server_pid=pid,
-                            count_tokens=local_tokenizer(spec.model))
-        engine.pid_source = source
-        return engine
-    return make_engine(spec.backend, spec.model, model_row={"version": spec.version,
-                                                           "execution_provider": spec.execution_provider})
 
 
 def run_benchmark(models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, **kwargs) -> RunOutcome:

@@ -2,7 +2,7 @@
 
 Interleaved, round r runs the models rotated by r - 1 (round 1: A B C, round 2: B C A, round 3: C A B),
 so whatever drifts during the run (another program, a fan, a clock) falls on every candidate alike, and
-each pair of candidates can be compared round by round (``core.bench.paired``). The models stay loaded
+each pair of candidates can be compared round by round (``core.bench.conditions.paired``). The models stay loaded
 between their turns; ``choose_order`` checks beforehand that they fit in memory together and, when they do
 not, runs them blocked, saying why. The choice is recorded with the run (its environment's ``schedule``).
 """

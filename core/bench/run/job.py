@@ -9,9 +9,9 @@ import copy
 import time
 from dataclasses import dataclass, field
 
-from core.bench.inputs import ModelSpec, PromptSet, Settings
-from core.bench.progress import Progress, RunOutcome, RunProgress
-from core.bench.runner import Runner
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
+from core.bench.run.progress import Progress, RunOutcome, RunProgress
+from core.bench.run.runner import Runner
 from core.jobs import Job
 
 
@@ -46,7 +46,7 @@ class BenchJob(Job):
     def __init__(self, models: list[ModelSpec], prompt_set: PromptSet, settings: Settings, *, runner_cls=Runner,
                  **runner_kwargs):
         super().__init__(self._run_bench)
-        # runner_cls: Runner, or core.bench.lengths.LengthSweep (then prompt_set is the list of lengths)
+        # runner_cls: Runner, or core.bench.sweep.plan.LengthSweep (then prompt_set is the list of lengths)
         self.runner = runner_cls(models, prompt_set, settings, progress=_Collector(self), cancel=self.cancel_event,
                                  **runner_kwargs)
         self.run_id = self.runner.run_id
@@ -57,7 +57,7 @@ class BenchJob(Job):
     @classmethod
     def resume(cls, run_id: str) -> "BenchJob":
         """Run what a stored run that did not end is missing (UserError when it cannot be resumed)."""
-        from core.bench.resume import plan_resume, resume_runner_kwargs
+        from core.bench.run.resume import plan_resume, resume_runner_kwargs
         plan = plan_resume(run_id)
         return cls(plan.models, plan.prompt_set, plan.settings, **resume_runner_kwargs(plan))
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from core.bench.inputs import ModelSpec, PromptSet, Settings
+from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.errors import UserError
 
 _SPEC_FIELDS = {f.name for f in fields(ModelSpec)}
@@ -34,11 +34,6 @@ def files_fingerprint(path: str | None) -> str | None:
 def spec_record(spec: ModelSpec) -> dict:
     """What a run keeps about a model: its ModelSpec (an API key's variable NAME only) and its files."""
     return {**asdict(spec), "files": files_fingerprint(spec.path)}
-
-
-def clean_row(row: dict) -> dict:
-    """A stored row with pandas' NaN read back as None."""
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
 
 
 @dataclass
@@ -82,12 +77,12 @@ def plan_resume(run_id: str, prompts: PromptSet | None = None) -> ResumePlan:
                             f"({spec.path}): start a new run instead")
         models.append(spec)
     df = db.run_requests(run_id)
-    rows = [clean_row(r) for r in df.to_dict("records")] if len(df) else []
+    rows = [db.clean_row(r) for r in df.to_dict("records")] if len(df) else []
     previous: dict = {}
     for m in run["models"]:
         key = (m["model"], m["backend"], int(m["concurrency"]))
         previous[key] = {"rows": [r for r in rows if (r["model"], r["backend"], int(r["concurrency"])) == key],
-                         "run_model": {k: v for k, v in clean_row(m).items() if k != "status"}}
+                         "run_model": {k: v for k, v in db.clean_row(m).items() if k != "status"}}
     for r in rows:   # requests stored before their level's row (a kill between the two)
         previous.setdefault((r["model"], r["backend"], int(r["concurrency"])), {"rows": [], "run_model": None})
     for key, prev in previous.items():

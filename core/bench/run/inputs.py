@@ -20,7 +20,7 @@ class Settings:
     concurrency: list[int] = field(default_factory=lambda: [1])
     timeout_s: float = 120.0
     stream: bool = True
-    order: str = "interleaved"       # interleaved | blocked (core.bench.order)
+    order: str = "interleaved"       # interleaved | blocked (core.bench.run.order)
 
     def validate(self) -> "Settings":
         if self.rounds < 1:
@@ -36,7 +36,7 @@ class Settings:
         if not 0 <= self.temperature <= 2:
             raise UserError("temperature must be between 0 and 2")
         self.concurrency = sorted(set(int(c) for c in self.concurrency))
-        from core.bench.order import validate_order
+        from core.bench.run.order import validate_order
         validate_order(self.order)
         return self
 

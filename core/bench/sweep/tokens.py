@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.bench.inputs import ModelSpec
+from core.bench.run.inputs import ModelSpec
 from core.errors import UserError
 
 HEADER = ("Summarise the meeting below as notes with two sections: Decisions and Action items (owner, due date). "
