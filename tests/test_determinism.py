@@ -24,6 +24,7 @@ def test_ci_is_the_derandomized_profile_and_dev_the_default():
     assert _profile(CI="true") == ["ci", "True", "True", "50"]
     name, derandomized, _, budget = _profile()
     assert name == "dev" and derandomized == "False" and int(budget) > 50
+    assert _profile(CI="false")[0] == "dev" and _profile(HYPOTHESIS_PROFILE="ci")[0] == "ci"
 
 
 def _examples() -> list:
