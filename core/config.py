@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 MODELS_DIR = DATA_DIR / "models"          # built starter models (git-ignored)
@@ -39,24 +41,51 @@ def device_file() -> Path:
     return cache_dir() / "device"
 
 
+class DeviceLabelError(UserError, ValueError):
+    """A device label that breaks the rule (``check_device_label``)."""
+
+
+MAX_LABEL = 80
+RESERVED_LABELS = ("any",)      # a campaign's "every device that joins"
+
+
+def check_device_label(label, what: str = "device label") -> str:
+    """The one rule for a device label, in every command, page, plan and bundle: runs of whitespace become one
+    space; then 1 to 80 characters, no comma (labels are listed comma-separated), no control or format
+    characters, not 'any'. Returns the label; DeviceLabelError (a UserError) in one line otherwise."""
+    import unicodedata
+    text = " ".join(str(label if label is not None else "").split())
+    problem = ("is empty" if not text else
+               f"is longer than {MAX_LABEL} characters" if len(text) > MAX_LABEL else
+               "holds a comma (labels are listed comma-separated)" if "," in text else
+               "holds control characters" if any(unicodedata.category(c)[0] == "C" for c in text) else
+               "is reserved (it means every device)" if text.lower() in RESERVED_LABELS else None)
+    if problem:
+        shown = "".join(c if unicodedata.category(c)[0] != "C" else "?" for c in text[:40])
+        raise DeviceLabelError(f"{what} {shown!r} {problem}: a label is 1 to {MAX_LABEL} characters, without "
+                               "commas or control characters")
+    return text
+
+
 def device_label() -> str:
-    """This machine's device label: `SLM_DEVICE`, else the label saved once for this machine, else the hostname."""
+    """This machine's device label: `SLM_DEVICE`, else the label saved once for this machine, else the hostname;
+    `SLM_DEVICE` or a saved label that breaks ``check_device_label`` is a DeviceLabelError."""
     import socket
     value = os.environ.get("SLM_DEVICE", "").strip()
     if value:
-        return value
+        return check_device_label(value, "SLM_DEVICE")
     try:
         saved = device_file().read_text().strip()
     except OSError:
         saved = ""
-    return saved or socket.gethostname()
+    if saved:
+        return check_device_label(saved, f"the device label saved in {device_file()}")
+    return socket.gethostname()
 
 
 def set_device_label(label: str) -> str:
-    """Save this machine's device label (one line, at most 80 characters)."""
-    label = " ".join(str(label).split())[:80]
-    if not label:
-        raise ValueError("the device label is empty")
+    """Save this machine's device label (``check_device_label``)."""
+    label = check_device_label(label)
     device_file().parent.mkdir(parents=True, exist_ok=True)
     device_file().write_text(label + "\n")
     return label

@@ -69,17 +69,42 @@ def looks_like_key(value: str) -> bool:
     return any(_random_like(m.group(0)) for m in _KEY_GENERIC.finditer(value))
 
 
+# The values of the key variables this process read (core.catalog.endpoints.api_key): masked by value in every
+# text, whatever their shape ("secret123" is no key-shaped token, but an endpoint may echo it in a 401 body).
+_SECRET_VALUES: set[str] = set()
+_secret_re: re.Pattern | None = None
+MIN_SECRET = 4          # shorter values would mask ordinary words; no real key is that short
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask ``value`` (an API key this process read) in every text ``redact`` sees from now on."""
+    global _secret_re
+    if not value or len(value) < MIN_SECRET or value in _SECRET_VALUES:
+        return
+    import json
+    from urllib.parse import quote
+    _SECRET_VALUES.update({value, json.dumps(value)[1:-1], quote(value, safe="")})
+    forms = sorted((v for v in _SECRET_VALUES if len(v) >= MIN_SECRET), key=len, reverse=True)
+    _secret_re = re.compile("|".join(re.escape(v) for v in forms))
+
+
+def redact_values(text: str) -> str:
+    """``text`` with every remembered key value replaced by ***."""
+    return _secret_re.sub(REDACTED, text) if _secret_re is not None and text else text
+
+
 def redact(text: Any) -> Any:
-    """`text` with anything key-shaped replaced by ***: URL credentials (user:pass@, ?key=...), bearer
-    tokens, known key formats, long random tokens. None and non-strings other than dict/list pass as is;
-    dicts and lists are redacted value by value (for stored environments)."""
+    """`text` with every key this process read masked by value (``remember_secret``), and anything key-shaped
+    replaced by ***: URL credentials (user:pass@, ?key=...), bearer tokens, known key formats, long random
+    tokens. None and non-strings other than dict/list pass as is; dicts and lists are redacted value by value
+    (for stored environments)."""
     if isinstance(text, dict):
         return {k: redact(v) for k, v in text.items()}
     if isinstance(text, (list, tuple)):
         return [redact(v) for v in text]
     if not isinstance(text, str) or not text:
         return text
-    out = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    out = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", redact_values(text))
     out = _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, out)
     out = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, out)
     out = _KEY_FIELD.sub(lambda m: m.group(1) + REDACTED, out)

@@ -9,8 +9,9 @@ passes such text through the function for its format, nothing else.
 - Markdown (files and Streamlit): ``md_text`` (literal text on one line: no link, image, HTML, table
   cell, emphasis, math or bare URL can come of it); ``md_code`` (an inline code span); ``md_frame`` (a
   DataFrame whose cells, headers and index labels all pass through ``md_text``, for ``st.table``).
-- CSV: ``csv_cell`` / ``csv_row`` / ``csv_frame``: a cell a spreadsheet would run as a formula
-  (``= + - @``, also after leading spaces, or a leading tab / CR) gets a leading ``'``.
+- CSV: ``csv_cell`` / ``csv_row`` / ``csv_frame``: terminal escapes and control characters removed; a cell a
+  spreadsheet would run as a formula (``= + - @``, also after leading spaces, or a leading tab / CR) gets a
+  leading ``'``.
 - Terminal: ``term_text`` (ANSI escapes and control characters removed) and ``TerminalStream``
   (wraps stdout/stderr of the CLI).
 - Secrets: ``looks_like_key``, ``check_env_name``, ``check_url``, ``redact`` (the one redaction used
@@ -133,9 +134,12 @@ CSV_EOL = "\r\n"
 
 
 def csv_cell(value: Any) -> Any:
-    """A value for a CSV cell: text a spreadsheet would run as a formula gets a leading ``'``; others as is."""
-    if isinstance(value, str) and value and (value[0] in "\t\r" or value.lstrip()[:1] in _FORMULA_START):
-        return "'" + value
+    """A value for a CSV cell: terminal escapes and control characters removed (tabs and line breaks kept: the
+    writer quotes them), then text a spreadsheet would run as a formula gets a leading ``'``; others as is."""
+    if isinstance(value, str) and value:
+        value = _CONTROL_CSV.sub("", _ANSI.sub("", value))
+        if value and (value[0] in "\t\r" or value.lstrip()[:1] in _FORMULA_START):
+            return "'" + value
     return value
 
 
@@ -159,6 +163,7 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[
                    r"|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_CSV = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def term_text(value: Any, *, keep_newlines: bool = False) -> str:

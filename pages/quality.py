@@ -12,7 +12,7 @@ from core.config import db_path
 from core.errors import UserError
 from core.output import md_text
 from core.jobs import Job
-from core.quality import checks, judge, rubrics, scores, views
+from core.quality import judge, rubrics, scorers, scores, views
 
 use_router()  # a deep link as the first request: let app.py route (see ui/router_guard.py)
 
@@ -112,7 +112,8 @@ def _judge_choice() -> judge.JudgeModel | None:
         st.caption("No model found: build the starter models or add an endpoint on the Models page.")
         return None
     labels = {i: f"{m.get('alias') or m['id']} · {m['backend']}" for i, m in enumerate(models)}
-    i = st.selectbox("Judge model", list(labels), format_func=labels.get, key=K + "judge_pick")
+    i = st.selectbox("Judge model", list(labels), format_func=labels.get, key=K + "judge_pick",
+                     index=views.default_judge_index(models))
     m = models[i]
     if m["backend"] == "openai":
         return judge.JudgeModel(m["id"], "openai", m.get("endpoint"), m.get("api_key_env"))
@@ -193,7 +194,8 @@ def render_results(run_id: str, rubric: str) -> None:
         health = {j["judge_run_id"]: views.judge_run_health(j) for j in pointwise}
         labels = {j["judge_run_id"]: views.judge_run_label(j, health[j["judge_run_id"]]) for j in pointwise}
         ids = list(labels)
-        default = views.default_judge_run(pointwise, health)
+        from core.quality.calibration import stored_gate
+        default = views.default_judge_run(pointwise, health, scores.best_rater_id(run_id, rubric, stored_gate()))
         # The choice is kept by value (Streamlit keeps a selectbox's index, which a new judge run shifts); a newer
         # judge run with parsed judgements (or another run/rubric) becomes the choice.
         chosen = st.session_state.get(K + "jrun")
@@ -219,8 +221,12 @@ def render_results(run_id: str, rubric: str) -> None:
     if report.get("gate") and not report["gate"]["trusted"]:
         st.warning(f"Judge unverified: {md_text(report['gate']['reason'])}. Quality uses people's scores where they exist; "
                    "the rest is marked unverified.")
-    st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs)")
+    st.markdown("**Quality per model** (0..1, weighted mean over criteria, bootstrap 95% interval, n outputs; "
+                "source: people, else the best rater, a verified one first)")
     _table(views.quality_rows(report))
+    from core.quality.paired import paired_verdicts
+    for p in paired_verdicts(report):
+        st.text(p["sentence"])
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Judge scores** (rationale and raw answer as plain text)")
@@ -258,9 +264,13 @@ def render_results(run_id: str, rubric: str) -> None:
                    f"order: position bias), {summ['decided']} decided.")
         _table([{"model": m, "wins": w} for m, w in sorted(summ["wins"].items(), key=lambda x: -x[1])])
         _table(rows)
-    if st.button("Run automatic checks", key=K + "checks"):
+    if st.button("Run automatic checks and scorers", key=K + "checks",
+                 help="No model call: the rubric's checks, and the automatic scorers (coverage by sentence "
+                      "embeddings, faithfulness, concision, format) stored as a rater like a judge run."):
         try:
-            checks.run_checks(run_id, rubric)
+            with st.spinner("Scoring every output..."):
+                scorers.check_run(run_id, rubric)
+            st.rerun()
         except UserError as exc:
             st.error(md_text(exc.one_line()))
     summary, detail = views.check_rows(run_id, rubric)

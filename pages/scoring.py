@@ -144,6 +144,21 @@ def render_files(session: blind.BlindSession) -> None:
                 st.error(f"Nothing imported: {md_text(exc.one_line())}")
 
 
+def render_effort(session: blind.BlindSession, priority: list[dict]) -> None:
+    """Why the prompts come in this order, and how many scored prompts would settle the quality verdict."""
+    from core.quality.paired import DEFAULT_DELTA, run_paired
+
+    if any(r["priority"] > 0 for r in priority):
+        st.caption("Prompts come in the order that settles the decision fastest: where the candidates differ most "
+                   "by the automatic rater, or where raters disagree.")
+    for p in run_paired(session.run_id, rubric=session.rubric):
+        need = p.get("prompts_needed")
+        if need:
+            st.caption(md_text(f"{p['sentence']}. At the current spread, {need} scored prompts ("
+                               f"{max(0, need - p['n'])} more) would detect a difference of {DEFAULT_DELTA:g} on "
+                               "the 0..1 quality scale."))
+
+
 def main() -> None:
     st.title("Score by hand")
     st.caption("Blind: the candidates of each prompt are shown as A, B, ... in an order shuffled per prompt and rater.")
@@ -151,7 +166,10 @@ def main() -> None:
         setup = render_setup()
         if setup is None:
             return
-        session = blind.blind_session(*setup)
+        from core.quality.paired import scoring_priority
+        priority = scoring_priority(*setup)
+        session = blind.blind_session(*setup, order=[r["prompt_id"] for r in priority])
+        render_effort(session, priority)
         if not session.total:
             st.info("This run has no successful outputs to score.")
             return

@@ -33,3 +33,19 @@ def render_campaigns() -> None:
         st.warning(md_text(f"Missing devices: {', '.join(status['missing'])}"))
     st.caption(md_text(f"Models: {', '.join(row['models'])}. Each device runs: python -m core campaign run "
                        f"{row['name']}"))
+    _endpoints_confirm(row["name"], row["version"])
+
+
+def _endpoints_confirm(name: str, version: int) -> None:
+    """The plan's endpoints this machine has not accepted, and the confirm that accepts them (no key goes there)."""
+    from core.bench.campaign import accept_pending, pending_endpoints
+    plan = campaigns.get_campaign(name, version)["plan"]
+    pending = pending_endpoints(plan)
+    if not pending:
+        return
+    st.warning(md_text(f"This plan sends requests to endpoints this machine has not accepted: {', '.join(pending)}. "
+                       "`campaign run` sends nothing there until they are accepted; no key is ever sent to them "
+                       "(a key goes only to an endpoint added with its variable on the Models page)."))
+    if st.button("Accept these endpoints on this machine", key=f"bench_campaign_accept_{name}_{version}"):
+        accepted = accept_pending(plan)
+        st.success(md_text(f"Accepted on this machine, without a key: {', '.join(accepted)}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from core.bench.run.bounds import check_settings
 from core.bench.run.inputs import PromptSet, Settings
 from core.errors import UserError
 
@@ -14,9 +15,10 @@ OPTIONAL_SETTINGS = ("lengths", "order")     # the length sweep and request orde
 
 def parse_devices(text: str | None) -> list[str] | str:
     """`a,b` -> ["a", "b"]; empty or `any` -> "any" (every device that joins)."""
+    from core.config import check_device_label
     if text is None or text.strip().lower() in ("", "any"):
         return "any"
-    labels = list(dict.fromkeys(" ".join(x.split())[:80] for x in text.split(",") if x.strip()))
+    labels = list(dict.fromkeys(check_device_label(x, "--devices: the label") for x in text.split(",") if x.strip()))
     if not labels:
         raise UserError("--devices: give device labels separated by commas, or 'any'")
     return labels
@@ -32,22 +34,49 @@ def make_plan(models: list[str], *, prompt_set: PromptSet, settings: Settings, d
     config = config or {}
     if endpoint:
         from core.catalog.endpoints import normalize_base_url
-        endpoint = normalize_base_url(endpoint)
+        endpoint = normalize_base_url(endpoint)       # a URL with credentials is refused, never stored
+    if endpoint and api_key_env and api_key_env.strip():
+        from core.output import check_env_name
+        api_key_env = check_env_name(api_key_env)     # a key given as the name is refused, never stored
+    else:
+        api_key_env = None
     plan_models = [{"model": m, "engine": "openai" if endpoint else "local", "endpoint": endpoint,
-                    "api_key_env": api_key_env if endpoint else None,
-                    "size_mb": config.get(m, {}).get("size_mb")} for m in dict.fromkeys(models)]
+                    "api_key_env": api_key_env, "size_mb": config.get(m, {}).get("size_mb")}
+                   for m in dict.fromkeys(models)]
     settings = settings.validate()
     s = {k: getattr(settings, k) for k in PLAN_SETTINGS}
     s["lengths"] = sorted(set(lengths)) if lengths else None
     s["order"] = order or None
+    check_settings(**{k: s[k] for k in PLAN_SETTINGS}, lengths=s["lengths"], prompts=len(prompt_set.prompts))
     return {"models": plan_models, "settings": s, "prompt_set_hash": prompt_set.hash, "devices": devices}
 
 
-def plan_settings(plan: dict) -> tuple[Settings, list[str]]:
+def plan_endpoints(plan: dict) -> list[str]:
+    """The endpoints a plan's models name, once each, in order."""
+    return list(dict.fromkeys(m["endpoint"] for m in plan["models"] if m.get("endpoint")))
+
+
+def pending_endpoints(plan: dict) -> list[str]:
+    """The plan's endpoints this machine has not accepted: nothing is sent there until it does."""
+    from core.catalog.accepted import pending
+    return pending(plan_endpoints(plan))
+
+
+def accept_pending(plan: dict) -> list[str]:
+    """Accept the plan's pending endpoints on this machine, without a key (the user saw them: `campaign run
+    --accept-endpoints` or the Benchmark page's confirm); returns them."""
+    from core.catalog.accepted import accept
+    return [accept(url, None) for url in pending_endpoints(plan)]
+
+
+def plan_settings(plan: dict, prompts: int | None = None, what: str = "plan.settings") -> tuple[Settings, list[str]]:
     """The benchmark's Settings for a plan, and the plan's settings this version's Settings does not have
-    (stored with the campaign, not applied: named so the user knows)."""
+    (stored with the campaign, not applied: named so the user knows). Every setting passes ``bench``'s bounds
+    first (``core.bench.run.bounds``), with ``prompts`` the prompt set's size when known: on create, on import and
+    on run alike."""
     known = {f.name for f in fields(Settings)}
     s = plan["settings"]
+    check_settings(**{k: s.get(k) for k in PLAN_SETTINGS}, lengths=s.get("lengths"), prompts=prompts, what=what)
     values = {k: s[k] for k in PLAN_SETTINGS}
     ignored = []
     for k in OPTIONAL_SETTINGS:
@@ -97,7 +126,9 @@ def read_plan_file(path) -> tuple[dict, PromptSet]:
     from pathlib import Path
 
     from core.bench.run.inputs import parse_prompts
-    from core.output import load_json
+    from core.catalog.endpoints import normalize_base_url
+    from core.config import check_device_label
+    from core.output import check_env_name, load_json
     p = Path(path)
     bad = f"campaign plan {p.name}"
     data = load_json(p, what="campaign plan")
@@ -116,11 +147,21 @@ def read_plan_file(path) -> tuple[dict, PromptSet]:
         for key in ("endpoint", "api_key_env"):
             if m.get(key) is not None and (not isinstance(m[key], str) or len(m[key]) > 2000):
                 raise UserError(f"{bad}: plan.models[{i}].{key} must be text")
+        if (m.get("endpoint") is None) != (m["engine"] == "local"):
+            raise UserError(f"{bad}: plan.models[{i}]: an openai model needs an endpoint, a local one has none")
+        endpoint, env = m.get("endpoint"), m.get("api_key_env")
+        if endpoint is not None:
+            try:    # credentials in the URL (user:password@, ?api-key=) are refused, never stored
+                endpoint = normalize_base_url(endpoint)
+            except UserError as exc:
+                raise UserError(f"{bad}: plan.models[{i}].{exc.one_line()}") from None
+        if env is not None:
+            env = check_env_name(env, f"{bad}: plan.models[{i}].api_key_env") if endpoint else None
         size = m.get("size_mb")
         if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0):
             raise UserError(f"{bad}: plan.models[{i}].size_mb must be a number of megabytes")
-        checked.append({"model": m["model"], "engine": m["engine"], "endpoint": m.get("endpoint"),
-                        "api_key_env": m.get("api_key_env"), "size_mb": size})
+        checked.append({"model": m["model"], "engine": m["engine"], "endpoint": endpoint,
+                        "api_key_env": env, "size_mb": size})
     s = plan.get("settings")
     if not isinstance(s, dict):
         raise UserError(f"{bad}: plan.settings must be an object")
@@ -136,12 +177,16 @@ def read_plan_file(path) -> tuple[dict, PromptSet]:
     if s.get("order") is not None and not isinstance(s["order"], str):
         raise UserError(f"{bad}: plan.settings.order must be text")
     devices = plan.get("devices")
-    if devices != "any" and not (isinstance(devices, list) and devices and all(
-            isinstance(d, str) and d.strip() and len(d) <= 80 for d in devices)):
+    if devices != "any" and not (isinstance(devices, list) and devices and len(devices) <= 10_000
+                                 and all(isinstance(d, str) for d in devices)):
         raise UserError(f"{bad}: plan.devices must be 'any' or a list of device labels")
+    if devices != "any":
+        for d in devices:
+            if check_device_label(d, f"{bad}: plan.devices: the label") != d:
+                raise UserError(f"{bad}: plan.devices: the label {d[:40]!r} has runs of whitespace")
     if plan.get("prompt_set_hash") != prompt_set.hash:
         raise UserError(f"{bad}: its prompts do not match its prompt_set_hash (the file was changed)")
     rebuilt = {"models": checked, "settings": {k: s.get(k) for k in PLAN_SETTINGS + OPTIONAL_SETTINGS},
                "prompt_set_hash": prompt_set.hash, "devices": devices}
-    plan_settings(rebuilt)          # the benchmark's own checks
+    plan_settings(rebuilt, len(prompt_set.prompts), f"{bad}: plan.settings")   # bench's bounds, then its checks
     return rebuilt, prompt_set

@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse, urlsplit
 
-from core.errors import UserError, one_line
+from core.errors import UserError, one_line, remember_secret
 from core.config import limit
 from core.output import check_env_name, check_url, parse_json_strict, redact
 from core.store import endpoints as store
@@ -42,6 +42,8 @@ def add(name: str, base_url: str, api_key_env: str | None = None) -> dict:
         api_key_env = check_env_name(api_key_env)
     url = normalize_base_url(base_url)
     store.add_endpoint(name, url, api_key_env or None)
+    from core.catalog.accepted import accept
+    accept(url, api_key_env or None)     # registered here: this machine may send to it, with this variable
     return {"name": name, "base_url": url, "api_key_env": api_key_env or None}
 
 
@@ -72,6 +74,7 @@ def api_key(api_key_env: str | None) -> str:
     if any(ord(c) < 0x21 or ord(c) == 0x7F or ord(c) > 0xFF for c in value):
         raise UserError(f"environment variable {api_key_env} does not hold a usable API key "
                         "(spaces, control or non-Latin-1 characters)")
+    remember_secret(value)          # masked by value in every error, stored text and export from now on
     return value
 
 

@@ -30,7 +30,7 @@ from core.config import DATA_DIR, MODELS_DIR, REPO_ROOT, cache_dir
 from core.errors import UserError
 from core.catalog.starter_files import (
     StepError, _check_disk, _clean_partials, _fmt_mb, _is_complete, _last_line, _link_file, _link_tree,
-    _lock, _mb, _partial, _publish, _write_marker,
+    _install, _lock, _mb, _partial, _publish, _write_marker,
 )
 
 
@@ -186,14 +186,14 @@ def _ensure_build_venv(say: Progress) -> Path:
     return python
 
 
-def _run_build(python: Path, args: list[str], step: str, log: Path) -> None:
+def _run_build(python: Path, args: list[str], step: str, log: Path, script: Path = BUILD_SCRIPT) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PYTHONWARNINGS="ignore")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"\n=== {step}: {' '.join(args)}\n")
         handle.flush()
-        proc = subprocess.run([str(python), str(BUILD_SCRIPT), *args], stdout=handle, stderr=subprocess.PIPE,
+        proc = subprocess.run([str(python), str(script), *args], stdout=handle, stderr=subprocess.PIPE,
                               text=True, env=env)
         handle.write(proc.stderr or "")
     if proc.returncode != 0:
@@ -330,12 +330,7 @@ def ensure_starter_models(progress: Progress | None = print, register: bool = Tr
                     else:
                         result["status"] = "copied from cache"
                     _check_disk(MODELS_DIR, _mb(cached) / 1024 + 0.1, recipe["id"])
-                    tmp = _partial(target)
-                    try:
-                        _link_tree(cached, tmp)
-                        _publish(tmp, target)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
+                    _install(cached, target)
                     if result["status"] == "copied from cache":
                         step_say(f"copied from cache {cached} ({_fmt_mb(_mb(target))})")
                 result["registration"] = _register(recipe, target) if register else "not registered"

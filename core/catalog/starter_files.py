@@ -78,6 +78,16 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(s, d)
 
 
+def _install(cached: Path, target: Path) -> None:
+    """A built folder from the cache into place: hard-linked into a temporary sibling, then renamed."""
+    tmp = _partial(target)
+    try:
+        _link_tree(cached, tmp)
+        _publish(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _link_file(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}")

@@ -244,6 +244,8 @@ def run(args) -> int:
         settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens,
                             temperature=args.temperature, seed=args.seed, concurrency=args.concurrency,
                             timeout_s=args.timeout, stream=stream, order=args.order).validate()
+        from core.bench.run.bounds import check_requests
+        check_requests(settings.rounds, len(prompt_set.prompts))       # before any endpoint is asked
         endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
         specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
     return execute(specs, prompt_set, settings, extra, args.json)
@@ -310,6 +312,8 @@ def _run_lengths(args) -> int:
     rounds = args.rounds if args.rounds is not None else _env_int("BENCH_ROUNDS", 3)
     settings = Settings(rounds=rounds, warmup=args.warmup, max_tokens=args.max_tokens, temperature=args.temperature,
                         seed=args.seed, concurrency=[1], timeout_s=args.timeout).validate()
+    from core.bench.run.bounds import check_sweep_targets
+    check_sweep_targets(args.target_prompt, args.target_output, args.context)   # before any endpoint is asked
     endpoint = args.endpoint or os.environ.get("FOUNDRY_LOCAL_ENDPOINT", "").strip() or None
     specs = resolve_specs(_model_names(args, config), endpoint, args.api_key_env, config, args.server_pid)
     cancel = threading.Event()

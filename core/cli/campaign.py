@@ -7,7 +7,13 @@
     python -m core campaign export NAME [--version N] --out plan.json [--db]
     python -m core campaign list [--db] [--json OUT]
     python -m core campaign show NAME [--version N] [--db] [--json OUT]
-    python -m core campaign run NAME [--db] [--json OUT]      (this device: SLM_DEVICE / its saved label)
+    python -m core campaign run NAME [--accept-endpoints] [--db] [--json OUT]   (this device: SLM_DEVICE / its label)
+
+A plan names endpoints; it never decides where this machine's keys go. `campaign run` sends nothing to an
+endpoint this machine has not accepted (core.catalog.accepted): it names them and stops, and
+`--accept-endpoints` accepts them without a key. A key goes only to an endpoint registered on this machine with
+its variable (`endpoint add NAME URL --api-key-env VAR`, or `campaign create --endpoint URL --api-key-env VAR`
+typed here).
 """
 from __future__ import annotations
 
@@ -89,6 +95,9 @@ def register(subparsers) -> None:
                                    "saved one): models it cannot run are skipped with the reason, an interrupted "
                                    "run is resumed, a done one is left as it is. Exit codes as `bench`.")
     r.add_argument("name", metavar="NAME")
+    r.add_argument("--accept-endpoints", action="store_true",
+                   help="accept the plan's endpoints on this machine (shown first; no key is sent to them: "
+                        "`endpoint add NAME URL --api-key-env VAR` registers one with its key)")
     r.add_argument("--db", metavar="PATH", help=DB_HELP)
     r.add_argument("--json", metavar="OUT", help='write {"run_id", "results": [...]} to OUT')
     r.set_defaults(func=run)
@@ -118,12 +127,16 @@ def create(args) -> int:
         plan = make_plan(_names(args.models), prompt_set=prompt_set, settings=settings,
                          devices=parse_devices(args.devices), endpoint=args.endpoint, api_key_env=args.api_key_env,
                          config=config, lengths=args.lengths, order=args.order)
-    _, ignored = plan_settings(plan)          # the benchmark accepts the plan before it is stored
+    _, ignored = plan_settings(plan, len(prompt_set.prompts))   # the benchmark accepts the plan before it is stored
     out = store.create_campaign(args.name, plan, prompt_set.prompts, prompt_set.name, new_version=args.new_version)
     shown = store.display_name(out["name"], out["version"])
     print(f"campaign {shown} {'created' if out['created'] else 'unchanged (same plan)'}: "
           f"{len(plan['models'])} model(s), {len(prompt_set.prompts)} prompt(s), devices: "
           f"{', '.join(plan['devices']) if plan['devices'] != 'any' else 'any'}")
+    from core.catalog import accepted
+    if not args.plan_file and args.endpoint:        # typed here: this machine accepts it, with the variable given
+        accepted.accept(plan["models"][0]["endpoint"], plan["models"][0]["api_key_env"])
+    _say_endpoints(plan, shown)
     if ignored:
         print(f"note: {', '.join(ignored)} stored with the plan; this benchmark does not apply them yet",
               file=sys.stderr)
@@ -174,16 +187,44 @@ def show(args) -> int:
     return 0
 
 
+def _say_endpoints(plan: dict, shown: str) -> None:
+    """Name the plan's endpoints this machine has not accepted: `campaign run` sends nothing there until then."""
+    from core.bench.campaign import pending_endpoints
+    pending = pending_endpoints(plan)
+    if pending:
+        print(f"campaign {shown} sends requests to endpoint(s) not accepted on this machine: {', '.join(pending)}; "
+              "check them, then `campaign run NAME --accept-endpoints` (no key is sent to them)", file=sys.stderr)
+
+
+def accept_endpoints(plan: dict, shown: str, accept: bool) -> None:
+    """Before anything is sent: every endpoint of the plan accepted on this machine, or UserError naming them.
+    ``accept``: the pending ones are accepted now, without a key (the user saw them in the message or the page)."""
+    from core.bench.campaign import accept_pending, pending_endpoints
+    pending = pending_endpoints(plan)
+    if pending and not accept:
+        hints = sorted({m["api_key_env"] for m in plan["models"] if m.get("api_key_env")})
+        key = (f" (the plan suggests the key variable {', '.join(hints)}: only `endpoint add NAME URL --api-key-env "
+               "VAR` on this machine sends a key)") if hints else ""
+        raise UserError(f"campaign {shown} sends requests to endpoint(s) this machine has not accepted: "
+                        f"{', '.join(pending)}; nothing was sent. Check them, then run again with "
+                        f"--accept-endpoints (no key is sent to them){key}")
+    for url in accept_pending(plan) if pending else []:
+        print(f"accepted endpoint {url} on this machine (no key is sent to it)", file=sys.stderr)
+
+
 def resolve_plan_models(plan: dict) -> tuple[list, list[dict]]:
     """(ModelSpecs this device runs, [{model, engine, reason}] it skips): not served / not installed, or too
-    large for its free memory. Resolution is `bench`'s own (core.cli.bench.resolve_specs), one model at a time."""
+    large for its free memory. Resolution is `bench`'s own (core.cli.bench.resolve_specs), one model at a time.
+    The key variable of an endpoint is this machine's (core.catalog.accepted), never the plan's."""
     from core.bench.campaign import memory_reason
+    from core.catalog import accepted
     from core.cli.bench import resolve_specs
     specs, skipped = [], []
     for m in plan["models"]:
         config = {m["model"]: {"size_mb": m["size_mb"]}} if m.get("size_mb") is not None else None
         try:
-            (spec,) = resolve_specs([m["model"]], m.get("endpoint"), m.get("api_key_env"), config)
+            key_env = accepted.key_env(m["endpoint"]) if m.get("endpoint") else None
+            (spec,) = resolve_specs([m["model"]], m.get("endpoint"), key_env, config)
         except UserError as exc:
             skipped.append({"model": m["model"], "engine": m["engine"], "reason": f"cannot run here: {exc.one_line()}"})
             continue
@@ -210,7 +251,8 @@ def run(args) -> int:
         raise UserError(f"device {device!r} is not a target of campaign {shown} (targets: {', '.join(c['devices'])}; "
                         "set SLM_DEVICE to this device's label)")
     prompt_set = plan_prompt_set(c)
-    settings, ignored = plan_settings(c["plan"])
+    settings, ignored = plan_settings(c["plan"], len(prompt_set.prompts))
+    accept_endpoints(c["plan"], shown, args.accept_endpoints)
     if ignored:
         print(f"note: the plan's {', '.join(ignored)} are not applied by this benchmark", file=sys.stderr)
     link = store.device_link(c, device)
@@ -226,6 +268,9 @@ def run(args) -> int:
     if state == "interrupted":
         from core.bench.run.resume import plan_resume, resume_runner_kwargs
         resumed = plan_resume(link["run_id"], prompt_set)
+        from core.catalog import accepted
+        for spec in resumed.models:      # the key variable is this machine's, not what the stored run says
+            spec.api_key_env = accepted.key_env(spec.endpoint) if spec.backend == "openai" and spec.endpoint else None
         print(f"campaign {shown} on {device}: resuming run {link['run_id']} ({resumed.missing} requests missing)",
               file=sys.stderr, flush=True)
         return execute(resumed.models, resumed.prompt_set, resumed.settings, resume_runner_kwargs(resumed), args.json)

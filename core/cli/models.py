@@ -112,8 +112,11 @@ def _cmd_setup_models(args) -> int:
     start = time.perf_counter()
     from core.catalog.starter import ensure_starter_models
 
+    from core.catalog.embedder import ensure_embedder
+
     results = ensure_starter_models(print if not args.quiet else None)
-    failed = [r for r in results if r["status"] == "failed"]
+    embedder = ensure_embedder(print if not args.quiet else None)   # the automatic quality scorers' model
+    failed = [r for r in results + [embedder] if r["status"] == "failed"]
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("in place", "copied from cache", "built")}
     print(f"starter models: {counts['in place']} in place, {counts['copied from cache']} copied from cache, "
           f"{counts['built']} built, {len(failed)} failed ({time.perf_counter() - start:.1f} s)")

@@ -1,10 +1,10 @@
-"""CLI: `judge`, `scores`, `rubric import|export|list`."""
+"""CLI: `check`, `judge`, `scores`, `rubric import|export|list`."""
 from __future__ import annotations
 
 import sys
 
 from core.errors import UserError
-from core.output import write_json
+from core.output import term_text, write_json
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -70,23 +70,61 @@ def _precheck_warnings(run_id: str, judge_model: str) -> list[str]:
     return same_family_warnings(judge_model, sorted({o["model_id"] for o in run_outputs(run_id)}))
 
 
+def cmd_check(args) -> int:
+    from core.quality.scorers import check_run
+
+    def progress(done: int, total: int, what: str) -> None:
+        if not args.quiet and (done == total or done % 10 == 0):
+            print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+    out = doc = check_run(args.run, args.rubric, progress=progress)
+    rubric = doc["rubric"]
+    per_model: dict[str, list[dict]] = {}
+    for r in doc["scores"]:
+        per_model.setdefault(r["model"], []).append(r["scores"])
+    if args.json:
+        write_json(args.json, out)
+    from core.quality.rubrics import get_rubric
+    rub = get_rubric(rubric)
+    names = rub.criterion_names
+    print(f"run {args.run}  rubric {rubric}  scorer {doc['scorer']}  (criteria on their scales; checks passed)")
+    print(f"{'model':40s} " + " ".join(f"{n[:12]:>12s}" for n in names) + f" {'checks':>7s}")
+    for model in sorted(per_model):
+        rows = per_model[model]
+        means = [[r[n] for r in rows if n in r] for n in names]
+        cells = " ".join(f"{_fmt(sum(v) / len(v), 2) if v else '-':>12s}" for v in means)
+        rate = out["check_pass_rate"].get(model)
+        print(f"{term_text(model)[:40]:40s} {cells} {_fmt(rate, 2) if rate is not None else '-':>7s}")
+    print(f"scorer run {doc['judge_run_id']}: {len(doc['scores'])} outputs scored in {doc['seconds']:.1f} s; "
+          f"{len(doc['checks'])} check results" + (f"; wrote {args.json}" if args.json else ""))
+    return 0
+
+
 def cmd_scores(args) -> int:
+    from core.quality.paired import paired_verdicts
     from core.quality.scores import quality_report
 
     doc = quality_report(args.run, prefer=args.prefer, rubric=args.rubric)
     out = {"run_id": doc["run_id"], "models": doc["models"], "agreement": doc["agreement"],
-           "rubric": doc["rubric"], "prefer": doc["prefer"], "judge_run_id": doc["judge_run_id"]}
+           "rubric": doc["rubric"], "prefer": doc["prefer"], "judge_run_id": doc["judge_run_id"],
+           "rater": doc.get("rater"), "raters": doc.get("raters", []), "people": doc.get("people"),
+           "paired": paired_verdicts(doc)}
     if args.json:
         write_json(args.json, out)
     if doc["rubric"] is None:
         print(f"run {args.run} has no scores yet (run `python -m core judge` or score it by hand)")
         return 0
     print(f"run {doc['run_id']}  rubric {doc['rubric']}  (quality on 0..1; prefer {doc['prefer']} scores)")
-    print(f"{'model':40s} {'quality':>8s} {'95% CI':>15s} {'n':>4s}  source")
-    for m in doc["models"]:
+    print(f"{'model':40s} {'quality':>8s} {'95% CI':>15s} {'n':>4s}  {'status':10s} source")
+    for m in sorted(doc["models"], key=lambda m: -(m["quality"]["mean"] if m["quality"]["mean"] is not None else -1)):
         q = m["quality"]
         ci = f"{_fmt(q['ci_low'], 2)}-{_fmt(q['ci_high'], 2)}" if q["n"] else "-"
-        print(f"{m['model'][:40]:40s} {_fmt(q['mean']):>8s} {ci:>15s} {q['n']:>4d}  {q['source'] or '-'}")
+        print(f"{term_text(m['model'])[:40]:40s} {_fmt(q['mean']):>8s} {ci:>15s} {q['n']:>4d}  {m['status']:10s} "
+              f"{term_text(m['source'] or '-')}")
+    for p in out["paired"]:
+        print(term_text(p["sentence"]))
+    for r in out["raters"]:
+        print(term_text(f"rater {r['name']}: {'verified' if r['trusted'] else 'unverified'} ({r['reason']})"))
     if doc["agreement"]:
         print("agreement judge vs people:")
         for name, a in doc["agreement"].items():
@@ -122,6 +160,22 @@ def cmd_rubric(args) -> int:
 
 
 def register(sub) -> None:
+    c = sub.add_parser(
+        "check", help="score a run's outputs with the automatic scorers and checks (no model call)",
+        description="Run the rubric's automatic checks and the automatic scorers on every scored output of a run "
+                    "(the first successful measured request per model and prompt): coverage (expected aspects "
+                    "matched to the output's sentences by sentence embeddings, and must_include), faithfulness "
+                    "(names, dates and numbers the transcript lacks; must_not_include), concision (max_words), "
+                    "format (the sections asked for). Stored as a versioned rater, calibrated against people like a "
+                    "judge. --json writes {judge_run_id, run_id, rubric, scorer, scores: [{request_id, model, "
+                    "prompt_id, scores, details}], checks, check_pass_rate, seconds}.")
+    c.add_argument("--run", required=True, metavar="RUN_ID")
+    c.add_argument("--rubric", metavar="NAME", help="default: the rubric used on the run, else its prompt set's")
+    c.add_argument("--json", metavar="OUT")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
+    c.add_argument("--db", metavar="PATH")
+    c.set_defaults(func=cmd_check)
+
     j = sub.add_parser(
         "judge", help="score a benchmark run's outputs with an LLM judge",
         description="Judge every scored output of a run (the first successful measured request per model and "
@@ -153,8 +207,10 @@ def register(sub) -> None:
                     "output, averaged over outputs, with a bootstrap 95% interval; human scores preferred over the "
                     "judge's where both exist (setting quality.prefer, or --prefer). Agreement: Spearman and "
                     "quadratic-weighted Cohen's kappa per criterion and overall, with n. --json writes {run_id, "
-                    "models: [{model, quality: {mean, ci_low, ci_high, n, source}, criteria: {NAME: ...}}], "
-                    "agreement: {NAME|overall: {spearman, kappa_weighted, n}}}.")
+                    "models: [{model, source, status, quality: {mean, ci_low, ci_high, n, source, verified}, criteria: "
+                    "{NAME: ...}, per_prompt}], agreement, rater, raters: [{name, kind, trusted, reason, kappa, ...}], "
+                    "people, paired: [{model_a, model_b, verdict, mean, ci_low, ci_high, n, sentence}]}. source: "
+                    "people, else the best rater (a verified one first); status: people, verified or unverified.")
     s.add_argument("--run", required=True, metavar="RUN_ID")
     s.add_argument("--rubric", metavar="NAME", help="default: the rubric most recently used on the run")
     s.add_argument("--prefer", choices=["human", "judge"], help="which scores win where both exist")

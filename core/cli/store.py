@@ -65,9 +65,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from core.quality.rubrics import rubric_from_json
     from core.store.bundles import import_run
-    res = import_run(args.bundle, replace=args.replace)
+    res = import_run(args.bundle, replace=args.replace, check_rubric=rubric_from_json)
     verb = "replaced" if res["replaced"] else "imported"
     print(f"{verb} run {res['run_id']}: {sum(res['tables'].values())} rows in {len(res['tables'])} tables",
           file=sys.stdout)
+    for note in res["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     return 0

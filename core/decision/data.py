@@ -226,7 +226,31 @@ def load_candidates(run_ids, *, prefer: str = "human", gate=None, allow_mixed: b
     if warnings is not None:
         warnings.extend(found)
     if findings is not None:
+        findings.extend(quality_pairs(out, prefer=prefer, gate=gate))
         findings.extend(speed_pairs(out))
+    return out
+
+
+def quality_pairs(cands: list[Candidate], *, prefer: str = "human", gate=None) -> list[str]:
+    """The paired quality verdicts of the candidates scored in one run (core.quality.paired: the best by
+    quality against each other, on the same prompts): "A is better on quality than B: +0.31 (0.18 to 0.44)
+    over 12 prompts", or "too close to call on quality"."""
+    try:
+        from core.quality.paired import run_paired
+    except ImportError:
+        return []
+    by_run: dict[str, int] = {}
+    for c in cands:
+        if c.quality:
+            by_run[c.run_id] = by_run.get(c.run_id, 0) + 1
+    out = []
+    for run_id, n in by_run.items():
+        if n < 2:
+            continue
+        try:
+            out += [p["sentence"] for p in run_paired(run_id, prefer=prefer, gate=gate) if p["verdict"] != "no_data"]
+        except UserError:
+            continue
     return out
 
 

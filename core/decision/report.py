@@ -70,8 +70,29 @@ def certainty(result) -> str | None:
     return CLEAR if top["win_probability"] >= CLEAR_AT else LIKELY
 
 
+def quality_trust(result) -> str | None:
+    """A sentence when quality weighs in the decision but no candidate's quality is verified (by people or a
+    rater that passed the trust gate): that it is not yet trusted, what it rests on, and what to score."""
+    w = (result.get("weights") or {}).get("quality") or 0.0
+    rows = [r for r in result.get("candidates", []) if r.get("quality_detail") and r.get("passes", True)]
+    if w <= 0 or not rows or any(quality_status(r) != UNVERIFIED for r in rows):
+        return None
+    q = rows[0]["quality_detail"]
+    rater = q.get("rater") or "a rater"
+    todo = q.get("to_verify") or "score outputs by hand (Score by hand) to check the rater against people"
+    return (f"Quality ({pct(w)} of the weight) is not yet trusted: it rests on {rater}, not verified against "
+            f"people; to change that, {todo}.")
+
+
 def verdict(result) -> str:
-    """How sure, in one plain sentence with one consistent word (see `certainty`)."""
+    """How sure, in one plain sentence with one consistent word (see `certainty`); when quality weighs in but
+    nothing verifies it, the sentence that says so follows (see `quality_trust`)."""
+    base = _verdict(result)
+    trust = quality_trust(result) if result.get("winner") is not None else None
+    return f"{base} {trust}" if trust else base
+
+
+def _verdict(result) -> str:
     rows = result.get("candidates", [])
     word = certainty(result)
     if word is None:

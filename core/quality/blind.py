@@ -93,8 +93,9 @@ class BlindSession:
         return self.total > 0 and self.done_count == self.total
 
 
-def blind_session(run_id: str, rubric_name: str, rater: str) -> BlindSession:
-    """Everything the scoring page shows for one rater, with their saved scores (resume)."""
+def blind_session(run_id: str, rubric_name: str, rater: str, order: list[str] | None = None) -> BlindSession:
+    """Everything the scoring page shows for one rater, with their saved scores (resume). Prompts in the
+    run's order, or in ``order`` (prompt ids; core.quality.paired.scoring_priority: most decisive first)."""
     from core.quality.outputs import run_outputs
     from core.quality.views import cut_mark
     from core.quality.rubrics import get_rubric
@@ -113,7 +114,8 @@ def blind_session(run_id: str, rubric_name: str, rater: str) -> BlindSession:
         by_prompt.setdefault(o["prompt_id"], []).append(o)
         prompt_meta[o["prompt_id"]] = (o["position"], o["prompt_text"])
     prompts = []
-    for pid in sorted(by_prompt, key=lambda p: (prompt_meta[p][0], p)):
+    rank = {pid: i for i, pid in enumerate(order or [])}
+    for pid in sorted(by_prompt, key=lambda p: (rank.get(p, len(rank)), prompt_meta[p][0], p)):
         rows = {o["request_id"]: o for o in by_prompt[pid]}
         order = blind_order(run_id, pid, rater, list(rows))
         cands = [Candidate(slot_name(i), rid, item_id(run_id, rid), rows[rid]["model"],

@@ -50,6 +50,59 @@ def _rubric_for(run_id: str, rubric: str | None):
     return get_rubric(used[0]) if used else None
 
 
+def rater_name(jr: dict) -> str:
+    """A rater's name as tables and JSON show it: the scorers' version, or "judge MODEL (template)"."""
+    from core.quality.scorers import is_scorer_run
+
+    if is_scorer_run(jr):
+        return jr["template_version"]
+    return f"judge {jr['judge_model']} ({jr['template_version']})"
+
+
+def _run_scores(judge_run_id: str) -> dict[str, dict[str, float]]:
+    from core.store import quality as store
+
+    return {j["request_id"]: dict(j["scores"]) for j in store.judgements(judge_run_id) if j["status"] == "ok" and j["scores"]}
+
+
+def raters(run_id: str, rubric, human_rows: list[dict], gate=None, boot: int = 200) -> list[dict]:
+    """Every rater of the run on this rubric (each pointwise judge run, LLM or automatic scorers), calibrated
+    against people the same way (core.quality.calibration.calibrate) and checked by the same gate. Best first:
+    verified before unverified, then higher kappa, then the automatic scorers, then the newest.
+    Each: {"judge_run_id", "name", "kind": "scorers"|"judge", "scores", "trusted", "reason", "kappa",
+    "kappa_ci_low", "kappa_ci_high", "spearman", "n_outputs", "n_scored"}."""
+    from core.quality.calibration import Gate, calibrate
+    from core.quality.scorers import is_scorer_run
+    from core.store import quality as store
+
+    out = []
+    for age, jr in enumerate(store.judge_runs(run_id, mode="pointwise", rubric=rubric.name)):
+        scores = _run_scores(jr["judge_run_id"])
+        if not scores:
+            continue
+        cal = calibrate(rubric, scores, human_rows, boot=boot, gate=gate or Gate())
+        ov = cal["agreement"]["overall"]
+        out.append({"judge_run_id": jr["judge_run_id"], "name": rater_name(jr),
+                    "kind": "scorers" if is_scorer_run(jr) else "judge", "scores": scores,
+                    "trusted": cal["trusted"], "reason": cal["gate_reason"], "kappa": ov["kappa_weighted"],
+                    "kappa_ci_low": ov["kappa_ci_low"], "kappa_ci_high": ov["kappa_ci_high"],
+                    "spearman": ov["spearman"], "n_outputs": ov["n_outputs"], "n_scored": len(scores), "_age": age})
+    out.sort(key=lambda r: (not r["trusted"], -(r["kappa"] if r["trusted"] and r["kappa"] is not None else 0.0),
+                            r["kind"] != "scorers", r["_age"]))
+    for r in out:
+        r.pop("_age")
+    return out
+
+
+def best_rater_id(run_id: str, rubric_name: str, gate=None) -> str | None:
+    """The judge run quality uses when none is named (the first of `raters`), or None."""
+    from core.quality.rubrics import get_rubric
+
+    rub = get_rubric(rubric_name)
+    rs = raters(run_id, rub, _human_scores(run_id, rub.name)[1], gate, boot=0)
+    return rs[0]["judge_run_id"] if rs else None
+
+
 def _judge_scores(run_id: str, rubric_name: str, judge_run_id: str | None = None) -> tuple[dict, dict | None]:
     """({request_id: {criterion: score}}, judge run row) of the chosen (default: latest) pointwise judge run."""
     from core.store import quality as store
@@ -59,12 +112,7 @@ def _judge_scores(run_id: str, rubric_name: str, judge_run_id: str | None = None
         runs = [r for r in runs if r["judge_run_id"] == judge_run_id]
     if not runs:
         return {}, None
-    jr = runs[0]
-    out: dict[str, dict[str, float]] = {}
-    for j in store.judgements(jr["judge_run_id"]):
-        if j["status"] == "ok" and j["scores"]:
-            out[j["request_id"]] = dict(j["scores"])
-    return out, jr
+    return _run_scores(runs[0]["judge_run_id"]), runs[0]
 
 
 def _human_scores(run_id: str, rubric_name: str) -> tuple[dict, list[dict]]:
@@ -91,6 +139,43 @@ def _source(kinds: set[str]) -> str | None:
     return "+".join(k for k in ("human", "judge") if k in kinds)
 
 
+def _source_status(kinds: set[str], verified: bool, rater: dict | None) -> tuple[str | None, str]:
+    """What a model's quality rests on, named: ("people" | the rater's name | "people + RATER", status
+    "people" | "verified" | "unverified" | "unscored")."""
+    if not kinds:
+        return None, "unscored"
+    if kinds == {"human"}:
+        return "people", "people"
+    name = rater["name"] if rater else "judge"
+    return ("people + " + name if "human" in kinds else name), ("verified" if verified else "unverified")
+
+
+def to_verify(rater: dict, gate) -> str:
+    """What to score by hand so that the rater can pass the gate, in one sentence."""
+    co = rater.get("n_outputs") or 0
+    if co < gate.min_outputs:
+        return (f"score {gate.min_outputs - co} more of its outputs by hand (Score by hand) to check "
+                f"{rater['name']} against people (the gate: kappa >= {gate.min_kappa:g} on >= {gate.min_outputs} "
+                "outputs scored by both)")
+    return (f"{rater['name']} disagrees with people (kappa {rater['kappa']:.2f} on {co} outputs; the gate: "
+            f">= {gate.min_kappa:g}): score the outputs by hand, or calibrate another rater")
+
+
+def _people_summary(rubric, human_rows: list[dict]) -> dict:
+    """People as raters: how many scored, how many outputs, and their agreement among themselves
+    (ordinal Krippendorff's alpha; needs two raters on the same outputs)."""
+    from core.quality.calibration import krippendorff_alpha
+
+    units: dict[tuple, dict[str, float]] = {}
+    for r in human_rows:
+        c = next((c for c in rubric.criteria if c.name == r["criterion"]), None)
+        if c is not None:
+            units.setdefault((r["request_id"], c.name), {})[r["rater"]] = c.normalise(r["score"])
+    who = sorted({r["rater"] for r in human_rows})
+    return {"raters": who, "n_outputs": len({r["request_id"] for r in human_rows}),
+            "alpha": krippendorff_alpha(units, who)}
+
+
 def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None = None,
                    judge_run_id: str | None = None, gate=None) -> dict:
     """The `scores` document: {"run_id", "rubric", "prefer", "judge_run_id", "models": [...], "agreement": {...}}."""
@@ -106,21 +191,30 @@ def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None
            "models": [], "agreement": {}}
     if rub is None:
         return doc
-    judge, jr = _judge_scores(run_id, rub.name, judge_run_id)
     human, human_rows = _human_scores(run_id, rub.name)
-    doc["judge_run_id"] = jr["judge_run_id"] if jr else None
+    from core.quality.calibration import Gate
+    gate = gate or Gate()
+    all_raters = raters(run_id, rub, human_rows, gate)
+    chosen_rater = (next((r for r in all_raters if r["judge_run_id"] == judge_run_id), None) if judge_run_id
+                    else (all_raters[0] if all_raters else None))
+    judge = chosen_rater["scores"] if chosen_rater else {}
+    doc["judge_run_id"] = chosen_rater["judge_run_id"] if chosen_rater else None
+    doc["rater"] = {k: v for k, v in chosen_rater.items() if k != "scores"} if chosen_rater else None
+    doc["raters"] = [{k: v for k, v in r.items() if k != "scores"} for r in all_raters]
+    doc["people"] = _people_summary(rub, human_rows)
     weights = {c.name: c.weight for c in rub.criteria}
     trusted, reason = True, None
     if judge:
-        from core.quality.calibration import Gate, calibrate
-        cal = calibrate(rub, judge, human_rows, boot=200, gate=gate or Gate())
-        trusted, reason = cal["trusted"], "judge not calibrated: " + cal["gate_reason"]
-        doc["gate"] = {"trusted": trusted, "reason": cal["gate_reason"], **cal["gate"]}
+        trusted = chosen_rater["trusted"]
+        who = "judge" if chosen_rater["kind"] == "judge" else chosen_rater["name"]
+        reason = f"{who} not calibrated: {chosen_rater['reason']}"
+        doc["gate"] = {"trusted": trusted, "reason": chosen_rater["reason"], "min_kappa": gate.min_kappa,
+                       "min_outputs": gate.min_outputs, "rater": chosen_rater["name"]}
     human_models = {o["model"] for o in outputs if o["request_id"] in human}
 
     per_model: dict[str, dict] = {}
     for o in outputs:
-        m = per_model.setdefault(o["model"], {"quality": [], "kinds": set(),
+        m = per_model.setdefault(o["model"], {"quality": [], "kinds": set(), "per_prompt": {},
                                               "criteria": {c: ([], set()) for c in rub.criterion_names}})
         order = [("human", human), ("judge", judge)] if prefer == "human" else [("judge", judge), ("human", human)]
         if not trusted and o["model"] in human_models:
@@ -137,15 +231,25 @@ def quality_report(run_id: str, *, prefer: str | None = None, rubric: str | None
             m["criteria"][c][1].add(kind)
         if len(norm) == len(rub.criteria):  # an output's quality needs every criterion
             m["quality"].append(sum(weights[c] * v for c, v in norm.items()) / sum(weights[c] for c in norm))
+            m["per_prompt"][o["prompt_id"]] = m["quality"][-1]
             m["kinds"].add(kind)
     for model in sorted(per_model):
         m = per_model[model]
         q = _stat(m["quality"], _source(m["kinds"]))
         q["verified"] = trusted or "judge" not in m["kinds"]
         q["reason"] = None if q["verified"] else reason
+        source, status = _source_status(m["kinds"], q["verified"], chosen_rater)
+        q["status"] = status
+        if "judge" in m["kinds"]:
+            q["rater"] = chosen_rater["name"]
+            if not q["verified"]:
+                q["to_verify"] = to_verify(chosen_rater, gate)
         doc["models"].append({
             "model": model,
+            "source": source,
+            "status": status,
             "quality": q,
+            "per_prompt": m["per_prompt"],
             "criteria": {c: _stat(vals, _source(kinds)) for c, (vals, kinds) in m["criteria"].items()},
         })
 

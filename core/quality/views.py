@@ -70,8 +70,9 @@ def quality_rows(report: dict) -> list[dict]:
     for m in report["models"]:
         q = m["quality"]
         row = {"model": m["model"], "quality": q["mean"], "ci_low": q["ci_low"], "ci_high": q["ci_high"],
-               "n": q["n"], "source": q["source"] or "",
-               "status": "" if q.get("verified", True) else "unverified: " + (q.get("reason") or "")}
+               "n": q["n"], "source": m.get("source") or "no scores yet",
+               "status": (m.get("status") or "unscored") + ("" if q.get("verified", True)
+                                                           else ": " + (q.get("reason") or ""))}
         for c, s in m["criteria"].items():
             row[c] = s["mean"]
         rows.append(row)
@@ -187,9 +188,14 @@ def judge_run_health(run: dict) -> dict:
     return health(run, store.judgements(run["judge_run_id"]) if run["mode"] == "pointwise" else [])
 
 
-def default_judge_run(pointwise_runs: list[dict], health: dict[str, dict] | None = None) -> int:
-    """Index of the latest judge run (the list is newest first) with at least one parsed judgement
+def default_judge_run(pointwise_runs: list[dict], health: dict[str, dict] | None = None,
+                      preferred: str | None = None) -> int:
+    """Index of ``preferred`` (the rater quality uses by default: core.quality.scores.best_rater_id) when it
+    is listed, else of the latest judge run (the list is newest first) with at least one parsed judgement
     (0 when none has). ``health``: judge_run_id -> judge_run_health, when the caller has it already."""
+    ids = [jr["judge_run_id"] for jr in pointwise_runs]
+    if preferred in ids:
+        return ids.index(preferred)
     for i, jr in enumerate(pointwise_runs):
         h = (health or {}).get(jr["judge_run_id"]) or judge_run_health(jr)
         if h["parsed"] > 0:
@@ -285,3 +291,23 @@ def confusion_rows(conf: dict | None) -> list[dict]:
         return []
     return [{"judge \\ people": str(lab), **{str(c): n for c, n in zip(conf["labels"], row)}}
             for lab, row in zip(conf["labels"], conf["matrix"])]
+
+
+BASE_MARKERS = ("base",)
+INSTRUCT_MARKERS = ("instruct", "-it", "_it", " it ", "chat")
+
+
+def default_judge_index(models: list[dict]) -> int:
+    """The judge model offered first: the first instruction-tuned one (its name says instruct/it/chat), else
+    the first not marked as a base model, else the first. A base model (Gemma 3 270M base) answers a rubric
+    with noise, so it is never the default while an instruction-tuned model is there."""
+    def text(m: dict) -> str:
+        return " ".join(str(m.get(k) or "") for k in ("id", "alias", "display_name", "name")).casefold() + " "
+
+    for i, m in enumerate(models):
+        if any(k in text(m) for k in INSTRUCT_MARKERS) and not any(f" {k} " in f" {text(m)}" for k in BASE_MARKERS):
+            return i
+    for i, m in enumerate(models):
+        if "base" not in text(m).replace("-", " ").split():
+            return i
+    return 0

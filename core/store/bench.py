@@ -144,6 +144,7 @@ def open_journal(run_id: str):
 def journal_line(row: dict) -> str:
     import json
     out = {c: row.get(c) for c in REQUEST_COLUMNS}
+    out["error"] = redact(out.get("error"))      # the journal is on disk too: no key in it
     out["chunk_gaps_ms"] = [float(g) for g in (out["chunk_gaps_ms"] or [])]
     return json.dumps(out, ensure_ascii=False, default=str) + "\n"
 

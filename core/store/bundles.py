@@ -11,9 +11,12 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any, Callable
+
 import duckdb
 
 from core.errors import UserError, one_line
+from core.store.bundle_checks import add_rubrics, campaign_link_refusal, check_devices
 from core.store.db import _is_conflict, connect, retrying
 from core.store.migrate import TABLE_KEYS, _columns, _current_catalog, _q
 
@@ -259,41 +262,46 @@ def _check_rows(con, manifest: dict, tmp: Path, bad: str) -> None:
             raise UserError(f"{bad}: {stray} judge_templates rows are templates the run does not use")
 
 
-def import_run(path: str | Path, *, replace: bool = False) -> dict:
+def import_run(path: str | Path, *, replace: bool = False, check_rubric: Callable[[dict], Any] | None = None) -> dict:
     """Import a run bundle into the store in use, in one transaction; {"run_id", "tables": {table: rows},
-    "replaced": bool}. A run the store already holds is refused unless ``replace`` (which replaces that run's
-    rows, and only those)."""
+    "replaced": bool, "notes": [...]}. A run the store already holds is refused unless ``replace`` (which
+    replaces that run's rows, and only those). ``check_rubric`` is ``rubric import``'s validation (a rubric
+    document -> a Rubric, or an error): every rubric version the bundle carries passes it, and a rubric new to
+    this store gets its current form from its newest validated version, never from the bundle's rows; without
+    it a bundle that carries rubrics is refused. Its campaign link is taken only when it names the plan of this
+    store's campaign and the device has no run of that campaign here yet (core.store.campaigns also checks,
+    on every read, that a linked run ran the plan)."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"no such bundle: {path}")
     tmp = Path(tempfile.mkdtemp(prefix="slm-bundle-"))
     try:
         manifest = _read_bundle(path, tmp)
-        return _import(manifest, tmp, path.name, replace)
+        return _import(manifest, tmp, path.name, replace, check_rubric)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _import(manifest: dict, tmp: Path, name: str, replace: bool) -> dict:
+def _import(manifest: dict, tmp: Path, name: str, replace: bool, check_rubric) -> dict:
     bad = f"bundle {name} refused"
     try:
-        return _import_tx(manifest, tmp, bad, replace)
+        return _import_tx(manifest, tmp, bad, replace, check_rubric)
     except duckdb.Error as exc:
         raise UserError(f"{bad}: {one_line(exc, 240)}") from None
 
 
 @retrying
-def _import_tx(manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+def _import_tx(manifest: dict, tmp: Path, bad: str, replace: bool, check_rubric) -> dict:
     try:
         with connect() as con:
-            return _import_rows(con, manifest, tmp, bad, replace)
+            return _import_rows(con, manifest, tmp, bad, replace, check_rubric)
     except duckdb.Error as exc:
         if _is_conflict(exc):
             raise                        # @retrying runs the transaction again
         raise UserError(f"{bad}: {one_line(exc, 240)}") from None
 
 
-def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dict:
+def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool, check_rubric) -> dict:
     run_id = manifest["run_id"]
     rid = _lit(run_id)
     catalog = _current_catalog(con)
@@ -334,7 +342,10 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
         n = con.execute(clash).fetchone()[0]
         if n:
             raise UserError(f"{bad}: {n} {table} rows have the keys of another run's rows in this store")
-    rubric_map = _add_rubrics(con, manifest, tmp, bad)
+    check_devices(con, {t: _file(tmp, manifest, t) for t in ("runs", "campaign_runs")
+                        if t in manifest["tables"] and _has_col(manifest, t, "device")}, bad)
+    link_note = campaign_link_refusal(con, _file(tmp, manifest, "campaign_runs"), run_id)
+    rubric_map = add_rubrics(con, _file(tmp, manifest, "rubric_versions"), bad, check_rubric)
     template_map = _add_templates(con, manifest, tmp, bad)
     if exists:
         con.execute(f"DELETE FROM judge_scores WHERE judgement_id IN (SELECT judgement_id FROM judgements "
@@ -345,7 +356,7 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
     counts = {}
     for table in RUN_TABLES:
         f = _file(tmp, manifest, table)
-        if f is None:
+        if f is None or (table == "campaign_runs" and link_note):
             continue
         cols = [c for c, _ in manifest["tables"][table]["columns"]]
         exprs = []
@@ -362,64 +373,11 @@ def _import_rows(con, manifest: dict, tmp: Path, bad: str, replace: bool) -> dic
         con.execute(f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in cols)}) SELECT {', '.join(exprs)} "
                     f"FROM read_parquet('{f}')")
         counts[table] = manifest["tables"][table]["rows"]
-    return {"run_id": run_id, "tables": counts, "replaced": exists}
+    return {"run_id": run_id, "tables": counts, "replaced": exists, "notes": [link_note] if link_note else []}
 
 
 def _rows(con, f: str, cols: str) -> list[tuple]:
     return con.execute(f"SELECT {cols} FROM read_parquet('{f}')").fetchall()
-
-
-def _add_rubrics(con, manifest: dict, tmp: Path, bad: str) -> dict[tuple[str, int], int]:
-    """Add the bundle's rubric versions this store lacks (by content) as new versions; a rubric the store does
-    not have at all also gets its current form. Nothing stored is replaced: a rubric the store has keeps its
-    current form, which (when versions were added) becomes the newest version again. {(rubric, bundle version): version
-    here} for every version the bundle carries."""
-    from core.store.quality import rubric_hash
-    from core.store.db import from_json
-
-    mapping: dict[tuple[str, int], int] = {}
-    f = _file(tmp, manifest, "rubric_versions")
-    if f is None:
-        return mapping
-    bundle_versions: dict[str, list[tuple]] = {}
-    for rubric, version, digest, doc, created in sorted(
-            _rows(con, f, "rubric, version, content_hash, doc, created_at"), key=lambda r: (r[0], r[1])):
-        parsed = from_json(doc)
-        if not isinstance(parsed, dict) or rubric_hash(parsed) != digest:
-            raise UserError(f"{bad}: rubric {rubric[:60]} version {version}: its content does not match its hash")
-        bundle_versions.setdefault(rubric, []).append((version, digest, doc, created))
-    for rubric, versions in bundle_versions.items():
-        stored = con.execute("SELECT version, content_hash FROM rubric_versions WHERE rubric = ? ORDER BY version",
-                             [rubric]).fetchall()
-        by_hash = {}
-        for v, h in stored:
-            by_hash.setdefault(h, v)
-        had_rubric = con.execute("SELECT count(*) FROM rubrics WHERE name = ?", [rubric]).fetchone()[0] > 0
-        top = current = max((v for v, _ in stored), default=0)
-        for version, digest, doc, created in versions:
-            if digest not in by_hash:
-                top += 1
-                con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
-                            "VALUES (?, ?, ?, ?, ?)", [rubric, top, digest, doc, created])
-                by_hash[digest] = top
-            mapping[(rubric, version)] = by_hash[digest]
-        if had_rubric and current and top > current:
-            # the store's own rubric stays current, and the latest version is what it holds (scores given from
-            # now on are given against it): its content again, under the newest number
-            con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) "
-                        "SELECT rubric, ?, content_hash, doc, now()::TIMESTAMP FROM rubric_versions "
-                        "WHERE rubric = ? AND version = ?", [top + 1, rubric, current])
-        if not had_rubric:
-            for table in RUBRIC_TABLES:
-                tf = _file(tmp, manifest, table)
-                if tf is None:
-                    continue
-                col = "name" if table == "rubrics" else "rubric"
-                cols = [c for c, _ in manifest["tables"][table]["columns"]]
-                names = ", ".join(_q(c) for c in cols)
-                con.execute(f"INSERT INTO {_q(table)} ({names}) SELECT {names} FROM read_parquet('{tf}') "
-                            f"WHERE {col} = ?", [rubric])
-    return mapping
 
 
 def _add_templates(con, manifest: dict, tmp: Path, bad: str) -> dict[str, str]:

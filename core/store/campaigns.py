@@ -14,7 +14,7 @@ import hashlib
 import json
 
 from core.errors import UserError
-from core.store.db import connect, fetch_dicts, retrying, to_json, utc_now
+from core.store.db import connect, fetch_dicts, from_json, retrying, to_json, utc_now
 
 ANY = "any"
 JSON_COLUMNS = {"plan", "prompts", "devices", "skipped"}
@@ -107,18 +107,44 @@ def link_run(run_id: str, campaign: dict, device: str, skipped: list[dict]) -> N
                      utc_now()])
 
 
+RUN_SETTINGS = ("rounds", "warmup", "max_tokens")
+
+
+def ran_the_plan(campaign: dict, link: dict) -> bool:
+    """Whether a link's run is a run of this plan: its prompt set (by hash), its settings, its models (no model
+    the plan lacks) and the device the link names. A link whose run is not in the store (a device that skipped
+    every model) is taken as it is. A link written by hand or brought by a bundle that points another run at
+    the campaign is not the campaign's."""
+    if link["status"] is None:
+        return True
+    settings = from_json(link["run_settings"]) or {}
+    plan = campaign["plan"]["settings"]
+    return (link["prompt_set_hash"] == campaign["prompt_set_hash"] and link["run_device"] == link["device"]
+            and not link["foreign_models"] and isinstance(settings, dict)
+            and all(settings.get(k) == plan.get(k) for k in RUN_SETTINGS)
+            and sorted(settings.get("concurrency") or []) == sorted(plan.get("concurrency") or []))
+
+
 def _links(campaign: dict) -> list[dict]:
-    """This version's links, with their run's status and measured request counts (None: no runs row)."""
+    """This version's links whose run ran this plan (``ran_the_plan``), with their run's status and measured
+    request counts (None: no runs row)."""
     from core.store.bench import mark_stale_runs
     mark_stale_runs()      # a run whose runner died reads as interrupted
+    models = [m["model"] for m in campaign["plan"]["models"]]
     with connect() as con:
-        return fetch_dicts(con.execute(
-            "SELECT l.run_id, l.device, l.skipped, l.created_at, r.status, "
+        rows = fetch_dicts(con.execute(
+            "SELECT l.run_id, l.device, l.skipped, l.created_at, r.status, r.prompt_set_hash, "
+            " r.settings AS run_settings, r.device AS run_device, "
+            " (SELECT count(*) FROM run_models m WHERE m.run_id = l.run_id AND NOT list_contains(?, m.model) "
+            "   AND NOT list_contains(?, coalesce(m.label, m.model))) AS foreign_models, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = l.run_id AND NOT q.warmup) AS requests, "
             " (SELECT count(*) FROM requests q WHERE q.run_id = l.run_id AND NOT q.warmup AND NOT q.ok) AS failed "
             "FROM campaign_runs l LEFT JOIN runs r USING (run_id) "
             "WHERE l.campaign = ? AND l.plan_sha256 = ? ORDER BY l.created_at, l.run_id",
-            [campaign["name"], campaign["plan_sha256"]]), JSON_COLUMNS)
+            [models, models, campaign["name"], campaign["plan_sha256"]]), JSON_COLUMNS)
+    return [{k: v for k, v in link.items() if k not in ("prompt_set_hash", "run_settings", "run_device",
+                                                          "foreign_models")}
+            for link in rows if ran_the_plan(campaign, link)]
 
 
 STATUS = {"completed": "done", "running": "running", "interrupted": "interrupted"}

@@ -24,10 +24,27 @@ FIGURES = (
 )
 
 
+INTEGER_LIMITS = {c: 2**31 - 1 for c in ("context_window", "context_setting", "target_prompt_tokens",
+                                          "target_output_tokens", "max_measured_tokens")} | {"kv_bytes_per_token": 2**63 - 1}
+
+
+def checked_count(value, limit: int = 2**31 - 1) -> int | None:
+    """A count from outside (a window, tokens, bytes) as an int from 1 to ``limit`` (what its typed column holds),
+    or None (unknown) when it is missing, not a whole number, not positive or too large."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        return None
+    return value
+
+
 @retrying
 def save_sweep(sweep: dict) -> None:
-    """Store (or replace) one model's sweep of a run."""
-    values = [to_json(sweep.get(c)) if c in JSON_COLUMNS else sweep.get(c) for c in COLUMNS]
+    """Store (or replace) one model's sweep of a run; a count its INTEGER / BIGINT column cannot hold is stored as
+    unknown (NULL), never a failed write."""
+    values = [to_json(sweep.get(c)) if c in JSON_COLUMNS else
+              checked_count(sweep.get(c), INTEGER_LIMITS[c]) if c in INTEGER_LIMITS and sweep.get(c) is not None
+              else sweep.get(c) for c in COLUMNS]
     with connect() as con:
         con.execute("DELETE FROM length_sweeps WHERE run_id = ? AND model = ? AND backend = ?",
                     [sweep["run_id"], sweep["model"], sweep["backend"]])

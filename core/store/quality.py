@@ -76,24 +76,25 @@ def save_rubric(rubric) -> tuple[int, bool]:
         con.execute("INSERT INTO rubric_versions (rubric, version, content_hash, doc, created_at) VALUES (?, ?, ?, ?, ?)",
                     [rubric.name, version, digest, to_json(doc), utc_now()])
         rubric.version = version
-        _delete_rubric(con, rubric.name)
-        con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, ?)",
-                    [rubric.name, rubric.description, rubric.prompt_set, utc_now()])
-        con.executemany(
-            "INSERT INTO rubric_criteria (rubric, name, position, description, scale_min, scale_max, weight) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[rubric.name, c.name, i, c.description, c.scale_min, c.scale_max, c.weight]
-             for i, c in enumerate(rubric.criteria)])
-        prompts = [[rubric.name, pid, to_json(e.expected_aspects), e.reference_answer] for pid, e in rubric.prompts.items()]
-        if prompts:
-            con.executemany("INSERT INTO rubric_prompts (rubric, prompt_id, expected_aspects, reference_answer) "
-                            "VALUES (?, ?, ?, ?)", prompts)
-        checks = [[rubric.name, "*", i, to_json(c)] for i, c in enumerate(rubric.checks)]
-        for pid, e in rubric.prompts.items():
-            checks += [[rubric.name, pid, i, to_json(c)] for i, c in enumerate(e.checks)]
-        if checks:
-            con.executemany("INSERT INTO rubric_checks (rubric, prompt_id, position, spec) VALUES (?, ?, ?, ?)", checks)
+        write_current_form(con, rubric)
     return version, True
+
+
+def write_current_form(con, rubric) -> None:
+    """The rubric's current form (rubric, criteria, prompts, checks rows) replaced by ``rubric``'s, on ``con``."""
+    _delete_rubric(con, rubric.name)
+    con.execute("INSERT INTO rubrics (name, description, prompt_set, updated_at) VALUES (?, ?, ?, ?)",
+                [rubric.name, rubric.description, rubric.prompt_set, utc_now()])
+    con.executemany("INSERT INTO rubric_criteria (rubric, name, position, description, scale_min, scale_max, weight) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [[rubric.name, c.name, i, c.description, c.scale_min, c.scale_max,
+                                                    c.weight] for i, c in enumerate(rubric.criteria)])
+    prompts = [[rubric.name, pid, to_json(e.expected_aspects), e.reference_answer] for pid, e in rubric.prompts.items()]
+    checks = [[rubric.name, pid, i, to_json(c)] for pid, cs in [("*", rubric.checks), *(
+        (p, e.checks) for p, e in rubric.prompts.items())] for i, c in enumerate(cs)]
+    for sql, rows in (("rubric_prompts (rubric, prompt_id, expected_aspects, reference_answer)", prompts),
+                      ("rubric_checks (rubric, prompt_id, position, spec)", checks)):
+        if rows:
+            con.executemany(f"INSERT INTO {sql} VALUES (?, ?, ?, ?)", rows)
 
 
 def load_rubric(name: str) -> dict | None:

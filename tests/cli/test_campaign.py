@@ -37,6 +37,7 @@ def env(tmp_path, monkeypatch):
     for name in ("BENCH_MODELS", "BENCH_ROUNDS", "BENCH_STREAM", "FOUNDRY_LOCAL_ENDPOINT", "SLM_DATA_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "store.duckdb")))
+    monkeypatch.setenv("SLM_CACHE", str(tmp_path / "cache"))      # this machine's accepted endpoints
     monkeypatch.setenv("SLM_DEVICE", "dev-a")
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(PROMPTS))

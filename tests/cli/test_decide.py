@@ -281,10 +281,19 @@ def test_judge_only_quality_is_verified_above_the_gate_and_unverified_below(db, 
     assert big["quality_detail"]["verified"] is False
     assert any("quality unverified: judge not calibrated: only 10 co-scored outputs, kappa 1.00" in f
                for f in big["flags"]), big["flags"]
-    # a newer judge run that disagrees with the person: kappa below 0, below the gate whatever the outputs
+    # a newer judge run that disagrees with the person: kappa below 0, below the gate whatever the outputs; the
+    # verified rater still decides quality (people, else a verified rater, else an unverified one)
     judge("run-a", {"fast-small": DISAGREEING, **JUDGE_ONLY})
     big = slow_big("--judge-min-kappa", "0.6", "--judge-min-outputs", "10")
-    assert big["quality_detail"]["verified"] is False and big["criteria"]["quality"] == pytest.approx(0.85)
-    flag = next(f for f in big["flags"] if "quality unverified" in f)
-    kappa = float(re.search(r"kappa (-?[\d.]+) with people on 10 co-scored outputs", flag).group(1))
-    assert kappa < 0, flag
+    assert big["quality_detail"]["verified"] is True and big["criteria"]["quality"] == pytest.approx(0.85)
+    from core.quality.calibration import Gate
+    from core.quality.scores import quality_report
+    verified, disagreeing = quality_report("run-a", gate=Gate(0.6, 10))["raters"]
+    assert verified["trusted"] and verified["kappa"] == pytest.approx(1.0)
+    assert not disagreeing["trusted"] and disagreeing["kappa"] < 0
+    kappa = float(re.search(r"kappa (-?[\d.]+) with people on 10 co-scored outputs", disagreeing["reason"]).group(1))
+    assert kappa < 0, disagreeing["reason"]
+    # alone (the verified run named away), the disagreeing judge is what quality rests on, marked unverified
+    only = quality_report("run-a", gate=Gate(0.6, 10), judge_run_id=disagreeing["judge_run_id"])
+    (slow,) = [m for m in only["models"] if m["model"] == "slow-big"]
+    assert slow["status"] == "unverified" and slow["quality"]["mean"] == pytest.approx(0.85)

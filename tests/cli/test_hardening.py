@@ -23,6 +23,7 @@ ALNUM_KEY = "Xk9vQ2mP7rT4wZ8nB3cF6hJ1"
 def db(tmp_path, monkeypatch):
     path = tmp_path / "h.duckdb"
     monkeypatch.setenv("SLM_DB", str(path))
+    monkeypatch.setenv("SLM_CACHE", str(tmp_path / "cache"))      # endpoints accepted here stay in the test
     monkeypatch.setenv("BENCH_STREAM", "0")
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
     return path

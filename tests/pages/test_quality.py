@@ -131,7 +131,7 @@ def test_quality_page_shows_pairwise_checks_and_agreement(db):
     assert ag.set_index("criterion").loc["coverage", "n"] == 2
     assert any("pass_rate" in f.columns for f in frames)  # checks ran with the judge
     q = next(f for f in frames if "quality" in f.columns)
-    assert set(q["source"]) == {"human"}
+    assert set(q["source"]) == {"people"}
 
 
 def _judge_by_url(at, srv):

@@ -29,6 +29,7 @@ def test_two_devices_run_one_campaign_at_once_into_postgres(tmp_path, pg, monkey
     data = tmp_path / "files"
     monkeypatch.setenv("SLM_DB", store)
     monkeypatch.setenv("SLM_DATA_PATH", str(data))
+    monkeypatch.setenv("SLM_CACHE", str(tmp_path / "cache"))      # one machine: the endpoint accepted at create
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(PROMPTS))
     with OpenAITestServer(models=["tiny", "big"], ttft=0.01, tok=0.001, n=4) as server:

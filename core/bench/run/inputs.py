@@ -36,6 +36,9 @@ class Settings:
         if not 0 <= self.temperature <= 2:
             raise UserError("temperature must be between 0 and 2")
         self.concurrency = sorted(set(int(c) for c in self.concurrency))
+        from core.bench.run.bounds import check_settings
+        check_settings(rounds=self.rounds, warmup=self.warmup, max_tokens=self.max_tokens,
+                       concurrency=self.concurrency, timeout_s=self.timeout_s)
         from core.bench.run.order import validate_order
         validate_order(self.order)
         return self

@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core import metrics
+from core.bench.run.bounds import MAX_LENGTH, check_sweep_targets
 from core.bench.run.inputs import ModelSpec, PromptSet, Settings
 from core.bench.sweep.fit import fit_sweep
-from core.bench.sweep.tokens import ModelTokens, build_transcript, endpoint_window, model_tokens, request_messages, \
-    shipped_material
+from core.bench.sweep.tokens import ModelTokens, build_transcript, checked_window, endpoint_window, model_tokens, \
+    request_messages, shipped_material
 from core.bench.run.runner import Runner
 from core.engines import open_engine
 from core.errors import UserError
@@ -39,7 +40,6 @@ from core.errors import UserError
 DEFAULT_LENGTHS = (512, 2048, 4096, 8192)
 DEFAULT_TARGET_PROMPT = 6000
 DEFAULT_TARGET_OUTPUT = 300
-MAX_LENGTH = 1_000_000
 CONTEXT_MARGIN = 32          # tokens of headroom in the context setting (the request id's tokens vary)
 CACHE_BUST = ("a unique request id in a system message at the start of every request: no two requests share "
               "more than the chat template's first tokens, so none is a prompt-cache hit")
@@ -110,6 +110,8 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
         window = endpoint_window(spec)
         if window:
             tokens.window, tokens.window_source = window, "endpoint"
+    if tokens.window is not None:        # what a file or an endpoint claims, before it sizes or is stored
+        tokens.window, tokens.window_source = checked_window(tokens.window, tokens.window_source)
     if prompts is None:
         material = shipped_material()
         items = [{"id": f"len-{n}", "text": build_transcript(tokens, n, material), "tags": ["length", str(n)],
@@ -124,8 +126,7 @@ def plan_model(spec: ModelSpec, lengths: list[int] | None, settings: Settings, *
     est = {p["id"]: content[p["id"]] + tokens.count(probe[0]["content"]) + overhead for p in items}
     window = tokens.window
     if context is not None:
-        if context < 16:
-            raise UserError(f"--context {context} is too small")
+        check_sweep_targets(1, 1, context)
         if window and context > window:
             raise UserError(f"--context {context} is more than {spec.name}'s window ({window} tokens)")
         setting = context
@@ -209,8 +210,7 @@ class LengthSweep(Runner):
                  plans: dict | None = None, **kwargs):
         if lengths is None and prompts is None:
             raise UserError("a length sweep needs lengths (e.g. 512,2048,4096,8192) or a long prompt set")
-        if target_prompt < 1 or target_output < 1:
-            raise UserError("the target prompt and output lengths must be at least 1 token")
+        check_sweep_targets(target_prompt, target_output, context)
         self.lengths, self.user_prompts, self.context = lengths, prompts, context
         self.target_prompt, self.target_output = int(target_prompt), int(target_output)
         settings = SweepSettings(**asdict(settings), sweep={
@@ -315,7 +315,9 @@ def sweep_lines(sweep: dict) -> list[str]:
     out = []
     window = sweep.get("context_window")
     setting = sweep.get("context_setting")
-    ctx = f"context window {window:,} tokens ({sweep.get('context_window_source')})" if window else "context window unknown"
+    source = sweep.get("context_window_source")
+    ctx = (f"context window {window:,} tokens ({source})" if window else
+           f"context window unknown ({source})" if source and source != "none" else "context window unknown")
     if setting:
         ctx += f"; loaded with {sweep.get('context_setting_name')} {setting:,}"
         if sweep.get("kv_cache_mb") is not None:

@@ -104,6 +104,18 @@ def calibrated_tokens(probe: Callable[[str], int | None], sample: str) -> ModelT
                                                  for m in messages) + overhead)
 
 
+def checked_window(value, source: str) -> tuple[int | None, str]:
+    """(window, source) with the window range-checked: a figure a file or an endpoint claims that is not a whole
+    number of tokens an INTEGER column holds is unknown (None), and the source says what was claimed."""
+    from core.store.lengths import checked_count
+    if value is None or value == 0:
+        return None, "none"
+    n = checked_count(value)
+    if n is None:
+        return None, f"{source} claimed {str(value)[:24]}: out of range, unknown"
+    return n, source
+
+
 def endpoint_window(spec: ModelSpec) -> int | None:
     from core.catalog.endpoints import fetch_models
     try:
