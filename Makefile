@@ -91,8 +91,16 @@ setup-test:
 run: setup-run
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1
 
+# CI=true loads Hypothesis's `ci` profile (derandomized, a fixed budget: the same examples on every machine; see
+# tests/conftest.py). One pytest-xdist worker per core; the tests that share one PostgreSQL, one browser or the
+# real models stay together on one worker (--dist loadgroup). Without pytest-xdist the suite runs in one process.
+TEST_WORKERS ?= $(JOBS)
+PYTEST_ARGS ?=
 test: setup-test
-	@t0=$$(date +%s); $(PY) -m pytest -q --durations=15; rc=$$?; echo "[tests] $$(( $$(date +%s) - t0 )) s"; exit $$rc
+	@t0=$$(date +%s); \
+	if $(PY) -c 'import xdist' 2>/dev/null; then par="-n $(TEST_WORKERS) --dist loadgroup"; else par=""; fi; \
+	CI=$${CI:-true} $(PY) -m pytest -q $$par --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	echo "[tests] $$(( $$(date +%s) - t0 )) s"; exit $$rc
 
 # The test lock is compiled against requirements.lock (-c in requirements-test.txt), so it comes second.
 lock:

@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.output import (WORD_JOINER, JsonProblem, csv_cell, csv_row, html_text, load_json, looks_like_key, md_code,
                          md_text, parse_json_strict, redact, script_body, script_json, term_text)
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HOSTILE = "m</SCRIPT><img src=x onerror=alert(1)><!--"
 META = ["<", ">", "&", "\"", "'", "`", "*", "_", "[", "]", "(", ")", "!", "|", "#", "\\", "~", "$", ":", "@",
         "=", "+", "-", "\t", "\r", "\n", "\x1b[31m", "\x07", "\u202e", "\u2028", "\u2029", "</script", "</SCRIPT",

@@ -87,7 +87,7 @@ def register(subparsers) -> None:
                         "when they do not fit in memory together); blocked: all of one model, then the next")
     p.add_argument("--lengths", nargs="?", const="prompts", default=None, metavar="N[,N...]",
                    help="length sweep: meeting transcripts of exactly these prompt token counts (each model's own "
-                        "tokenizer), e.g. 512,2048,4096,8192; alone: 512,2048,4096,8192 and the target; alone with --prompts FILE: "
+                        "tokenizer), e.g. 512,2048,4096,6000; alone: 512, 2048, 4096 below the target, then the target; alone with --prompts FILE: "
                         "your own long prompts. "
                         "Fits TTFT/TPOT against prompt length and gives the time to notes")
     p.add_argument("--target-prompt", type=int, default=6000, metavar="N",

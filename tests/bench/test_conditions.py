@@ -7,13 +7,14 @@ from core.bench.report import build_report, to_markdown
 from core.bench.run.runner import run_benchmark
 from core.output import md_text
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 HOSTILE = "evil;n=3;x=[click](http://x.test)<b>"
 
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 def test_the_report_says_order_energy_and_pairs_and_escapes_names(tmp_path):

@@ -9,7 +9,7 @@ from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.run.progress import Progress
 from core.bench.run.runner import run_benchmark
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 MODEL = "e;ttft=0.01;tok=0.002;n=8"
 MAX_UJ = 262_143_328_850
@@ -53,14 +53,14 @@ def test_level_energy_subtracts_the_idle_baseline():
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[MODEL]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 class AdvanceCounter(Progress):

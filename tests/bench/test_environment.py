@@ -8,6 +8,7 @@ from core.bench.run.progress import Progress
 from core.bench.run.runner import run_benchmark
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 
 def sysfs(root, *, mains=None, battery=None, capacity=None, governor="powersave", temps=(("x86_pkg_temp", 51000),)):
@@ -76,7 +77,7 @@ def test_power_mismatch_refuses_to_mix_ac_and_battery():
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 class Warms(Progress):

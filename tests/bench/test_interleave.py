@@ -8,20 +8,20 @@ from core.bench.conditions.paired import paired_comparisons, ratio_over_rounds, 
 from core.bench.run.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 SLOW, FAST = "slow;ttft=0.15;n=4", "fast;ttft=0.1;n=4"
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[SLOW, FAST]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 def test_rotation():

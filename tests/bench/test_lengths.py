@@ -13,6 +13,7 @@ from core.bench.run.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.errors import UserError
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 GGUF = REPO_ROOT / "data/models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER = REPO_ROOT / "data/models/smollm2-135m-instruct-int4-generic-cpu:1"
@@ -22,7 +23,7 @@ needs_folder = pytest.mark.skipif(not FOLDER.is_dir(), reason="starter models no
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "lengths.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "lengths.duckdb")))
 
 
 def words() -> P.ModelTokens:

@@ -9,6 +9,7 @@ from core.bench.sweep import tokens as P
 from core.bench.run.inputs import ModelSpec, Settings
 from core.config import REPO_ROOT
 from core.engines.base import RequestOptions
+from tests.support.store import migrated
 
 GGUF = REPO_ROOT / "data/models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ID = "smollm2-135m-instruct-int4-generic-cpu:1"
@@ -17,7 +18,7 @@ FOLDER = REPO_ROOT / "data/models" / MODEL_ID
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "lengths.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "lengths.duckdb")))
 
 
 @pytest.mark.skipif(not GGUF.is_file(), reason="starter GGUF not built (python -m core setup-models)")

@@ -12,7 +12,7 @@ from core.bench.run.inputs import ModelSpec, Settings, parse_prompts
 from core.bench.conditions.noise import NoiseMeter, level_noise, read_process_cpu_s
 from core.bench.run.runner import run_benchmark
 from core.store import bench as db
-from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 TICK = os.sysconf("SC_CLK_TCK")
 MODEL = "n;ttft=0.05;tok=0.005;n=16"
@@ -71,14 +71,14 @@ def test_others_are_the_machine_minus_the_measured_processes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer(models=[MODEL]) as s:
-        yield s
+def server(openai_server):
+    """The suite's one OpenAI test server (tests/conftest.py): these model names carry their timings."""
+    return openai_server
 
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 HOG = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"

@@ -9,13 +9,14 @@ from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.bench.report import build_report, requests_csv, to_csv, to_markdown
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 MODEL = "rep;ttft=0.002;tok=0.001;n=4"
 
 
 @pytest.fixture()
 def run_id(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "r.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "r.duckdb")))
     with OpenAITestServer(models=[MODEL, "bad;fault=500"]) as s:
         out = run_benchmark([ModelSpec(model=MODEL, backend="openai", endpoint=s.base_url),
                              ModelSpec(model="bad;fault=500", backend="openai", endpoint=s.base_url)],

@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 from core.bench.report import build_report, to_markdown
 from core.output import md_text
 from core.store import connect
+from tests.support.store import migrated
 
 EVIL = "<img src=https://evil.example/p.png>"
 IMG = "![x](https://evil.example/p.png)"
@@ -17,7 +18,7 @@ IMG = "![x](https://evil.example/p.png)"
 
 @pytest.fixture
 def hostile_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "r.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "r.duckdb")))
     rid = "run" + EVIL
     with connect() as con:
         con.execute("INSERT INTO runs (run_id, status, prompt_set, prompt_set_hash, settings, environment, note) "

@@ -11,6 +11,7 @@ from markdown_it import MarkdownIt
 from core.bench.report import build_report, requests_csv, to_csv, to_markdown
 from core.output import WORD_JOINER, csv_cell, term_text
 from core.store import bench as db
+from tests.support.store import migrated
 
 META = ["<", ">", "&", "`", "*", "_", "[", "]", "(", ")", "!", "|", "#", "\\", "$", "=", "+", "-", "@", "\t", "\n",
         "\r", "\x1b[31m", "</script", "<!--", "![j](http://evil/x.png)", "=HYPERLINK(\"http://x\")", "- item", "  @A1"]
@@ -23,7 +24,7 @@ MD_TOKENS = {"heading_open", "heading_close", "inline", "text", "paragraph_open"
 
 @pytest.fixture()
 def report(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "p.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "p.duckdb")))
     db.create_run("r1", prompt_set="p", prompt_set_hash="ab" * 32, settings={"rounds": 1}, environment={"cpu": "x"},
                   prompts=[{"id": "p1", "text": "hi"}])
     for i, model in enumerate(["m0", "m1"]):
@@ -38,8 +39,7 @@ def report(tmp_path, monkeypatch):
     return build_report("r1")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(texts, min_size=2, max_size=2, unique=True), texts, texts)
 def test_any_names_outputs_and_errors_stay_text(report, names, output, error):
     rep = copy.deepcopy(report)

@@ -10,6 +10,7 @@ from core.bench.run.runner import run_benchmark
 from core.errors import UserError
 from core.store import bench as db
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 GOOD = "tiny;ttft=0.002;tok=0.001;n=6"
 
@@ -22,7 +23,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def database(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "run.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "run.duckdb")))
 
 
 def prompts(n=2):

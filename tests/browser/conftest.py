@@ -1,5 +1,8 @@
 """The real app in a real browser: `streamlit run app.py` on a free 127.0.0.1 port with its own database file,
-driven by Playwright through Debian's chromium (never a downloaded browser)."""
+driven by Playwright through Debian's chromium (never a downloaded browser).
+
+One server and one Chromium for the whole package (the walkthrough, then the idle-CPU check on the server the
+walkthrough used): both started once. tests/conftest.py keeps the package on one xdist worker (group "browser")."""
 from __future__ import annotations
 
 import os
@@ -28,7 +31,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def sync_api():
     api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (make test installs it)")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -36,7 +39,7 @@ def sync_api():
     return api
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory, sync_api):
     """The app as a person starts it, on its own database; stopped (process group) at the end."""
     tmp = tmp_path_factory.mktemp("browser")
@@ -58,7 +61,7 @@ def server(tmp_path_factory, sync_api):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
             time.sleep(0.3)
-    yield {"url": url, "db": tmp / "browser.duckdb", "log": tmp / "server.log", "tmp": tmp}
+    yield {"url": url, "db": tmp / "browser.duckdb", "log": tmp / "server.log", "tmp": tmp, "pid": proc.pid}
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)
@@ -68,10 +71,10 @@ def server(tmp_path_factory, sync_api):
     log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(sync_api):
-    """Module-scoped: Playwright's sync API runs an event loop on this thread while it is open, and the rest of
-    the suite calls asyncio.run(), which refuses to start inside a running loop."""
+    """Package-scoped, never session-scoped: Playwright's sync API runs an event loop on this thread while it is
+    open, and the rest of the suite calls asyncio.run(), which refuses to start inside a running loop."""
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

@@ -11,12 +11,13 @@ from core.catalog import endpoints
 from core.errors import UserError
 from core.store import connect
 from tests.support.hostile_server import RecordingServer
+from tests.support.store import migrated
 
 SECRET = "s3cret-value-for-the-attacker"
 
 
 def test_a_stored_variable_name_is_checked_before_anything_is_sent(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "s.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "s.duckdb")))
     monkeypatch.setenv("POC_SECRET", SECRET)
     with RecordingServer() as evil:
         with connect() as con:   # as an old file or a bundle could have stored it: never through `endpoint add`

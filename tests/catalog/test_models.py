@@ -1,8 +1,6 @@
 """The one model list: endpoints (real HTTP servers on 127.0.0.1), keys never stored, CLI contract."""
 import json
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -10,9 +8,9 @@ import duckdb
 import pytest
 
 from core.catalog import endpoints
-from core.config import REPO_ROOT
 from core.errors import UserError
 from core.catalog.models import MODEL_FIELDS, list_models, resolve_model
+from tests.support.cli import run_cli
 
 
 class ModelsHandler(BaseHTTPRequestHandler):
@@ -98,29 +96,22 @@ def test_bad_endpoint_input_is_a_clear_error(db):
         endpoints.remove("never-added")
 
 
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
-def test_cli_endpoint_and_models_json(db, server, tmp_path):
-    import os
-    env = {**os.environ, "SLM_DB": str(db)}
-    r = run_cli("endpoint", "add", "srv", server, env=env)
-    assert r.returncode == 0, r.stderr
+def test_cli_endpoint_and_models_json(db, server, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "endpoint", "add", "srv", server)
+    assert code == 0, err
     out = tmp_path / "models.json"
-    r = run_cli("models", "--no-catalog", "--json", str(out), env=env)
-    assert r.returncode == 0, r.stderr
+    code, _, err = run_cli(capsys, "models", "--no-catalog", "--json", str(out))
+    assert code == 0, err
     data = json.loads(out.read_text())
     assert {m["id"] for m in data["models"] if m["source"] == "endpoint:srv"} == {"qwen2.5-0.5b", "phi-4-mini"}
-    r = run_cli("endpoint", "add", "bad", "not a url", env=env)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    code, _, err = run_cli(capsys, "endpoint", "add", "bad", "not a url")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_cli_db_option_names_the_file(db, tmp_path, server):
+def test_cli_db_option_names_the_file(db, tmp_path, server, capsys):
     other = tmp_path / "other.duckdb"
-    r = run_cli("endpoint", "add", "elsewhere", server, "--db", str(other))
-    assert r.returncode == 0, r.stderr
+    code, _, err = run_cli(capsys, "endpoint", "add", "elsewhere", server, "--db", str(other))
+    assert code == 0, err
     con = duckdb.connect(str(other), read_only=True)
     try:
         assert con.execute("SELECT name FROM endpoints").fetchall() == [("elsewhere",)]

@@ -18,6 +18,7 @@ from core.cli import main
 from core.store import campaigns as store
 from core.store.db import _migrated
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = "tiny"
@@ -35,7 +36,7 @@ def server():
 def env(tmp_path, monkeypatch):
     for name in ("BENCH_MODELS", "BENCH_ROUNDS", "BENCH_STREAM", "FOUNDRY_LOCAL_ENDPOINT", "SLM_DATA_PATH"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "store.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "store.duckdb")))
     monkeypatch.setenv("SLM_CACHE", str(tmp_path / "cache"))      # this machine's accepted endpoints
     monkeypatch.setenv("SLM_DEVICE", "dev-a")
     prompts = tmp_path / "prompts.json"

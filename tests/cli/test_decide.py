@@ -9,6 +9,8 @@ import pytest
 
 from tests.decision import fixture as fx
 from core.cli import main
+from tests.support.cli import run_cli
+from tests.support.store import copy_template, migrated
 from core.config import REPO_ROOT
 
 CANDIDATE_KEYS = {"candidate", "model", "backend", "run_id", "criteria", "normalized", "score", "rank", "tie_with",
@@ -52,14 +54,28 @@ def judge(run_id: str, scores: dict[str, list[float]]) -> str:
     return jid
 
 
-@pytest.fixture()
-def db(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
     """run-a with real stored scores: a person scored fast-small, the judge scored fast-small (agreeing with the
-    person) and slow-big; run-b nobody scored. Quality and the trust gate are computed from them for real."""
+    person) and slow-big; run-b nobody scored. Quality and the trust gate are computed from them for real.
+    Built once per module; each test gets its own copy (`db`)."""
+    path = migrated(tmp_path_factory.mktemp("decide") / "bench.duckdb")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLM_DB", str(path))
+        _build()
+    return path
+
+
+@pytest.fixture()
+def db(built, tmp_path, monkeypatch):
+    path = copy_template(built, tmp_path / "bench.duckdb")
+    monkeypatch.setenv("SLM_DB", str(path))
+    return path
+
+
+def _build() -> None:
     from core.quality.rubrics import import_rubric
     from core.store import quality as qstore
-    path = tmp_path / "bench.duckdb"
-    monkeypatch.setenv("SLM_DB", str(path))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     fx.add_run("run-b", [{"model": "fast-small", "backend": "llamacpp", "license": "MIT", "disk_mb": 280.0,
                           "peak_rss_mb": 700.0, "e2e": 1200.0, "ttft": 60.0, "tpot": 22.0}],
@@ -70,7 +86,6 @@ def db(tmp_path, monkeypatch):
                                "scores": {"good": v}, "comment": None}
                               for rid, v in zip(ids["fast-small"], HUMAN["fast-small"])])
     judge("run-a", {"fast-small": AGREEING, **JUDGE_ONLY})
-    return path
 
 
 def test_json_contract_and_ranking(db, tmp_path, capsys):
@@ -217,22 +232,25 @@ def _cli(*args, env_db):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_process_exit_codes(db, tmp_path):
+def test_cli_process_exit_codes(db, tmp_path, capsys):
+    # one real process: `python -m core` exits with main's code and prints one line, no traceback
+    p = _cli("--runs", "nope", env_db=db)
+    assert p.returncode == 2 and p.stderr.strip() == "error: unknown run id nope", p.stderr
+    # the rest in this process: the same main()
     out = tmp_path / "p.json"
-    p = _cli("--runs", "run-a", "--weights", "latency=1", "--json", str(out), env_db=db)
-    assert p.returncode == 0, p.stderr
+    code, _, err = run_cli(capsys, "decide", "--runs", "run-a", "--weights", "latency=1", "--json", str(out))
+    assert code == 0, err
     assert json.loads(out.read_text())["winner"]
     for args, msg in [
-        (["--runs", "nope"], "error: unknown run id nope"),
         (["--runs", "run-a", "--weights", "speed=1"], "error: unknown weight 'speed'"),
         (["--runs", "run-a", "--constraint", "peak_rss_mb<<3"], "error: bad constraint"),
         (["--runs", "run-a", "--report", str(tmp_path / "x.pdf")], "error: cannot write a report"),
     ]:
-        p = _cli(*args, env_db=db)
-        assert p.returncode == 2 and p.stderr.strip().startswith(msg), (args, p.stderr)
-        assert "Traceback" not in p.stderr
-    p = _cli("--runs", "run-a", "--db", str(tmp_path / "other.duckdb"), env_db=db)
-    assert p.returncode == 2 and "unknown run id run-a" in p.stderr  # --db picks another file
+        code, _, err = run_cli(capsys, "decide", *args)
+        assert code == 2 and err.strip().startswith(msg) and err.count("\n") == 1, (args, err)
+        assert "Traceback" not in err
+    code, _, err = run_cli(capsys, "decide", "--runs", "run-a", "--db", str(tmp_path / "other.duckdb"))
+    assert code == 2 and "unknown run id run-a" in err  # --db picks another file
 
 
 def test_saved_name_is_not_overwritten(db, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from core.cli import main
 from core.store import bench as db
+from tests.support.store import migrated
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "ep;ttft=0.01;tok=0.002;n=48"
@@ -34,7 +35,7 @@ def served():
 def env(tmp_path, monkeypatch):
     for name in ("BENCH_MODELS", "BENCH_ROUNDS", "BENCH_STREAM", "FOUNDRY_LOCAL_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "ep.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "ep.duckdb")))
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(["Say hi", "Name three colours"]))
     return {"prompts": prompts, "out": tmp_path / "out.json"}

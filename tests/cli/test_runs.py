@@ -1,5 +1,6 @@
 """`python -m core runs`: the stored runs on a real DuckDB file, a real run made by the bench CLI against the test
-OpenAI server, and a dead run (its runner process is gone) that reads "interrupted"."""
+OpenAI server, and a dead run (its runner process is gone) that reads "interrupted". The commands run in this
+process (`main`); the dead run's writer is a real process that exits, which is the point of it."""
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 from core.cli import main
 from core.config import REPO_ROOT
+from tests.support.cli import run_cli
 from tests.support.openai_server import OpenAITestServer
 
 GOOD = "tiny;ttft=0.002;tok=0.001;n=6"
@@ -25,13 +27,13 @@ def store(tmp_path_factory):
     prompts.write_text(json.dumps(["Say hi", "Name three colours"]))
     env = dict(os.environ, SLM_DB=str(db))
     env.pop("FOUNDRY_LOCAL_ENDPOINT", None)
-    with OpenAITestServer(models=[GOOD, FLAKY, EVIL]) as server:
+    with OpenAITestServer(models=[GOOD, FLAKY, EVIL]) as server, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLM_DB", str(db))
+        mp.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
         out = tmp / "bench.json"
-        p = subprocess.run([sys.executable, "-m", "core", "bench", "--prompts", str(prompts), "--endpoint",
-                            server.base_url, "--model", GOOD, "--model", FLAKY, "--model", EVIL, "--rounds", "2",
-                            "--warmup", "1", "--max-tokens", "8", "--json", str(out)],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr
+        assert main(["bench", "--prompts", str(prompts), "--endpoint", server.base_url, "--model", GOOD,
+                     "--model", FLAKY, "--model", EVIL, "--rounds", "2", "--warmup", "1", "--max-tokens", "8",
+                     "--json", str(out)]) == 0
         bench = json.loads(out.read_text())
     # a run whose process died while it was running: created by a real process that then exits
     code = ("from core.store import bench\n"
@@ -43,9 +45,18 @@ def store(tmp_path_factory):
     return {"db": db, "tmp": tmp, "bench": bench, "env": env}
 
 
-def _runs(*args, env):
-    return subprocess.run([sys.executable, "-m", "core", "runs", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+class _Done:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture()
+def runs(capsys, monkeypatch):
+    """`python -m core runs ARGS` on a store, in this process."""
+    def call(*args, db):
+        monkeypatch.setenv("SLM_DB", str(db))
+        return _Done(*run_cli(capsys, "runs", *args))
+    return call
 
 
 def test_json_lists_every_run_with_status_models_device_and_counts(store, tmp_path):
@@ -71,8 +82,8 @@ def test_json_lists_every_run_with_status_models_device_and_counts(store, tmp_pa
     assert dead["finished_at"] is None
 
 
-def test_table_in_the_terminal(store):
-    p = _runs(env=store["env"])
+def test_table_in_the_terminal(store, runs):
+    p = runs(db=store["db"])
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["run", "status", "created", "device", "ok", "failed", "models"]
@@ -89,20 +100,20 @@ def test_table_in_the_terminal(store):
     assert "evilred;n=4 [openai]" in p.stdout
 
 
-def test_help_and_a_bad_store(store, tmp_path):
-    p = _runs("--help", env=store["env"])
+def test_help_and_a_bad_store(store, tmp_path, runs):
+    p = runs("--help", db=store["db"])
     assert p.returncode == 0 and "--json FILE" in p.stdout and "interrupted" in p.stdout
     bad = tmp_path / "not-a-store.duckdb"
     bad.write_text("this is no database\n" * 100)
-    p = _runs("--db", str(bad), env=store["env"])
+    p = runs("--db", str(bad), db=store["db"])
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: cannot open database"), p.stderr
 
 
-def test_an_empty_store(tmp_path):
-    env = dict(os.environ, SLM_DB=str(tmp_path / "empty.duckdb"))
-    p = _runs(env=env)
+def test_an_empty_store(tmp_path, runs):
+    empty = tmp_path / "empty.duckdb"
+    p = runs(db=empty)
     assert p.returncode == 0 and p.stdout.strip() == "no benchmark run in the store yet"
     out = tmp_path / "empty.json"
-    assert _runs("--json", str(out), env=env).returncode == 0
+    assert runs("--json", str(out), db=empty).returncode == 0
     assert json.loads(out.read_text()) == []

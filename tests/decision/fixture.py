@@ -5,6 +5,7 @@ The rows follow core/store/migrations/002_bench.sql (the contract between benchm
 from __future__ import annotations
 
 import json
+import random
 import uuid
 
 import numpy as np
@@ -18,6 +19,7 @@ def add_run(run_id: str, models: list[dict], *, prompt_set_hash: str = "abc123",
     """models: dicts with model, backend, license, disk_mb, peak_rss_mb, e2e (mean ms), ttft, tpot, status,
     error, concurrency (default [1]), failed (number of failed requests), sd (relative noise)."""
     rng = np.random.default_rng(seed)
+    ids = random.Random(f"{run_id}:{seed}")   # request ids seeded too: the same rows on every run
     with connect() as con:
         con.execute(
             "INSERT INTO runs (run_id, created_at, status, prompt_set, prompt_set_hash, settings, environment) "
@@ -47,13 +49,13 @@ def add_run(run_id: str, models: list[dict], *, prompt_set_hash: str = "abc123",
                         "INSERT INTO requests (request_id, run_id, model, backend, concurrency, prompt_id, round, "
                         "warmup, ok, ttft_ms, e2e_ms, tpot_ms, completion_tokens) "
                         "VALUES (?, ?, ?, ?, ?, ?, 0, ?, true, ?, ?, ?, 50)",
-                        [uuid.uuid4().hex, run_id, m["model"], m["backend"], level, f"p{p}", warm,
+                        [uuid.UUID(int=ids.getrandbits(128)).hex, run_id, m["model"], m["backend"], level, f"p{p}", warm,
                          ttft if not warm else 99999.0, e2e if not warm else 99999.0, tpot])
                 for f in range(m.get("failed", 0)):
                     con.execute(
                         "INSERT INTO requests (request_id, run_id, model, backend, concurrency, prompt_id, round, "
                         "warmup, ok, error) VALUES (?, ?, ?, ?, ?, ?, 1, false, false, 'HTTP 500')",
-                        [uuid.uuid4().hex, run_id, m["model"], m["backend"], level, f"p{f}"])
+                        [uuid.UUID(int=ids.getrandbits(128)).hex, run_id, m["model"], m["backend"], level, f"p{f}"])
 
 
 STANDARD = [

@@ -17,6 +17,7 @@ from core.config import REPO_ROOT
 from core.decision import criteria, engine, export, fleet, report, view
 from core.decision.criteria import CRITERIA, UNKNOWN
 from core.decision.matrix import Candidate, parse_constraint
+from tests.support.store import migrated
 
 
 def _cand(name, **extra) -> Candidate:
@@ -81,7 +82,7 @@ def test_cli_help_and_page_sliders_name_every_criterion(capsys, tmp_path, monkey
         assert c.name in out and c.direction in out
     from streamlit.testing.v1 import AppTest
     from tests.decision import fixture as fx
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "s.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "s.duckdb")))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
     at.run()

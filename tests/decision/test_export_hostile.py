@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from tests.decision import fixture as fx
 from core.decision import data, engine, export, record
 from core.output import WORD_JOINER
+from tests.support.store import migrated
 
 HOSTILE = "m</SCRIPT><img src=x onerror=alert(1)><!--"
 FIRES = "m</SCRIPT><img src=x onerror=\"document.title='PWNED'\"><script>document.title='PWNED'</script><!--"
@@ -22,7 +23,7 @@ FORMULA = "=1+2-model"
 
 @pytest.fixture()
 def rec(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "hostile.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "hostile.duckdb")))
     models = [dict(fx.STANDARD[0], model=HOSTILE), dict(fx.STANDARD[1], model=FIRES),
               dict(fx.STANDARD[2], model=MD_IMAGE), dict(fx.STANDARD[0], model=FORMULA)]
     fx.add_run("run-a", models, seed=1)
@@ -126,7 +127,7 @@ def test_csv_has_no_live_formula(rec):
 
 import copy  # noqa: E402
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 from core.output import csv_cell, term_text  # noqa: E402
 
@@ -154,9 +155,13 @@ def _rename(rec, new_names):
     return rec
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+# a third of the profile's budget: each example renders every export, the HTML's charts too (about 0.5 s)
+@settings(max_examples=max(10, settings.default.max_examples // 3), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(names, min_size=4, max_size=4, unique=True))
+# a name of one invisible word joiner (U+2060), the character md_text itself inserts to break bare links: the
+# comparison ignores joiners on both sides (found on a fresh machine while Hypothesis was not derandomized)
+@example(["\u2060", "a", "b", "c"])
 def test_any_names_stay_text_in_every_export(rec, new_names):
     r = _rename(rec, new_names)
     # HTML: only our own tags, no handler attribute, every name in the text as given
@@ -177,7 +182,7 @@ def test_any_names_stay_text_in_every_export(rec, new_names):
     assert types <= MD_TOKENS, types - MD_TOKENS
     shown = " ".join(text).replace(WORD_JOINER, "")
     for n in new_names:
-        assert " ".join(term_text(n).split()) in shown
+        assert " ".join(term_text(n).replace(WORD_JOINER, "").split()) in shown
     # CSV: the names back as written, none a formula
     rows = list(csv.DictReader(io.StringIO(export.csv_text(r))))
     assert sorted(x["model"] for x in rows) == sorted(csv_cell(n) for n in new_names)

@@ -9,11 +9,12 @@ from tests.decision import fixture as fx
 from core.decision import data, engine, export, record
 from core.errors import UserError
 from core.store import connect
+from tests.support.store import migrated
 
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "rec.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "rec.duckdb")))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     with connect() as con:  # a judge pass over the run, as the quality feature stores it
         con.execute("INSERT INTO judge_runs (judge_run_id, run_id, rubric, judge_model, judge_backend, mode, "

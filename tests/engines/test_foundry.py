@@ -11,6 +11,7 @@ from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.metrics import RESULT_KEYS
 from core.store import bench as db
+from tests.support.store import migrated
 
 pytestmark = pytest.mark.models
 SMALLEST = "smollm2-135m-instruct-int4"
@@ -21,7 +22,7 @@ SMALLEST_ID = "smollm2-135m-instruct-int4-generic-cpu:1"
 def database(tmp_path, monkeypatch):
     for name in ("BENCH_MODELS", "BENCH_ROUNDS", "BENCH_STREAM", "FOUNDRY_LOCAL_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "db.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "db.duckdb")))
 
 
 def test_cli_bench_through_foundry_local(tmp_path, database, capsys):

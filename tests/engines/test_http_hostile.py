@@ -4,19 +4,16 @@ on 127.0.0.1 (tests/support/hostile_server.py)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from core.engines import RequestOptions
 from core.engines.http import HttpEngine
 from tests.support.hostile_server import MALFORMED, MalformedEventsServer
+from tests.support.cli import run_cli
+from tests.support.store import migrated
 
-REPO = Path(__file__).resolve().parents[2]
 MSG = [{"role": "user", "content": "hi"}]
 
 
@@ -53,19 +50,19 @@ def test_a_body_that_does_not_parse_fails_at_once(server):
     assert ok.error is None and ok.output_text.startswith("ok")
 
 
-def test_bench_of_two_models_one_answering_malformed_events(server, tmp_path):
+def test_bench_of_two_models_one_answering_malformed_events(server, tmp_path, monkeypatch, capsys):
     """Must show (issue 18): the healthy model is fully measured, the bad one's requests failed with the reason,
     exit 0."""
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps(["one", "two"]))
     out = tmp_path / "bench.json"
-    env = {**os.environ, "SLM_DB": str(tmp_path / "b.duckdb"), "PYTHONPATH": str(REPO)}
-    p = subprocess.run([sys.executable, "-m", "core", "bench", "--prompts", str(prompts), "--endpoint",
-                        server.base_url, "--model", "bad-delta", "--model", "healthy", "--rounds", "2",
-                        "--warmup", "0", "--max-tokens", "8", "--json", str(out)],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "Traceback" not in p.stderr
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "b.duckdb")))
+    monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
+    code, _, err = run_cli(capsys, "bench", "--prompts", str(prompts), "--endpoint", server.base_url,
+                           "--model", "bad-delta", "--model", "healthy", "--rounds", "2", "--warmup", "0",
+                           "--max-tokens", "8", "--json", str(out))
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
     res = json.loads(out.read_text())
     import duckdb
     con = duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True)

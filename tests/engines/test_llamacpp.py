@@ -11,6 +11,7 @@ from core.bench.run.runner import run_benchmark
 from core.cli import main
 from core.metrics import RESULT_KEYS
 from core.store import bench as db
+from tests.support.store import migrated
 
 pytestmark = pytest.mark.models
 
@@ -26,7 +27,7 @@ def gguf():
 def test_cli_bench_through_llamacpp(tmp_path, monkeypatch, capsys, gguf):
     for name in ("BENCH_MODELS", "BENCH_ROUNDS", "BENCH_STREAM", "FOUNDRY_LOCAL_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "db.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "db.duckdb")))
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps([{"id": "hi", "text": "Say hello.", "tags": []},
                                    {"id": "sky", "text": "Why is the sky blue? One sentence."}]))
@@ -71,7 +72,7 @@ RUNNER_PIDS = {}
 
 
 def test_bad_gguf_fails_to_load_and_killed_server_interrupts(tmp_path, monkeypatch, gguf):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "db.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "db.duckdb")))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     from core.engines import open_engine

@@ -7,6 +7,7 @@ from core.errors import UserError
 from core.engines.pool import LoadedModels
 from core.catalog.models import list_models
 from core.engines.tryprompt import stream_answer
+from tests.support.store import migrated
 
 pytestmark = pytest.mark.models
 
@@ -27,7 +28,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("backend", ["foundry", "llamacpp"])
 def test_try_prompt_streams_and_measures(models, backend, tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "t.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "t.duckdb")))
     model = models[backend]  # the smallest model of that backend (sorted largest first above)
     pool = LoadedModels()
     try:
@@ -63,7 +64,7 @@ def test_endpoint_models_are_not_loadable(models):
 def test_a_loaded_model_whose_process_died_is_dropped_and_reloads(models, backend, tmp_path, monkeypatch):
     import signal
 
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "t.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "t.duckdb")))
     model = models[backend]
     pool = LoadedModels()
     try:

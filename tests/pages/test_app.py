@@ -3,6 +3,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
+from tests.support.store import migrated
 
 
 def page_paths() -> list[str]:
@@ -11,7 +12,7 @@ def page_paths() -> list[str]:
 
 @pytest.fixture()
 def empty_db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "pages.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "pages.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
 
 

@@ -6,13 +6,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 MODEL = "pagemodel;ttft=0.002;tok=0.001;n=5"
 
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "page.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "page.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
 
 

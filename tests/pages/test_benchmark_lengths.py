@@ -6,13 +6,14 @@ import pytest
 
 from tests.pages.test_benchmark import open_page
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 MODEL = "lenpage;ttft=0.002;pt=0.00002;tok=0.001;n=5;window=700"
 
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "page.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "page.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
 
 

@@ -6,10 +6,11 @@ from streamlit.testing.v1 import AppTest
 from core.cli import main
 from core.config import REPO_ROOT
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 
 def test_campaigns_section_shows_each_device_and_the_missing_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "page.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "page.duckdb")))
     monkeypatch.setenv("SLM_DEVICE", "lab-pc")
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
     prompts = tmp_path / "p.json"

@@ -6,19 +6,20 @@ from tests.decision import fixture as fx
 from core.config import REPO_ROOT
 from core.decision import data, engine, record
 from core.output import md_text   # st.table renders Markdown: Present escapes every cell and label
+from tests.support.store import migrated
 
 APP = str(REPO_ROOT / "app.py")
 
 
 @pytest.fixture()
 def empty_db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "empty.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "empty.duckdb")))
     return tmp_path
 
 
 @pytest.fixture()
 def run_db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "runs.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "runs.duckdb")))
     fx.add_run("run-a", fx.STANDARD, seed=1)
     return tmp_path
 

@@ -7,10 +7,11 @@ from streamlit.testing.v1 import AppTest
 from core.cli import main
 from core.config import REPO_ROOT
 from tests.support.openai_server import OpenAITestServer
+from tests.support.store import migrated
 
 
 def test_decision_page_over_a_campaign_names_the_missing_device(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "store.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "store.duckdb")))
     monkeypatch.setenv("SLM_DEVICE", "dev-a")
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
     prompts = tmp_path / "prompts.json"

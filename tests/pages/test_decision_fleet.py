@@ -9,6 +9,7 @@ from tests.decision import fixture as fx
 from core.config import REPO_ROOT
 from core.decision import record
 from core.store import connect
+from tests.support.store import migrated
 
 APP = str(REPO_ROOT / "app.py")
 
@@ -21,7 +22,7 @@ def _on_device(run_id: str, device: str) -> None:
 @pytest.fixture()
 def two_devices(tmp_path, monkeypatch):
     """The standard models on a workstation, and on a weaker laptop where fast-small needs 2500 MB and is slower."""
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "fleet.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "fleet.duckdb")))
     fx.add_run("run-ws", fx.STANDARD, seed=1, created_at="2025-01-01 10:00:00")
     _on_device("run-ws", "workstation")
     laptop = copy.deepcopy(fx.STANDARD)

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from core.output import md_text
+from tests.support.store import migrated
 
 KEY = "sk-proj-Abc123Def456Ghi789Jkl012"
 HOSTILE = "![j](http://evil.example/x.png)<img src=x onerror=alert(1)>"
@@ -16,7 +17,7 @@ HOSTILE = "![j](http://evil.example/x.png)<img src=x onerror=alert(1)>"
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "page.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "page.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
 
 

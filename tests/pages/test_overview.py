@@ -6,13 +6,14 @@ from streamlit.testing.v1 import AppTest
 
 from tests.decision import fixture as fx
 from core.config import REPO_ROOT
+from tests.support.store import migrated
 
 APP = str(REPO_ROOT / "app.py")
 
 
 @pytest.fixture()
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "o.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "o.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
     return tmp_path
 

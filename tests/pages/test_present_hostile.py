@@ -9,12 +9,13 @@ from core.config import REPO_ROOT
 from core.decision import data, engine, record
 from core.output import md_text
 from tests.decision import fixture as fx
+from tests.support.store import migrated
 
 IMG = "![x](https://evil.example/p.png)"
 
 
 def test_present_table_cells_and_headers_are_escaped(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "p.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "p.duckdb")))
     models = [{**fx.STANDARD[0], "model": IMG, "backend": "openai"},
               {**fx.STANDARD[1], "model": "<img src=https://evil.example/q.png>", "backend": "openai"}]
     fx.add_run("run-h", models, seed=1)

@@ -10,11 +10,12 @@ from core.quality.rubrics import import_rubric
 from core.store import quality as qstore
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "p.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "p.duckdb")))
     monkeypatch.delenv("FOUNDRY_LOCAL_ENDPOINT", raising=False)
     return tmp_path
 

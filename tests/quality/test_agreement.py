@@ -14,6 +14,7 @@ from core.quality.rubrics import import_rubric
 from core.quality.scores import quality_report
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 # Hand-computed example (5 items, scale 1..5):
 #   judge x = [1, 2, 3, 4, 5]      people y = [2, 2, 3, 5, 4]
@@ -65,7 +66,7 @@ def test_edge_cases():
 
 
 def test_pipeline_agreement_matches_hand_example(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "a.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "a.duckdb")))
     import_rubric(dict(TEST_RUBRIC))
     prompts = {f"p{i}": f"task {i}" for i in range(1, 6)}
     make_run("ra", prompts, {("m-a", f"p{i}"): f"output {i}" for i in range(1, 6)}, extra_requests=False)

@@ -16,6 +16,7 @@ from core.quality.rubrics import import_rubric
 from core.store import connect
 from core.store import quality as qstore
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 MODELS = ["smollm2-135m", "gemma-3-270m", "phi-4-mini", "qwen2.5-0.5b"]
 PROMPTS = {f"p{i}": f"task {i}" for i in range(1, 7)}
@@ -23,7 +24,7 @@ PROMPTS = {f"p{i}": f"task {i}" for i in range(1, 7)}
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "b.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "b.duckdb")))
     import_rubric(dict(TEST_RUBRIC))
     ids = make_run("rb", PROMPTS, {(m, p): f"{m} says {p}" for m in MODELS for p in PROMPTS})
     return ids

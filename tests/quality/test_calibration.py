@@ -13,11 +13,12 @@ from core.quality.judge import JudgeModel, run_judge
 from tests.support.gated_store import RUBRIC, judge_and_people
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import make_run
+from tests.support.store import migrated
 
 
 @pytest.fixture
 def scored(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "c.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "c.duckdb")))
     import_rubric(dict(RUBRIC))
     ids = make_run("rc", {f"p{i}": f"task {i}" for i in range(4)},
                    {("m-a", f"p{i}"): f"output {i}" for i in range(4)}, extra_requests=False)

@@ -12,11 +12,12 @@ from core.quality.checks import run_check
 from core.quality.rubrics import compile_check_regex, import_rubric
 from core.store import quality as qstore
 from tests.support.quality_run import TEST_RUBRIC
+from tests.support.store import migrated
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "q.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "q.duckdb")))
     return tmp_path
 
 

@@ -12,6 +12,7 @@ from core.quality.checks import run_check
 from core.quality.judge import resolve_judge
 from core.quality.rubrics import import_rubric
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 
 @pytest.mark.parametrize("text,ok,detail", [
@@ -25,7 +26,7 @@ def test_valid_json_check_on_hostile_outputs(text, ok, detail):
     assert passed is ok and detail in why
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.text(alphabet='[]{}":,0123456789.eE+-NaInfity ntrulfase\\', max_size=400))
 def test_valid_json_check_never_raises(text):
     passed, why = run_check({"kind": "valid_json"}, text)
@@ -33,7 +34,7 @@ def test_valid_json_check_never_raises(text):
 
 
 def test_annotation_file_has_no_live_formula(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "a.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "a.duckdb")))
     import_rubric(dict(TEST_RUBRIC))
     outputs = {("=1+2-model", "p1"): '=HYPERLINK("http://evil.example/x","click")',
                ("plain", "p1"): "- item one\n- item two", ("third", "p1"): "  @SUM(A1:A9)"}

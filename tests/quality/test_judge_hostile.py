@@ -12,6 +12,7 @@ from core.quality.rubrics import import_rubric, rubric_from_json
 from core.store import connect
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 RUBRIC = rubric_from_json(dict(TEST_RUBRIC))
 DEEP = "[" * 5000 + "]" * 5000
@@ -28,7 +29,7 @@ HOSTILE = {
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "q.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "q.duckdb")))
     import_rubric(dict(TEST_RUBRIC))
     return tmp_path
 

@@ -18,13 +18,14 @@ from core.store import connect
 from core.store import quality as qstore
 from tests.support.judge_server import JudgeServer
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 GOOD = json.dumps({"rationale": "ok", "scores": {"coverage": 3, "faithfulness": 4}})
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "s.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "s.duckdb")))
     import_rubric(dict(TEST_RUBRIC))
     make_run("rs", {"p1": "task one"}, {("m-a", "p1"): "alpha", ("m-b", "p1"): "beta"})
     return tmp_path

@@ -10,11 +10,12 @@ from core.quality.rubrics import RubricError, get_rubric, import_rubric, load_ru
 from core.store import connect
 from core.store import quality as qstore
 from tests.support.quality_run import TEST_RUBRIC, make_run
+from tests.support.store import migrated
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "r.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "r.duckdb")))
     return tmp_path
 
 

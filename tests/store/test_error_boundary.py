@@ -6,6 +6,7 @@ import pytest
 
 from core.cli import main
 from core.errors import UserError, one_line
+from tests.support.store import migrated
 
 
 @pytest.mark.parametrize("text, secret", [
@@ -30,7 +31,7 @@ def test_a_store_url_with_a_password_never_reaches_the_terminal(tmp_path, capsys
 
 def test_annotation_file_over_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
     from core.quality import blind
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "a.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "a.duckdb")))
     monkeypatch.setenv("SLM_MAX_FILE_MB", "1")
     big = tmp_path / "big.csv"
     big.write_bytes(b"run_id,request_id\n" + b"x," * (600 * 1024))

@@ -2,12 +2,13 @@
 from core.store import bench as bench_db
 from core.store import connect
 from core.store import quality as qstore
+from tests.support.store import migrated
 
 KEY = "sk-proj-Abc123Def456Ghi789Jkl012"
 
 
 def test_errors_and_environment_are_redacted_when_stored(tmp_path, monkeypatch):
-    monkeypatch.setenv("SLM_DB", str(tmp_path / "r.duckdb"))
+    monkeypatch.setenv("SLM_DB", str(migrated(tmp_path / "r.duckdb")))
     env = {"cpu": "test", "endpoint": "http://bob:hunter2@127.0.0.1:9/v1?api-key=" + KEY, "packages": {"x": "1.0"}}
     bench_db.create_run("r1", prompt_set="p", prompt_set_hash="ab" * 32, settings={}, environment=env,
                         prompts=[{"id": "p1", "text": "hi"}])

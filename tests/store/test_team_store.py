@@ -15,7 +15,6 @@ import pytest
 
 from core.cli import main
 from core.store import db
-from tests.support import postgres
 from tests.support.openai_server import OpenAITestServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +29,10 @@ def _fresh_connections():
     db.close_lakes()
 
 
-@pytest.fixture(scope="module")
-def pg():
-    if not postgres.available():
-        pytest.skip("PostgreSQL 15 is not installed (make test / .ci/run install it)")
-    with postgres.PostgresServer() as server:
-        yield server
+@pytest.fixture()
+def pg(postgres_server):
+    """The suite's one PostgreSQL server (tests/conftest.py); each test names its own database in it."""
+    return postgres_server
 
 
 @pytest.fixture(scope="module")
