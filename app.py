@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.config import device_label, set_device_label, store_label
+from core.errors import UserError
 from core.output import md_text
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
@@ -55,10 +56,15 @@ def render_loaded() -> None:
 with st.sidebar:
     st.caption("Database")
     st.code(store_label(), language=None, wrap_lines=True)
-    label = st.text_input("This device", value=device_label(), key="app_device", max_chars=80,
+    try:
+        current = device_label()
+    except UserError as exc:   # a bad SLM_DEVICE or saved label: said in one line, a new one can be typed
+        current = ""
+        st.error(md_text(str(exc)))
+    label = st.text_input("This device", value=current, key="app_device", max_chars=80,
                           help="the label runs from this machine are recorded under (saved on this machine only; "
                                "SLM_DEVICE overrides it)")
-    if label.strip() and label.strip() != device_label():
+    if label.strip() and label.strip() != current:
         try:
             set_device_label(label)
         except (OSError, ValueError) as exc:

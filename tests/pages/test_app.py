@@ -25,6 +25,14 @@ def test_router_lists_pages_and_shows_database(empty_db, tmp_path):
     assert any(str(tmp_path / "pages.duckdb") in c.value for c in at.sidebar.code)
 
 
+def test_a_bad_device_label_is_one_line_in_the_sidebar_not_a_page_error(empty_db, monkeypatch):
+    monkeypatch.setenv("SLM_DEVICE", "lab,laptop")   # a comma would make it two targets of a campaign
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and "SLM\\_DEVICE" in errors[0] and "comma" in errors[0]   # Markdown-escaped
+
+
 @pytest.mark.parametrize("path", page_paths())
 def test_page_runs_without_exception(empty_db, path):
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
