@@ -58,9 +58,11 @@ venv: $(STAMP)
 test-venv: $(TEST_STAMP)
 
 # The build pass of the starter models needs only the system Python and its own .venv-build, so it runs
-# beside the .venv install; `models` then registers them with Foundry Local (seconds).
+# beside the .venv install, and so does the scorers' embedding model (same build venv, same cache); `models`
+# then registers them with Foundry Local (seconds).
 prebuild:
 	$(call timed,starter models: build or link from cache,$(PYTHON) -m core.catalog.starter)
+	$(call timed,embedding model: build or link from cache,$(PYTHON) -m core.catalog.embedder)
 
 models: venv
 	$(call timed,starter models: register,$(PY) -m core setup-models)
