@@ -161,14 +161,15 @@ def _steady_part(rows: list[dict]) -> tuple[float, float] | None:
     At concurrency N the steady part runs from the start of the N-th request (every slot busy) to the start
     of the last one (from there slots fall idle: the drain); the requests that end inside it, over its
     length, are the level's rate with every slot busy (guidellm's warm-up / cool-down, by request counts).
-    It needs at least N requests ending inside it (one full turn of the slots); else None."""
+    It needs at least N requests ending inside it (one full turn of the slots), one of them successful; else None
+    (the whole turn is taken: a steady part of failures alone would read 0 tokens/s for a model that answered)."""
     n = rows[0].get("concurrency") if rows else None
     starts = sorted(r["start_offset_s"] for r in rows if r.get("start_offset_s") is not None)
     if not n or len(starts) <= n:
         return None
     lo, hi = starts[int(n) - 1], starts[-1]
     inside = [r for r in rows if r.get("end_offset_s") is not None and lo < r["end_offset_s"] <= hi]
-    if hi <= lo or len(inside) < n:
+    if hi <= lo or len(inside) < n or not any(r["ok"] for r in inside):
         return None
     return float(sum(r["completion_tokens"] or 0 for r in inside if r["ok"])), hi - lo
 

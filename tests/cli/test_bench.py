@@ -46,7 +46,7 @@ def test_json_contract_keys_and_values(server, env, capsys):
                  "--max-tokens", 8, "--json", env["out"], "--db", env["db"])
     assert code == 0
     out = json.loads(env["out"].read_text())
-    assert set(out) == {"run_id", "schedule", "results", "paired"}
+    assert set(out) == {"run_id", "schedule", "results", "paired", "timeline"}
     assert out["schedule"]["order"] == "interleaved" and out["schedule"]["keep_loaded"] is True
     (pair,) = [p for p in out["paired"] if p["concurrency"] == 1]
     assert pair["a_model"] == MODEL and set(pair["ttft_ms"]) == {"ratio", "ci_low", "ci_high", "rounds", "close"}

@@ -64,7 +64,7 @@ def test_time_to_notes_ranks_and_comes_from_the_sweep(store, monkeypatch, tmp_pa
     assert c[SLOW]["criteria"]["time_to_notes_ms"] == pytest.approx(fitted[SLOW])
     assert fitted[QUICK] < fitted[SLOW]
     assert doc["winner"] == c[QUICK]["candidate"]
-    assert any(f.startswith("time to notes: 1,200-token meeting") and "extrapolated" in f for f in c[QUICK]["flags"])
+    assert any(f.startswith("time to notes: 6,000-token meeting") and "extrapolated" in f for f in c[QUICK]["flags"])
 
 
 def test_context_window_and_time_to_notes_constraints_filter(store, monkeypatch, tmp_path):

@@ -109,7 +109,10 @@ TRUSTED = {"snap.run_id", "snap.status", "snap.done", "snap.total", "eta", "ps.h
            "pairs * 2", "pairs", "n", "summ['pairs']", "summ['inconsistent']", "res['rows']", "res['skipped']",
            "snap['done']", "snap['total']", "len(rub.criteria)", "len(rub.prompts)", "judge.DEFAULT_RETRIES",
            "summ['decided']", "idx", "', '.join((f'{c} {100 * w:.0f}%' for c, w in weights.items()))",
-           "c", "label", "PAGE_FILES[page]", "step['name']", "PAGE_FILES[step['page']]"}   # decision.py: criterion names and export labels (constants); a page path
+           "c", "label", "PAGE_FILES[page]", "step['name']", "PAGE_FILES[step['page']]",
+           "QUICK.rounds", "QUICK.max_tokens",   # benchmark.py: the quick first run's defaults (whole numbers)
+           "f.text"}   # decision.py: criterion names and export labels (constants); a page path. benchmark.py: a
+# finding's text, whose every untrusted part core.bench.findings escaped with the md_text it is handed
 
 
 def test_pages_pass_untrusted_text_to_markdown_only_through_md_text():
