@@ -10,7 +10,8 @@ from core.errors import UserError
 from core.store import bench as db
 from tests.support.store import migrated
 
-SLOW, FAST = "slow;ttft=0.15;n=4", "fast;ttft=0.1;n=4"
+# TTFT 10x apart: the client's own overhead on a loaded machine (a few ms, up to ~15) moves the ratio, never its side
+SLOW, FAST = "slow;ttft=0.3;n=4", "fast;ttft=0.03;n=4"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_memory_check_keeps_models_loaded_only_when_they_fit():
         Settings(order="random").validate()
 
 
-def test_two_endpoints_interleave_and_their_ttft_ratio_is_1_5(server):
+def test_two_endpoints_interleave_and_their_ttft_ratio_is_10(server):
     prompts = parse_prompts(["one", "two", "three"], name="t")
     specs = [ModelSpec(model=SLOW, backend="openai", endpoint=server.base_url, label="slow"),
              ModelSpec(model=FAST, backend="openai", endpoint=server.base_url, label="fast")]
@@ -62,7 +63,7 @@ def test_two_endpoints_interleave_and_their_ttft_ratio_is_1_5(server):
     assert len(pairs) == 1 and (pairs[0]["a"], pairs[0]["b"]) == ("slow", "fast")
     t = pairs[0]["ttft_ms"]
     print("paired TTFT ratio", t)
-    assert t["rounds"] == 6 and abs(t["ratio"] - 1.5) <= 0.03 * 1.5
+    assert t["rounds"] == 6 and 6 <= t["ratio"] <= 10 * 1.03   # 10 at zero overhead; 7 with 15 ms of it
     assert t["ci_low"] <= t["ratio"] <= t["ci_high"] and not t["close"]
     # the window of an interleaved level is the sum of its turns (offsets count from each turn's start):
     # its requests ran one after another, so it is at least their summed E2E, not one turn's length
