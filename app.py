@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import device_label, set_device_label, store_label
 from core.errors import UserError
 from core.output import md_text
+from ui.stale_runs import mark_stale_runs
 
 st.set_page_config(page_title="SLM Selector", page_icon=":material/balance:", layout="wide")
 
@@ -71,4 +72,5 @@ with st.sidebar:
             st.error(f"device label not saved: {md_text(str(exc))}")
     render_loaded()
 
+mark_stale_runs()     # runs whose process is gone read 'interrupted' on every page (the reads never write)
 page.run()

@@ -8,6 +8,7 @@ from ui.router_guard import use_router
 from core.config import db_path
 from core.decision import charts, export, fleet, record, report, view
 from core.decision.criteria import AGGREGATED, CRITERIA
+from core.decision.engine import Decision
 from core.decision.licenses import known_licenses
 from core.decision.matrix import PRESETS, explanation
 from core.decision.request import DecisionRequest
@@ -152,7 +153,7 @@ def render_gate(req: DecisionRequest) -> None:
                        "unverified."))
 
 
-def render_verdict(result) -> None:
+def render_verdict(result: Decision) -> None:
     for w in result.warnings:
         st.warning(md_text(w), icon=":material/warning:")
     for line in view.unmeasured_weights(result):
@@ -163,9 +164,9 @@ def render_verdict(result) -> None:
         st.text(line)
 
 
-def render_matrix(result: dict) -> None:
+def render_matrix(result: Decision) -> None:
     st.subheader("Matrix")
-    st.caption(explanation(result["normalization"]))
+    st.caption(explanation(result.normalization))
     st.dataframe(view.style_matrix(view.matrix_frame(result)), hide_index=True)
     st.caption(md_text(f"Greyed rows are not ranked (rank '{report.NOT_RANKED}'): a constraint fails or data is "
                        "missing; the reason is in 'why not ranked'."))
@@ -178,21 +179,21 @@ def render_matrix(result: dict) -> None:
     st.dataframe(display_frame(view.flip_frame(result)), hide_index=True)
 
 
-def render_fleet(result: dict) -> None:
+def render_fleet(result: Decision) -> None:
     st.subheader("Per device")
     st.caption("Each candidate on each target device: its values there, the criteria that device decided "
                "(worst device), the constraints it decided, and what fails there.")
     st.dataframe(display_frame(view.fleet_frame(result)), hide_index=True)
 
 
-def render_charts(result: dict) -> None:
+def render_charts(result: Decision) -> None:
     st.subheader("Charts")
     st.altair_chart(charts.pareto_chart(result), width="content")
     st.altair_chart(charts.score_chart(result), width="content")
     st.altair_chart(charts.win_chart(result), width="content")
 
 
-def render_save(result: dict, run_ids: list[str]) -> None:
+def render_save(result: Decision, run_ids: list[str]) -> None:
     st.subheader("Save and export")
     with st.form(K + "save_form", clear_on_submit=False):
         name = st.text_input("Decision name", key=K + "name")

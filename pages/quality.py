@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.router_guard import use_router
+from ui.run_rubric import pick_run_and_rubric
 
 from core.config import db_path
 from core.errors import UserError
@@ -74,27 +75,8 @@ def render_rubrics() -> None:
 
 
 def render_run_picker() -> tuple[str | None, str | None]:
-    runs = views.run_choices()
-    if not runs:
-        st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then score it here.")
-        return None, None
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · "
-                           f"{r['ok_requests']} outputs · {r['status']}" for r in runs}
     a, b = st.columns(2)
-    run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
-    names = rubrics.list_rubrics()
-    if not names:
-        return run_id, None
-    run = next((r for r in runs if r["run_id"] == run_id), None)
-    _, made_for = views.default_rubric(run, names)
-    if st.session_state.get(K + "rubric_run") != run_id:   # another run: its own rubric is the default again
-        st.session_state[K + "rubric_run"] = run_id
-        st.session_state.pop(K + "rubric", None)
-    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
-    warn = views.rubric_mismatch(run, rubric, names)
-    if warn:
-        st.warning(md_text(warn), icon="⚠️")
-    return run_id, rubric
+    return pick_run_and_rubric(K, a, b)
 
 
 def _judge_choice() -> judge.JudgeModel | None:

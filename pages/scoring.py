@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.router_guard import use_router
+from ui.run_rubric import pick_run_and_rubric
 
 from core.errors import UserError
 from core.output import display_frame, md_text
@@ -15,28 +16,14 @@ K = "scoring_"  # session-state namespace
 
 
 def render_setup() -> tuple[str, str, str] | None:
-    runs = views.run_choices()
-    if not runs:
-        st.info("No benchmark run yet: run one on the Benchmark page (or `python -m core bench`), then score it here.")
-        return None
     rubrics.ensure_default_rubrics()
-    names = rubrics.list_rubrics()
-    if not names:
+    a, b, c = st.columns(3)
+    run_id, rubric = pick_run_and_rubric(K, a, b)
+    if run_id is None:
+        return None
+    if rubric is None:
         st.info("No rubric stored: import one on the Quality page.")
         return None
-    labels = {r["run_id"]: f"{r['run_id']} · {str(r['created_at'])[:16]} · {r['prompt_set'] or 'unknown'} · {r['status']}"
-              for r in runs}
-    a, b, c = st.columns(3)
-    run_id = a.selectbox("Run", list(labels), format_func=labels.get, key=K + "run")
-    run = next((r for r in runs if r["run_id"] == run_id), None)
-    _, made_for = views.default_rubric(run, names)
-    if st.session_state.get(K + "rubric_run") != run_id:   # another run: its own rubric is the default again
-        st.session_state[K + "rubric_run"] = run_id
-        st.session_state.pop(K + "rubric", None)
-    rubric = b.selectbox("Rubric", names, index=names.index(made_for) if made_for else 0, key=K + "rubric")
-    warn = views.rubric_mismatch(run, rubric, names)
-    if warn:
-        st.warning(md_text(warn), icon="⚠️")
     rater = c.text_input("Your name (rater)", key=K + "rater", max_chars=64)
     if not rater.strip():
         st.info("Enter your name to start: your scores and the blind order are kept per rater.")

@@ -24,6 +24,11 @@ COMMAND_MODULES = [
 ]
 
 
+# Commands that never read benchmark runs; before any other command that uses the store, the router settles runs
+# whose process is gone ('interrupted', their journals imported): the reads themselves never write.
+NO_RUN_READS = frozenset({"models", "endpoint", "register", "store"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="SLM Selector, headless.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
     try:
+        if hasattr(args, "db") and args.command not in NO_RUN_READS:
+            from core.store.bench import mark_stale_runs
+            mark_stale_runs()
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {redact(exc.one_line())}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """CLI: `runs`: the stored benchmark runs, newest first, with status, device, models and request counts.
 
-A run whose process is gone reads "interrupted" (core.store.bench.list_runs marks it so, as the pages do).
+A run whose process is gone reads "interrupted" (the CLI router marks it so before the command, as the app does
+before each page).
 """
 from __future__ import annotations
 

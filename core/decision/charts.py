@@ -9,6 +9,7 @@ import pandas as pd
 
 from core.bench.charts import LABEL_LIMIT
 from core.decision.criteria import CRITERIA, NAMES
+from core.decision.engine import as_document
 
 LICENSE_OK = "license OK"
 LICENSE_NOT_OK = "license not OK"
@@ -33,8 +34,8 @@ def _label(row: dict, rows: list[dict]) -> str:
     return short
 
 
-def frame(result: dict) -> pd.DataFrame:
-    rows = result.get("candidates", [])
+def frame(result) -> pd.DataFrame:
+    rows = as_document(result).get("candidates", [])
     recs = []
     for r in rows:
         c = r["criteria"]
@@ -57,7 +58,8 @@ def frame(result: dict) -> pd.DataFrame:
         "passes", "win_probability", "pareto"])
 
 
-def pareto_chart(result: dict) -> alt.Chart:
+def pareto_chart(result) -> alt.Chart:
+    result = as_document(result)
     df = frame(result)
     metric = "TTFT p95" if result.get("latency_metric") == "ttft_p95" else "E2E p95"
     known = df.dropna(subset=["latency_ms", "quality"])
@@ -117,7 +119,8 @@ def place_labels(known: pd.DataFrame, x_max: float, width: int, height: int) -> 
     return pd.DataFrame.from_records(out, columns=["candidate", "label_x", "label_y", "align"])
 
 
-def score_chart(result: dict) -> alt.Chart:
+def score_chart(result) -> alt.Chart:
+    result = as_document(result)
     rows = result.get("candidates", [])
     recs = []
     for r in rows:
@@ -150,7 +153,8 @@ def score_chart(result: dict) -> alt.Chart:
                  height=max(200, 28 * len(order)))
 
 
-def win_chart(result: dict) -> alt.Chart:
+def win_chart(result) -> alt.Chart:
+    result = as_document(result)
     df = frame(result)
     df = df[df["passes"] == "passes"]
     samples = (result.get("robustness") or {}).get("samples", 0)

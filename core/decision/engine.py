@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -219,9 +218,9 @@ class Robustness:
 
 
 @dataclass
-class Decision(Mapping):
-    """What `evaluate` returns. Read it as typed fields; `to_dict()` (and the read-only mapping interface, for
-    saved records and the writers) is the `decide --json` document."""
+class Decision:
+    """What `evaluate` returns: a typed record, read as fields. `to_dict()` (`doc`, computed once) is the
+    `decide --json` document that a saved record holds and the writers read (`as_document`)."""
 
     winner: str | None
     winner_label: str | None
@@ -247,11 +246,6 @@ class Decision(Mapping):
     def flags(self) -> dict[str, list[str]]:
         return {c.candidate: list(c.flags) for c in self.candidates if c.flags}
 
-    @property
-    def verdict(self) -> str:
-        from core.decision.report import verdict
-        return verdict(self.doc)
-
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["candidates"] = [_candidate_dict(c) for c in self.candidates]
@@ -268,14 +262,10 @@ class Decision(Mapping):
     def doc(self) -> dict:
         return self.to_dict()
 
-    def __getitem__(self, key):
-        return self.doc[key]
 
-    def __iter__(self):
-        return iter(self.doc)
-
-    def __len__(self):
-        return len(self.doc)
+def as_document(result: Decision | dict) -> dict:
+    """A decision's `--json` document: a Decision's, or a saved record's dict as it is (what writers read)."""
+    return result.to_dict() if isinstance(result, Decision) else result
 
 
 _FLEET_FIELDS = ("devices", "decided_by", "constraint_devices")

@@ -269,6 +269,6 @@ def evaluate_fleet(fp: FleetPrepared, weights, **kw) -> engine.Decision:
     return replace(result, candidates=rows, devices=list(fp.devices), aggregation=dict(fp.aggregation))
 
 
-def result_run_ids(result: dict) -> list[str]:
+def result_run_ids(result: engine.Decision) -> list[str]:
     """The runs a fleet decision read (every device's run of every candidate): what its record names."""
-    return sorted({d["run_id"] for r in result["candidates"] for d in (r.get("devices") or {}).values() if d})
+    return sorted({d["run_id"] for r in result.candidates for d in (r.devices or {}).values() if d})

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from core.decision.data import run_context
+from core.decision.engine import as_document
 from core.errors import UserError
 from core.store import decisions as store
 
@@ -11,7 +12,7 @@ from core.store import decisions as store
 def build_record(name: str, result, run_ids: list[str], *, notes: str = "", context: dict | None = None) -> dict:
     """The record as stored and exported (context is read from the runs when not given); ``result`` is an
     engine.Decision (kept as its `--json` document) or that document."""
-    result = result.to_dict() if hasattr(result, "to_dict") else result
+    result = as_document(result)
     name = (name or "").strip()
     if not name:
         raise UserError("a decision needs a name")

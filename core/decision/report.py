@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.decision.criteria import CRITERIA, UNKNOWN, Criterion
+from core.decision.engine import as_document
 
 LATENCY_LABEL = {"e2e_p95": "E2E p95", "ttft_p95": "TTFT p95"}
 UNVERIFIED = "unverified"
@@ -118,6 +119,7 @@ def _verdict(result) -> str:
 
 def summary_lines(res, *, with_warnings: bool = True) -> list[str]:
     """Plain sentences about the outcome: the verdict, the nearby flip points, what cannot win, the warnings."""
+    res = as_document(res)
     rows = res["candidates"]
     out = [verdict(res)]
     if res["winner"] is not None:
@@ -214,7 +216,7 @@ def _cells(r, latency_metric) -> list[Cell]:
 
 def build(result) -> ReportView:
     """The view of a decision (a Decision or its dict)."""
-    res = result.to_dict() if hasattr(result, "to_dict") else result
+    res = as_document(result)
     lm = res.get("latency_metric") or "e2e_p95"
     rows = []
     for r in res.get("candidates", []):

@@ -5,6 +5,7 @@ import pandas as pd
 
 from core.decision import report
 from core.decision.criteria import CRITERIA, NAMES, UNKNOWN
+from core.decision.engine import as_document
 from core.decision.matrix import PRESETS
 
 
@@ -30,7 +31,7 @@ def matrix_frame(result) -> pd.DataFrame:
     Measured values are display strings ("unknown" where not measured); scores are numbers.
     """
     v = report.build(result)
-    res = result.to_dict() if hasattr(result, "to_dict") else result
+    res = as_document(result)
     weights = res.get("weights") or {}
     recs = []
     for r in v.rows:
@@ -80,7 +81,7 @@ def flip_frame(result) -> pd.DataFrame:
 
 def ties_lines(result) -> list[str]:
     """"A is too close to call with B, C" for each ranked candidate with ties (each pair once)."""
-    res = result.to_dict() if hasattr(result, "to_dict") else result
+    res = as_document(result)
     seen, out = set(), []
     for r in res.get("candidates", []):
         others = [t for t in r["tie_with"] if (t, r["candidate"]) not in seen]
@@ -103,7 +104,7 @@ def deciding_numbers(result) -> pd.DataFrame:
     columns the two candidates' names and the weight; "unknown" where unmeasured."""
     v = report.build(result)
     top = next((r for r in v.rows if r.winner), None)
-    nxt = runner_up(result.to_dict() if hasattr(result, "to_dict") else result)
+    nxt = runner_up(as_document(result))
     cols = [r for r in (top, v.row(nxt["candidate"]) if nxt else None) if r is not None]
     data = {}
     for r in cols:
@@ -119,7 +120,7 @@ def fleet_frame(result) -> pd.DataFrame:
     values, the criteria it decided (worst device), the constraints it decided and what fails there.
 
     Empty for an ordinary (single-device) result."""
-    res = result.to_dict() if hasattr(result, "to_dict") else result
+    res = as_document(result)
     lm = res.get("latency_metric", "e2e_p95")
     agg = res.get("aggregation") or {}
     crits = [c for c in CRITERIA if c.aggregate]
@@ -163,7 +164,7 @@ WHERE_MEASURED = {
 def unmeasured_weights(result) -> list[str]:
     """One line per criterion that has weight but no measured value for any candidate: its weight then
     separates nobody, and the line says what would measure it."""
-    res = result.to_dict() if hasattr(result, "to_dict") else result
+    res = as_document(result)
     weights = res.get("weights") or {}
     rows = res.get("candidates") or []
     out = []

@@ -118,6 +118,8 @@ def _put_requests(con, requests: list[dict]) -> None:
 # would compete with the model for the cores. A JSON line appended to a file costs microseconds and is
 # written to the OS at once, so a SIGKILL loses nothing that completed. A level's end stores its rows in
 # the database; a run whose process died has its journal imported (``mark_stale_runs``), then removed.
+# ``mark_stale_runs`` is the one step that settles dead runs: the CLI router runs it before a command that
+# reads runs, the app before each page (ui.stale_runs), a new run at its start. Reads never write.
 
 def journal_path(run_id: str):
     """Beside a local DuckDB file; for a team store (a DuckLake URL), in this machine's runtime folder, one
@@ -231,7 +233,8 @@ STALE_NOTE = "the process running it ended before the run finished"
 
 @retrying
 def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
-    """Runs left 'running' by a process that is gone become 'interrupted' (their levels too).
+    """Runs left 'running' by a process that is gone become 'interrupted' (their levels too), their journals
+    imported. An explicit step (CLI router, app router, a run's start): no read calls it.
 
     A runner on this host is checked by PID (and create time); one on another host, or a run from before
     runners were recorded, only after ``older_than_s``."""
@@ -256,8 +259,8 @@ def mark_stale_runs(older_than_s: float = 24 * 3600) -> int:
 
 # -- reads -------------------------------------------------------------------------------------
 def list_runs() -> list[dict]:
-    """Every run, newest first, with its models and request counts (a run whose runner is gone: interrupted)."""
-    mark_stale_runs()
+    """Every run, newest first, with its models and request counts. A read: it writes nothing (a run whose runner
+    is gone reads 'interrupted' once ``mark_stale_runs`` ran: the CLI router and the app do, before any read)."""
     with connect() as con:
         return _dicts(con.execute(
             "SELECT r.run_id, r.created_at, r.finished_at, r.status, coalesce(r.device, 'unknown') AS device, "
@@ -293,7 +296,6 @@ def candidate_inputs(run_ids: list[str]) -> dict:
     (scores by people, a judge run, check results, pairwise verdicts): the others need no quality report.
     """
     ids = list(run_ids)
-    mark_stale_runs()
     with connect() as con:
         runs = _dicts(con.execute(_RUNS_BY_ID, [ids]))
         models = _dicts(con.execute(
@@ -319,8 +321,7 @@ def candidate_inputs(run_ids: list[str]) -> dict:
 
 
 def get_run(run_id: str) -> dict | None:
-    """The run row with its prompts and run_models rows, or None (a run whose runner is gone: interrupted)."""
-    mark_stale_runs()
+    """The run row with its prompts and run_models rows, or None. A read: it writes nothing (see ``list_runs``)."""
     with connect() as con:
         runs = _dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not runs:

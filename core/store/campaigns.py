@@ -128,8 +128,6 @@ def ran_the_plan(campaign: dict, link: dict) -> bool:
 def _links(campaign: dict) -> list[dict]:
     """This version's links whose run ran this plan (``ran_the_plan``), with their run's status and measured
     request counts (None: no runs row)."""
-    from core.store.bench import mark_stale_runs
-    mark_stale_runs()      # a run whose runner died reads as interrupted
     models = [m["model"] for m in campaign["plan"]["models"]]
     with connect() as con:
         rows = fetch_dicts(con.execute(

@@ -152,7 +152,10 @@ def test_a_killed_campaign_run_resumes_with_the_same_totals(server, env, capsys)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     _migrated.clear()
-    (dev,) = store.campaign_status("kill")["devices"]
+    assert store.campaign_status("kill")["devices"][0]["state"] == "running"   # a read writes nothing
+    shown = env["tmp"] / "show.json"       # a command that reads runs: its router settles the dead one first
+    assert main(["campaign", "show", "kill", "--json", str(shown)]) == 0
+    (dev,) = json.loads(shown.read_text())["devices"]
     assert dev["state"] == "interrupted" and 0 < dev["requests"] < dev["planned"]
     resumed = env["tmp"] / "resumed.json"
     capsys.readouterr()

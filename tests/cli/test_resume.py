@@ -66,8 +66,11 @@ def test_sigkill_keeps_finished_requests_and_resume_completes(server, env):
     assert not out.exists()                                    # it never got to write its JSON
 
     _migrated.clear()
-    runs = db.list_runs()                                      # another process reads the store
-    assert len(runs) == 1
+    assert db.list_runs()[0]["status"] == "running"            # a read writes nothing: not settled yet
+    listed = env["tmp"] / "runs.json"                          # another process's command reads the store:
+    assert main(["runs", "--json", str(listed), "--db", str(env["db"])]) == 0     # its router settles dead runs
+    runs = json.loads(listed.read_text())
+    assert len(runs) == 1 and runs[0]["status"] == "interrupted"
     run_id = runs[0]["run_id"]
     run = db.get_run(run_id)
     assert run["status"] == "interrupted" and "ended before the run finished" in (run["note"] or "")

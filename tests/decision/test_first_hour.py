@@ -24,10 +24,10 @@ def test_the_meeting_summariser_ranks_on_time_to_notes_and_quality_most():
     assert max(w, key=w.get) == "quality"
     # quick on a short request, slow on a whole meeting (prefill) against the reverse
     cands = [_cand("short-prompt-sprinter", 500, notes_ms=90_000), _cand("long-meeting-reader", 900, notes_ms=30_000)]
-    first = engine.decide(cands, "latency first", n_boot=20, n_samples=100).to_dict()["candidates"][0]
-    assert first["model"] == "short-prompt-sprinter"
-    top = engine.decide(cands, "meeting summariser", n_boot=20, n_samples=100).to_dict()["candidates"][0]
-    assert top["model"] == "long-meeting-reader"
+    first = engine.decide(cands, "latency first", n_boot=20, n_samples=100).candidates[0]
+    assert first.model == "short-prompt-sprinter"
+    top = engine.decide(cands, "meeting summariser", n_boot=20, n_samples=100).candidates[0]
+    assert top.model == "long-meeting-reader"
 
 
 def test_a_weight_nobody_measured_is_named_with_where_it_comes_from():
@@ -42,7 +42,7 @@ def test_a_weight_nobody_measured_is_named_with_where_it_comes_from():
 def test_the_matrix_leads_with_rank_score_and_the_weighted_criteria_ids_last():
     res = engine.decide([_cand("a", 500), _cand("b", 900)], "balanced", n_boot=20, n_samples=100)
     cols = list(view.matrix_frame(res).columns)
-    w = res.to_dict()["weights"]
+    w = res.weights
     weighted = sorted((c for c in CRITERIA if w.get(c.name, 0) > 0), key=lambda c: -w[c.name])   # heaviest first
     assert cols[:4] == ["rank", "candidate", "score", "win %"]
     assert [report.heading(c, "e2e_p95") for c in weighted] == cols[4:4 + len(weighted)]

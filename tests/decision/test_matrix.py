@@ -16,7 +16,7 @@ def cand(model, *, e2e, tpot=20.0, mem=1000.0, disk=500.0, q=0.5, lic="mit", n=5
 
 
 def by_model(result):
-    return {r["model"]: r for r in result["candidates"]}
+    return {r.model: r for r in result.candidates}
 
 
 def test_minmax_normalisation_and_scores_hand_computed():
@@ -25,24 +25,24 @@ def test_minmax_normalisation_and_scores_hand_computed():
     cs = [cand("a", e2e=100, tpot=20, mem=1000, q=0.3), cand("b", e2e=200, tpot=40, mem=2000, q=0.6),
           cand("c", e2e=300, tpot=80, mem=1500, q=0.9)]
     res = by_model(decide(cs, "latency=0.4,decode_speed=0.2,memory=0.2,quality=0.2", n_boot=0))
-    assert res["a"]["normalized"] == pytest.approx({"latency_ms": 1, "decode_tokens_per_s": 1, "peak_rss_mb": 1,
+    assert res["a"].normalized == pytest.approx({"latency_ms": 1, "decode_tokens_per_s": 1, "peak_rss_mb": 1,
                                                     "quality": 0, "disk_mb": 1, "license": 1,
                                                     "time_to_notes_ms": 0, "energy_j": 0})  # not measured: 0
-    assert res["b"]["normalized"]["latency_ms"] == pytest.approx(0.5)
-    assert res["b"]["normalized"]["decode_tokens_per_s"] == pytest.approx(1 / 3)
-    assert res["c"]["normalized"]["peak_rss_mb"] == pytest.approx(0.5)
-    assert res["b"]["criteria"]["decode_tokens_per_s"] == pytest.approx(25.0)
-    assert res["a"]["score"] == pytest.approx(0.4 * 1 + 0.2 * 1 + 0.2 * 1 + 0.2 * 0)
-    assert res["b"]["score"] == pytest.approx(0.4 * 0.5 + 0.2 / 3 + 0.2 * 0 + 0.2 * 0.5)
-    assert res["c"]["score"] == pytest.approx(0.4 * 0 + 0 + 0.2 * 0.5 + 0.2 * 1)
-    assert [res[m]["rank"] for m in "abc"] == [1, 2, 3]  # .8, .367, .3
+    assert res["b"].normalized["latency_ms"] == pytest.approx(0.5)
+    assert res["b"].normalized["decode_tokens_per_s"] == pytest.approx(1 / 3)
+    assert res["c"].normalized["peak_rss_mb"] == pytest.approx(0.5)
+    assert res["b"].criteria["decode_tokens_per_s"] == pytest.approx(25.0)
+    assert res["a"].score == pytest.approx(0.4 * 1 + 0.2 * 1 + 0.2 * 1 + 0.2 * 0)
+    assert res["b"].score == pytest.approx(0.4 * 0.5 + 0.2 / 3 + 0.2 * 0 + 0.2 * 0.5)
+    assert res["c"].score == pytest.approx(0.4 * 0 + 0 + 0.2 * 0.5 + 0.2 * 1)
+    assert [res[m].rank for m in "abc"] == [1, 2, 3]  # .8, .367, .3
 
 
 def test_ranking_follows_weights():
     cs = [cand("fast", e2e=100, q=0.4), cand("good", e2e=900, q=0.9)]
-    assert decide(cs, "latency=1", n_boot=0)["winner"].startswith("fast")
-    assert decide(cs, "quality=1", n_boot=0)["winner"].startswith("good")
-    assert decide(cs, "quality first", n_boot=0)["winner"].startswith("good")
+    assert decide(cs, "latency=1", n_boot=0).winner.startswith("fast")
+    assert decide(cs, "quality=1", n_boot=0).winner.startswith("good")
+    assert decide(cs, "quality first", n_boot=0).winner.startswith("good")
 
 
 def test_rank_normalisation_with_ties():
@@ -59,15 +59,15 @@ def test_rank_normalisation_with_ties():
 def test_normalisation_is_over_passing_candidates_only():
     cs = [cand("a", e2e=100, mem=1000), cand("b", e2e=300, mem=1000), cand("huge", e2e=10000, mem=9000)]
     res = by_model(decide(cs, "latency=1", constraints=["peak_rss_mb<=2000"], n_boot=0))
-    assert res["b"]["normalized"]["latency_ms"] == pytest.approx(0.0)  # not 0.98 (range set by the failing one)
-    assert res["huge"]["normalized"]["latency_ms"] == 0.0  # clipped into 0..1
-    assert not res["huge"]["passes"] and res["huge"]["rank"] is None
+    assert res["b"].normalized["latency_ms"] == pytest.approx(0.0)  # not 0.98 (range set by the failing one)
+    assert res["huge"].normalized["latency_ms"] == 0.0  # clipped into 0..1
+    assert not res["huge"].passes and res["huge"].rank is None
 
 
 def test_all_equal_criterion_gives_one():
     cs = [cand("a", e2e=100), cand("b", e2e=100)]
     res = decide(cs, "latency=1", n_boot=0)
-    assert [r["normalized"]["latency_ms"] for r in res["candidates"]] == [1.0, 1.0]
+    assert [r.normalized["latency_ms"] for r in res.candidates] == [1.0, 1.0]
 
 
 def test_weights_subset_normalised_and_bad_weights_refused():
@@ -107,23 +107,23 @@ def test_failing_candidates_stay_with_reasons_and_never_win():
     res = decide(cs, "latency=0.5,quality=0.5", constraints=["peak_rss_mb<=2000", "quality>=0.6", "e2e_p95_ms<=3000"],
                  n_boot=0)
     rows = by_model(res)
-    assert len(res["candidates"]) == 5  # nothing silently dropped
-    assert res["winner"].startswith("ok |")
-    assert rows["ok"]["passes"] and rows["ok"]["rank"] == 1 and rows["ok"]["failed_constraints"] == []
-    assert rows["best-but-big"]["failed_constraints"] == ["peak_rss_mb 5000 violates peak_rss_mb<=2000"]
-    assert rows["best-but-big"]["score"] >= rows["ok"]["score"]  # as high a score, still not the winner
-    assert rows["best-but-big"]["win_probability"] == 0.0
-    assert rows["unscored"]["failed_constraints"] == ["quality unknown"]
-    assert rows["unscored"]["criteria"]["quality"] is None and rows["unscored"]["normalized"]["quality"] == 0.0
-    assert rows["no-mem"]["failed_constraints"] == ["peak_rss_mb unknown"]
-    assert rows["crashed"]["failed_constraints"][0] == "benchmark failed: out of memory"
-    assert "quality unknown" in rows["crashed"]["failed_constraints"]
-    assert [r["passes"] for r in res["candidates"]] == [True, False, False, False, False]
+    assert len(res.candidates) == 5  # nothing silently dropped
+    assert res.winner.startswith("ok |")
+    assert rows["ok"].passes and rows["ok"].rank == 1 and rows["ok"].failed_constraints == []
+    assert rows["best-but-big"].failed_constraints == ["peak_rss_mb 5000 violates peak_rss_mb<=2000"]
+    assert rows["best-but-big"].score >= rows["ok"].score  # as high a score, still not the winner
+    assert rows["best-but-big"].win_probability == 0.0
+    assert rows["unscored"].failed_constraints == ["quality unknown"]
+    assert rows["unscored"].criteria["quality"] is None and rows["unscored"].normalized["quality"] == 0.0
+    assert rows["no-mem"].failed_constraints == ["peak_rss_mb unknown"]
+    assert rows["crashed"].failed_constraints[0] == "benchmark failed: out of memory"
+    assert "quality unknown" in rows["crashed"].failed_constraints
+    assert [r.passes for r in res.candidates] == [True, False, False, False, False]
 
 
 def test_no_candidate_passes_means_no_winner():
     res = decide([cand("a", e2e=100, mem=5000)], "latency=1", constraints=["peak_rss_mb<=10"], n_boot=0)
-    assert res["winner"] is None and res["candidates"][0]["rank"] is None
+    assert res.winner is None and res.candidates[0].rank is None
 
 
 def test_unknown_license_flagged_never_permissive():
@@ -139,18 +139,18 @@ def test_unknown_license_flagged_never_permissive():
     cs = [cand("custom", e2e=100, lic="WTFPL-custom"), cand("free", e2e=100, lic="mit"),
           cand("nc", e2e=100, lic="cc-by-nc-4.0"), cand("gem", e2e=100, lic="gemma"), cand("none", e2e=100, lic=None)]
     rows = by_model(decide(cs, "license=1", require_commercial=True, n_boot=0))
-    assert rows["custom"]["criteria"]["license"] == "unknown"
-    assert rows["custom"]["normalized"]["license"] == 0.0
-    assert any("WTFPL-custom" in f and "not as permissive" in f for f in rows["custom"]["flags"])
-    assert rows["custom"]["failed_constraints"] == ["license unknown: commercial use not established"]
-    assert rows["none"]["failed_constraints"] == ["license unknown: commercial use not established"]
-    assert rows["nc"]["failed_constraints"] == ["license cc-by-nc-4.0 does not allow commercial use"]
-    assert rows["gem"]["passes"] and rows["gem"]["normalized"]["license"] == 0.5
-    assert rows["free"]["passes"] and rows["free"]["rank"] == 1
+    assert rows["custom"].criteria["license"] == "unknown"
+    assert rows["custom"].normalized["license"] == 0.0
+    assert any("WTFPL-custom" in f and "not as permissive" in f for f in rows["custom"].flags)
+    assert rows["custom"].failed_constraints == ["license unknown: commercial use not established"]
+    assert rows["none"].failed_constraints == ["license unknown: commercial use not established"]
+    assert rows["nc"].failed_constraints == ["license cc-by-nc-4.0 does not allow commercial use"]
+    assert rows["gem"].passes and rows["gem"].normalized["license"] == 0.5
+    assert rows["free"].passes and rows["free"].rank == 1
 
     rows = by_model(decide(cs, "license=1", constraints=["license in mit,apache-2.0"], n_boot=0))
-    assert rows["gem"]["failed_constraints"] == ["license gemma not in allowed licenses (mit, apache-2.0)"]
-    assert not rows["custom"]["passes"] and rows["free"]["passes"]
+    assert rows["gem"].failed_constraints == ["license gemma not in allowed licenses (mit, apache-2.0)"]
+    assert not rows["custom"].passes and rows["free"].passes
 
 
 def test_speed_criterion_is_decode_speed_never_aggregate_throughput():
@@ -174,9 +174,9 @@ def test_speed_criterion_is_decode_speed_never_aggregate_throughput():
 def test_latency_metric_choice():
     a = Candidate(run_id="r", model="a", backend="x", e2e_ms=[100] * 5, ttft_ms=[90] * 5, tpot_ms=[10] * 5, license="mit")
     b = Candidate(run_id="r", model="b", backend="x", e2e_ms=[200] * 5, ttft_ms=[10] * 5, tpot_ms=[10] * 5, license="mit")
-    assert decide([a, b], "latency=1", n_boot=0)["winner"].startswith("a")
+    assert decide([a, b], "latency=1", n_boot=0).winner.startswith("a")
     res = decide([a, b], "latency=1", latency_metric="ttft_p95", n_boot=0)
-    assert res["winner"].startswith("b") and by_model(res)["b"]["criteria"]["latency_ms"] == 10.0
+    assert res.winner.startswith("b") and by_model(res)["b"].criteria["latency_ms"] == 10.0
     with pytest.raises(UserError):
         prepare([a], latency_metric="e2e_p50")
 
@@ -184,8 +184,8 @@ def test_latency_metric_choice():
 def test_prepare_once_evaluate_many_weights():
     cs = [cand("fast", e2e=100, q=0.4), cand("good", e2e=900, q=0.9)]
     prep = prepare(cs, n_boot=0)
-    assert evaluate(prep, "latency=1")["winner"].startswith("fast")
-    assert evaluate(prep, {"quality": 2, "latency": 1})["winner"].startswith("good")
+    assert evaluate(prep, "latency=1").winner.startswith("fast")
+    assert evaluate(prep, {"quality": 2, "latency": 1}).winner.startswith("good")
 
 
 def test_single_reference_value_does_not_lift_failing_rows():
@@ -194,5 +194,19 @@ def test_single_reference_value_does_not_lift_failing_rows():
     for method in ("minmax", "rank"):
         rows = by_model(decide(cs, "quality=0.5,latency=0.5", constraints=["peak_rss_mb<=2000"], method=method,
                                n_boot=0))
-        assert rows["ok"]["normalized"]["quality"] == 1.0 and rows["bad"]["normalized"]["quality"] == 0.0
-        assert rows["bad"]["normalized"]["latency_ms"] == 0.0 and rows["bad"]["score"] < rows["ok"]["score"]
+        assert rows["ok"].normalized["quality"] == 1.0 and rows["bad"].normalized["quality"] == 0.0
+        assert rows["bad"].normalized["latency_ms"] == 0.0 and rows["bad"].score < rows["ok"].score
+
+
+def test_a_decision_is_a_typed_record_read_by_fields_and_its_document_is_to_dict():
+    from collections.abc import Mapping
+
+    from core.decision.engine import CandidateResult, as_document
+    res = decide([cand("fast", e2e=100, q=0.4), cand("good", e2e=900, q=0.9)], "latency=1", n_boot=0)
+    assert not isinstance(res, Mapping)
+    with pytest.raises(TypeError):
+        res["winner"]                      # no second, dict-shaped way to read it
+    assert all(isinstance(r, CandidateResult) for r in res.candidates) and res.winner == res.candidates[0].candidate
+    doc = as_document(res)                 # what writers and a saved record read: the --json document
+    assert doc["winner"] == res.winner and [r["candidate"] for r in doc["candidates"]] == [r.candidate for r in res.candidates]
+    assert as_document(doc) is doc

@@ -34,7 +34,7 @@ def test_record_keeps_everything_and_round_trips(db):
     result = _result()
     rec = record.save(record.build_record("Q4 default model", result, ["run-a"], notes="Pilot with sales."))
     back = record.load("Q4 default model")
-    assert back["winner"] == result["winner"] == rec["winner"]
+    assert back["winner"] == result.winner == rec["winner"]
     assert back["weights"] == pytest.approx({"latency": 0.4, "decode_speed": 0, "memory": 0, "quality": 0.6,
                                              "disk": 0, "license": 0, "time_to_notes": 0, "energy": 0})
     assert back["constraints"] == {"constraints": ["peak_rss_mb<=2000"], "require_commercial": True}

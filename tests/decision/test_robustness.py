@@ -22,23 +22,25 @@ def test_flip_point_of_a_constructed_case():
     # They cross at 1 - 0.8 t = t -> t = 1 / 1.8 = 0.5556. C = (1-t)*.5 + .2t stays below A for t < .5556.
     cs = [cand("A", 100, 0.36), cand("B", 300, 1.0), cand("C", 200, 0.2)]
     res = decide(cs, "latency=0.5,quality=0.5", n_boot=0)
-    rows = {r["model"]: r for r in res["candidates"]}
-    assert rows["A"]["normalized"]["quality"] == pytest.approx(0.2)
-    assert res["winner"].startswith("A")
-    assert res["flip_points"]["quality"] == pytest.approx(1 / 1.8)
-    assert res["flip_details"]["quality"]["direction"] == "up"
-    assert res["flip_details"]["quality"]["new_winner"].startswith("B")
+    rows = {r.model: r for r in res.candidates}
+    assert rows["A"].normalized["quality"] == pytest.approx(0.2)
+    assert res.winner.startswith("A")
+    flips = res.robustness.flip_details
+    assert flips["quality"]["value"] == pytest.approx(1 / 1.8)
+    assert flips["quality"]["direction"] == "up"
+    assert flips["quality"]["new_winner"].startswith("B")
     # latency is the mirror image: A wins while latency > 1 - 1/1.8
-    assert res["flip_points"]["latency"] == pytest.approx(1 - 1 / 1.8)
-    assert res["flip_details"]["latency"]["direction"] == "down"
+    assert flips["latency"]["value"] == pytest.approx(1 - 1 / 1.8)
+    assert flips["latency"]["direction"] == "down"
     # every candidate has the same memory, disk and license: those weights never change the winner
     for name in ("memory", "disk", "license"):
-        assert res["flip_points"][name] is None
-    assert set(res["flip_points"]) == set(CRITERIA)
+        assert flips[name] is None
+    assert set(flips) == set(CRITERIA)
+    assert res.to_dict()["flip_points"] == {k: v and v["value"] for k, v in flips.items()}   # the --json document
     # check against brute force just either side of the flip point
-    t = res["flip_points"]["quality"]
-    assert decide(cs, {"latency": 1 - (t - 1e-3), "quality": t - 1e-3}, n_boot=0)["winner"].startswith("A")
-    assert decide(cs, {"latency": 1 - (t + 1e-3), "quality": t + 1e-3}, n_boot=0)["winner"].startswith("B")
+    t = flips["quality"]["value"]
+    assert decide(cs, {"latency": 1 - (t - 1e-3), "quality": t - 1e-3}, n_boot=0).winner.startswith("A")
+    assert decide(cs, {"latency": 1 - (t + 1e-3), "quality": t + 1e-3}, n_boot=0).winner.startswith("B")
 
 
 def test_flip_point_brute_force_on_random_matrices():
@@ -70,32 +72,32 @@ def test_ties_inside_noise():
     # A and B: the same latency distribution (noise 10%); C: three times slower. Latency is the only weight.
     cs = [cand("A", 1000, 0.5, sd=0.1, seed=1), cand("B", 1010, 0.5, sd=0.1, seed=2),
           cand("C", 3000, 0.5, sd=0.02, seed=3)]
-    rows = {r["model"]: r for r in decide(cs, "latency=1")["candidates"]}
-    assert [t.split(" |")[0] for t in rows["A"]["tie_with"]] == ["B"]
-    assert [t.split(" |")[0] for t in rows["B"]["tie_with"]] == ["A"]
-    assert rows["C"]["tie_with"] == []
+    rows = {r.model: r for r in decide(cs, "latency=1").candidates}
+    assert [t.split(" |")[0] for t in rows["A"].tie_with] == ["B"]
+    assert [t.split(" |")[0] for t in rows["B"].tie_with] == ["A"]
+    assert rows["C"].tie_with == []
     # quality differences inside the scores' own confidence intervals are ties too
     cs = [cand("P", 1000, 0.70, q_ci=0.1), cand("Q", 1000, 0.72, q_ci=0.1), cand("R", 1000, 0.2, q_ci=0.02)]
-    rows = {r["model"]: r for r in decide(cs, "quality=1")["candidates"]}
-    assert [t.split(" |")[0] for t in rows["Q"]["tie_with"]] == ["P"]
-    assert rows["R"]["tie_with"] == []
+    rows = {r.model: r for r in decide(cs, "quality=1").candidates}
+    assert [t.split(" |")[0] for t in rows["Q"].tie_with] == ["P"]
+    assert rows["R"].tie_with == []
     # without noise (n_boot=0) only exact equality is a tie
-    rows = {r["model"]: r for r in decide(cs, "quality=1", n_boot=0)["candidates"]}
-    assert rows["Q"]["tie_with"] == []
+    rows = {r.model: r for r in decide(cs, "quality=1", n_boot=0).candidates}
+    assert rows["Q"].tie_with == []
 
 
 def test_failing_candidates_are_never_tied_or_winning():
     cs = [cand("A", 1000, 0.5, sd=0.1, seed=1), cand("B", 1000, 0.5, sd=0.1, seed=2, mem=9000)]
-    rows = {r["model"]: r for r in decide(cs, "latency=1", constraints=["peak_rss_mb<=2000"])["candidates"]}
-    assert rows["A"]["tie_with"] == [] and rows["B"]["tie_with"] == []
-    assert rows["A"]["win_probability"] == 1.0 and rows["B"]["win_probability"] == 0.0
+    rows = {r.model: r for r in decide(cs, "latency=1", constraints=["peak_rss_mb<=2000"]).candidates}
+    assert rows["A"].tie_with == [] and rows["B"].tie_with == []
+    assert rows["A"].win_probability == 1.0 and rows["B"].win_probability == 0.0
 
 
 def test_win_probability():
     # dominant candidate wins every draw; the probabilities of passing candidates sum to 1
     cs = [cand("best", 100, 0.9), cand("mid", 200, 0.5), cand("worst", 300, 0.1)]
-    rows = {r["model"]: r for r in decide(cs, "latency=0.5,quality=0.5", n_boot=0)["candidates"]}
-    assert rows["best"]["win_probability"] == 1.0 and rows["worst"]["win_probability"] == 0.0
+    rows = {r.model: r for r in decide(cs, "latency=0.5,quality=0.5", n_boot=0).candidates}
+    assert rows["best"].win_probability == 1.0 and rows["worst"].win_probability == 0.0
     # a near tie under 50/50 weights splits the wins roughly in half
     norm = np.zeros((2, len(CRITERIA)))
     norm[0, 0], norm[1, 3] = 1.0, 1.0  # one is all latency, the other all quality

@@ -79,19 +79,30 @@ def _dead_pid() -> tuple[int, float]:
 def test_a_dead_run_reads_interrupted_on_every_page(db):
     import socket
 
-    pid, started = _dead_pid()
-    with connect() as con:
-        con.execute("UPDATE runs SET status = 'running', runner_pid = ?, runner_host = ?, runner_started = ? "
-                    "WHERE run_id = 'rb'", [pid, socket.gethostname(), started])
-        con.execute("UPDATE run_models SET status = 'running' WHERE run_id = 'rb'")
     import streamlit as st
-    st.cache_data.clear()   # the pages cache their run lists for seconds; this reads the store as a new visit does
+
+    from core.store import bench as bench_store
+
+    pid, started = _dead_pid()
+
+    def dies():
+        """'rb' left running by a process that is gone, before each page (each settles it itself)."""
+        with connect() as con:
+            con.execute("UPDATE runs SET status = 'running', runner_pid = ?, runner_host = ?, runner_started = ? "
+                        "WHERE run_id = 'rb'", [pid, socket.gethostname(), started])
+            con.execute("UPDATE run_models SET status = 'running' WHERE run_id = 'rb'")
+        st.cache_data.clear()   # the pages cache their run lists for seconds; read the store as a new visit does
+        assert {r["run_id"]: r["status"] for r in bench_store.list_runs()}["rb"] == "running"   # reads never write
+
     try:
+        dies()
         at = _app("pages/benchmark.py")
         picker = at.selectbox(key="bench_result_run")
         assert picker.format_func("rb").split(" · ")[1] == "interrupted"
+        dies()
         at = _app("pages/quality.py")
         assert at.selectbox(key="quality_run").format_func("rb").endswith("· interrupted")
+        dies()
         at = _app("pages/decision.py")
         assert at.multiselect(key="decision_runs").format_func("rb").endswith(", interrupted)")
     finally:

@@ -87,7 +87,7 @@ def main() -> None:
         firsts = [first_matrix() for _ in range(3)]
         fp, result = firsts[-1][0], firsts[-1][1]
         first = statistics.median(t for _, _, t in firsts)
-        n = sum(d["requests_ok"] + d["requests_failed"] for r in result["candidates"] for d in r["devices"].values() if d)
+        n = sum(d["requests_ok"] + d["requests_failed"] for r in result.candidates for d in r.devices.values() if d)
         assert n == N_REQUESTS, n
         weights = ["latency=0.5,quality=0.2,memory=0.3", "balanced", "memory=0.7,disk=0.3", "latency first"]
         times = []
@@ -96,9 +96,9 @@ def main() -> None:
             fleet.evaluate_fleet(fp, weights[k % len(weights)])
             times.append((time.perf_counter() - t) * 1000)
         change = statistics.median(times[1:])
-        passing = sum(r["passes"] for r in result["candidates"])
+        passing = sum(r.passes for r in result.candidates)
         print(f"{N_DEVICES} devices x {N_MODELS} models x {N_REQUESTS:,} requests (DuckLake, SQLite catalog): "
-              f"{passing} of {len(result['candidates'])} candidates pass on every device, winner {result['winner']}")
+              f"{passing} of {len(result.candidates)} candidates pass on every device, winner {result.winner}")
         print(f"first matrix, new process (+ loading the DuckLake extensions): {cold:6.2f} s   "
               f"ratio to {FIRST_TARGET_S:.0f} s target: {cold / FIRST_TARGET_S:.3f}")
         print(f"first matrix (attach, read 1M rows, aggregate, bootstrap, evaluate; median of 3): {first:6.2f} s   "

@@ -77,7 +77,7 @@ def test_decision_uses_the_judge_above_the_gate_and_marks_quality_unverified_bel
     assert q["verified"] is False and q["source"] == "judge"
     assert any(n.startswith("quality unverified: judge not calibrated: no output scored by both") for n in cands[0].notes)
     result = engine.decide(cands, "quality=1", n_samples=100, n_boot=10)
-    assert "quality unverified" in "; ".join(result["candidates"][0]["flags"])
+    assert "quality unverified" in "; ".join(result.candidates[0].flags)
     csv_text = export.csv_text(result)
     assert csv_text.splitlines()[0].endswith(",flags,quality_status") and csv_text.splitlines()[1].endswith(",unverified")
     # the same judge above a gate it passes in run rc: verified

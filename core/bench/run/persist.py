@@ -4,7 +4,7 @@ The runner says what to keep; a recorder decides how. ``StoreRecorder`` appends 
 run's journal as it completes (microseconds, no database work while the model is measured), so a kill
 loses only the requests in flight; a level's row is written when it starts (status 'running') and again,
 with its final numbers and its requests, when it ends. A run whose process died has its journal imported
-by whoever next reads the store (``core.store.bench.mark_stale_runs``).
+by ``core.store.bench.mark_stale_runs``: the CLI router and the app run it before reading runs, a run at its start.
 """
 from __future__ import annotations
 
