@@ -5,6 +5,7 @@ One server and one Chromium for the whole package (the walkthrough, then the idl
 walkthrough used): both started once. tests/conftest.py keeps the package on one xdist worker (group "browser")."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -39,10 +40,9 @@ def sync_api():
     return api
 
 
-@pytest.fixture(scope="package")
-def server(tmp_path_factory, sync_api):
-    """The app as a person starts it, on its own database; stopped (process group) at the end."""
-    tmp = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def app_server(tmp: Path):
+    """The app as a person starts it, on its own database in ``tmp``; stopped (process group) at the end."""
     port = _free_port()
     env = dict(os.environ, SLM_DB=str(tmp / "browser.duckdb"))
     env.pop("FOUNDRY_LOCAL_ENDPOINT", None)
@@ -53,22 +53,32 @@ def server(tmp_path_factory, sync_api):
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield {"url": url, "db": tmp / "browser.duckdb", "log": tmp / "server.log", "tmp": tmp, "pid": proc.pid}
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield {"url": url, "db": tmp / "browser.duckdb", "log": tmp / "server.log", "tmp": tmp, "pid": proc.pid}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="package")
+def server(tmp_path_factory, sync_api):
+    """The walkthrough's server (then the idle-CPU check on it); a module that needs an empty store of its own
+    (the first-hour walk) starts its own with ``app_server``."""
+    with app_server(tmp_path_factory.mktemp("browser")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="package")

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.browser.conftest import app_server
 from tests.browser.walk import choose, expect, goto, idle, main, see, shot, widget
 
 pytestmark = pytest.mark.models
@@ -74,6 +75,13 @@ def assert_clean(page, where: str) -> None:
     for i in range(grids.count()):
         cells = grids.nth(i).evaluate(CELLS_JS)
         assert "None" not in cells, f"{where}: a table shows None: {cells[:40]}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sync_api):
+    """A server and a store of this walk's own: it starts from an empty store, as the walkthrough does."""
+    with app_server(tmp_path_factory.mktemp("first-hour")) as srv:
+        yield srv
 
 
 def test_overview_counts_what_the_models_page_lists(page, server):
