@@ -103,14 +103,14 @@ def _dynamic_parts(node):
 
 
 # Expressions known to hold only our own text or numbers (ids we generate, statuses, counts, constants).
-TRUSTED = {"snap.run_id", "snap.status", "snap.done", "snap.total", "eta", "ps.hash[:12]", "explanation(result['normalization'])",
+TRUSTED = {"snap.run_id", "snap.status", "snap.done", "snap.total", "eta", "ps.hash[:12]", "explanation(result.normalization)",
            "empty", "m.backend", "level", "m.phase", "m.done", "m.total", "failed", "m_eta", "idx + 1", "total", "done",
            "cand.slot", "c.name", "c.scale_min", "c.scale_max", "rss", "judge.POINTWISE_VERSION", "judge.PAIRWISE_VERSION",
            "pairs * 2", "pairs", "n", "summ['pairs']", "summ['inconsistent']", "res['rows']", "res['skipped']",
            "snap['done']", "snap['total']", "len(rub.criteria)", "len(rub.prompts)", "judge.DEFAULT_RETRIES",
            "summ['decided']", "idx", "', '.join((f'{c} {100 * w:.0f}%' for c, w in weights.items()))",
            "c", "label", "PAGE_FILES[page]", "step['name']", "PAGE_FILES[step['page']]",
-           "QUICK.rounds", "QUICK.max_tokens",   # benchmark.py: the quick first run's defaults (whole numbers)
+           "QUICK.rounds", "QUICK.max_tokens", "NO_RUN",   # NO_RUN: ui/run_rubric.py's own constant text   # benchmark.py: the quick first run's defaults (whole numbers)
            "f.text"}   # decision.py: criterion names and export labels (constants); a page path. benchmark.py: a
 # finding's text, whose every untrusted part core.bench.findings escaped with the md_text it is handed
 
